@@ -1,0 +1,34 @@
+// The subcommands of `scorch`. Each resolves its configuration the same way
+// (defaults <- checkpoint's config <- --config job file <- --set overrides), runs on every
+// rank of the communicator, and meets the other stages only through files in the workdir.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "scorch/core/config.h"
+#include "scorch/dist/communicator.h"
+
+namespace scorch::cli {
+
+struct Common {
+  std::string config;                // --config jobs/X.toml
+  std::string workdir;               // --workdir DIR
+  std::string ckpt;                  // --ckpt FILE (default: newest in workdir)
+  std::vector<std::string> sets;     // --set section.key=value
+};
+
+int prepare(const std::string& dataset, const std::string& raw, const std::string& out, dist::Communicator& comm);
+int train(const Common& opt, dist::Communicator& comm);
+int sample(const Common& opt, dist::Communicator& comm);
+int eval_bpd(const Common& opt, dist::Communicator& comm);
+int info(const Common& opt, bool list_keys, dist::Communicator& comm);
+
+// The checkpoint to use (--ckpt, else newest in --workdir) and the config it resolves to.
+struct Resolved {
+  Config cfg;
+  std::string ckpt;     // "" when none was given or found
+  std::string workdir;  // --workdir, or the run directory holding --ckpt
+};
+Resolved resolve(const Common& opt, bool need_ckpt);
+
+}  // namespace scorch::cli

@@ -1,0 +1,32 @@
+// Errors that say where they came from. Every scorch exception carries the source file,
+// line and MPI rank, so that a failure on rank 17 of 64 is not anonymous in a Slurm log.
+// Library code throws; only `main` catches, prints and aborts the communicator.
+#pragma once
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace scorch {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The rank stamped on errors thrown from this process (set once MPI is up; -1 before).
+void set_error_rank(int rank);
+int error_rank();
+
+[[noreturn]] void throw_error(const char* file, int line, const std::string& message);
+
+}  // namespace scorch
+
+// SCORCH_THROW("bad value {} for {}", v, key): throws scorch::Error "[rank r] ... (file.cpp:42)".
+#define SCORCH_THROW(...) ::scorch::throw_error(__FILE__, __LINE__, ::fmt::format(__VA_ARGS__))
+#define SCORCH_CHECK(cond, ...)  \
+  do {                           \
+    if (!(cond)) {               \
+      SCORCH_THROW(__VA_ARGS__); \
+    }                            \
+  } while (0)

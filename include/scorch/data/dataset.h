@@ -1,0 +1,46 @@
+// Datasets in the scorch HDF5 schema: one file per split with `/images` uint8 [N,H,W,C]
+// (or `/points` float32 [N,D]) and optional `/labels` int64 [N] at the root. This header
+// reads and writes them and turns raw batches into network input.
+#pragma once
+#include <torch/torch.h>
+
+#include <optional>
+#include <string>
+
+#include "scorch/core/config.h"
+
+namespace scorch::data {
+
+struct Dataset {
+  std::string path;
+  torch::Tensor images;  // uint8 [N,H,W,C], or undefined for point data
+  torch::Tensor points;  // float32 [N,D], or undefined for image data
+  torch::Tensor labels;  // int64 [N], or undefined
+  int64_t size() const { return images.defined() ? images.size(0) : points.size(0); }
+  bool is_image() const { return images.defined(); }
+};
+
+// Loads the first `limit` items (all if limit <= 0) into memory.
+Dataset load(const std::string& path, int64_t limit = 0);
+
+// Checks that the dataset matches the configuration (image size, channels, point dim).
+void check_matches(const Dataset& ds, const Config& cfg);
+
+// Writes a dataset file atomically (temp file, fsync, rename). `labels` may be undefined.
+void write_images(const std::string& path, const torch::Tensor& images_nhwc_u8, const torch::Tensor& labels);
+void write_points(const std::string& path, const torch::Tensor& points_f32, const torch::Tensor& labels);
+
+// uint8 [B,H,W,C] -> float32 [B,C,H,W] in [0,1]. With `dequant_noise` (U[0,1) [B,C,H,W])
+// applies uniform dequantisation (u + 255 x) / 256.
+torch::Tensor images_to_unit(const torch::Tensor& u8_nhwc, const torch::Tensor& dequant_noise = {});
+// Scaler and inverse scaler of REFERENCE.md: [0,1] <-> [-1,1] when centered.
+torch::Tensor scale(const torch::Tensor& x01, bool centered);
+torch::Tensor unscale(const torch::Tensor& x, bool centered);
+// float [B,C,H,W] in [0,1] -> uint8 [B,H,W,C] (clamped, rounded).
+torch::Tensor unit_to_images(const torch::Tensor& x01);
+
+// `scorch prepare fashion-mnist`: IDX files in `raw_dir` -> `<out_dir>/fashion_mnist_{train,test}.h5`.
+// Returns the two paths written.
+std::vector<std::string> prepare_fashion_mnist(const std::string& raw_dir, const std::string& out_dir);
+
+}  // namespace scorch::data

@@ -1,0 +1,13 @@
+// PNG grids of samples: people would rather look than read numbers.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+namespace scorch::data {
+
+// Writes uint8 [N,H,W,C] (C = 1 or 3) as a near-square grid PNG with a 2-pixel border,
+// each image magnified `zoom` times (nearest neighbour).
+void write_png_grid(const std::string& path, const torch::Tensor& images_nhwc_u8, int zoom = 1);
+
+}  // namespace scorch::data

@@ -1,0 +1,76 @@
+// Small RAII wrappers over the HDF5 C API and tensor <-> dataset conversion. Datasets are
+// chunked with Fletcher-32 checksums and files use the v1.10 format (checksummed metadata),
+// so a corrupted file fails loudly on read instead of yielding garbage. h5py reads them all.
+#pragma once
+#include <hdf5.h>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace scorch::h5 {
+
+// Owns one hid_t and closes it with the matching H5?close.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  ~Handle() { reset(); }
+  Handle(Handle&& o) noexcept : id_(o.id_), closer_(o.closer_) { o.id_ = H5I_INVALID_HID; }
+  Handle& operator=(Handle&& o) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  hid_t id() const { return id_; }
+  void reset();
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+  Closer closer_ = nullptr;
+};
+
+class File {
+ public:
+  static File create(const std::string& path);  // truncates
+  static File open_read(const std::string& path);
+  hid_t id() const { return h_.id(); }
+  const std::string& path() const { return path_; }
+  void close() { h_.reset(); }
+
+ private:
+  Handle h_;
+  std::string path_;
+};
+
+// The innermost message of the current HDF5 error stack ("" if none).
+std::string last_error();
+
+bool exists(hid_t loc, const std::string& name);  // a/b/c paths allowed
+std::vector<std::string> list(hid_t loc, const std::string& group);  // child names, sorted
+// Dataset shape, e.g. {60000, 28, 28, 1}.
+std::vector<int64_t> shape(hid_t loc, const std::string& name);
+
+// Writes a contiguous CPU tensor (uint8, int64, float32, float64) at `name`, creating
+// intermediate groups. Row chunks of at most ~1 MiB, each Fletcher-32 checksummed.
+void write_tensor(hid_t loc, const std::string& name, const torch::Tensor& t);
+// Reads a dataset into a tensor of the stored type; `file` names the file in errors.
+torch::Tensor read_tensor(hid_t loc, const std::string& name, const std::string& file);
+// Reads rows [start, start+count) along axis 0.
+torch::Tensor read_rows(hid_t loc, const std::string& name, int64_t start, int64_t count, const std::string& file);
+
+void write_string(hid_t loc, const std::string& name, const std::string& s);
+std::string read_string(hid_t loc, const std::string& name, const std::string& file);
+
+void set_attr(hid_t loc, const std::string& name, int64_t v);
+void set_attr(hid_t loc, const std::string& name, double v);
+void set_attr(hid_t loc, const std::string& name, const std::string& v);
+int64_t get_attr_int(hid_t loc, const std::string& name, const std::string& file);
+double get_attr_double(hid_t loc, const std::string& name, const std::string& file);
+std::string get_attr_string(hid_t loc, const std::string& name, const std::string& file);
+bool has_attr(hid_t loc, const std::string& name);
+
+// Makes `tmp` durable and atomically moves it to `final_path` (fsync file, rename, fsync dir).
+void commit_file(const std::string& tmp, const std::string& final_path);
+
+}  // namespace scorch::h5

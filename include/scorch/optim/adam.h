@@ -1,0 +1,58 @@
+// Adam as in PyTorch (bias-corrected, coupled L2 weight decay) with the reference's linear
+// lr warm-up and global gradient-norm clipping. Written out (30 lines) rather than wrapping
+// torch::optim::Adam so that its state is plain named tensors: checkpointed by parameter
+// name, bitwise restorable, and ready to be sharded later.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "scorch/core/config.h"
+
+namespace scorch::optim {
+
+class Adam {
+ public:
+  // `params`: (name, parameter) of the trainable parameters, in a fixed order.
+  Adam(std::vector<std::pair<std::string, torch::Tensor>> params, const OptimConfig& cfg);
+
+  // Learning rate at optimiser step `step` (0-based): lr * min(step / warmup, 1).
+  double lr_at(int64_t step) const;
+  // Clips the gradients (if grad_clip >= 0) and applies one Adam update with lr_at(step).
+  // Returns the gradient norm before clipping.
+  double step(int64_t step);
+
+  int64_t num_steps() const { return t_; }
+  void set_num_steps(int64_t t) { t_ = t; }
+  const std::vector<std::pair<std::string, torch::Tensor>>& params() const { return params_; }
+  std::vector<torch::Tensor>& exp_avg() { return m_; }
+  std::vector<torch::Tensor>& exp_avg_sq() { return v_; }
+
+ private:
+  std::vector<std::pair<std::string, torch::Tensor>> params_;
+  std::vector<torch::Tensor> m_, v_;  // first and second moments, like params
+  OptimConfig cfg_;
+  int64_t t_ = 0;  // updates applied (Adam's bias-correction step)
+};
+
+// Exponential moving average of the weights (REFERENCE.md): with n the update count after
+// incrementing, decay_eff = min(decay, (1+n)/(10+n)); shadow -= (1-decay_eff)(shadow - p).
+class EMA {
+ public:
+  EMA(const std::vector<std::pair<std::string, torch::Tensor>>& params, double decay);
+  void update(const std::vector<std::pair<std::string, torch::Tensor>>& params);
+  // Copies the shadow weights into `params` (e.g. to sample with them).
+  void copy_to(const std::vector<std::pair<std::string, torch::Tensor>>& params) const;
+  std::vector<torch::Tensor>& shadow() { return shadow_; }
+  int64_t num_updates() const { return n_; }
+  void set_num_updates(int64_t n) { n_ = n; }
+  double decay() const { return decay_; }
+
+ private:
+  std::vector<torch::Tensor> shadow_;
+  double decay_;
+  int64_t n_ = 0;
+};
+
+}  // namespace scorch::optim

@@ -1,0 +1,54 @@
+// The forward SDE dx = f(x,t) dt + g(t) dw on t in [0, T=1], its closed-form perturbation
+// kernel and prior, and the reverse-time / probability-flow drifts built from a score.
+// Variants: VE, VP, sub-VP (REFERENCE.md); `make_sde` picks one from `training.sde`.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "scorch/core/config.h"
+
+namespace scorch::sde {
+
+class SDE {
+ public:
+  explicit SDE(int64_t num_scales) : N_(num_scales) {}
+  virtual ~SDE() = default;
+  double T() const { return 1.0; }
+  int64_t N() const { return N_; }
+  virtual std::string name() const = 0;
+
+  // Drift f(x,t) [B,...] and diffusion g(t) [B], for x [B,...] and t [B].
+  virtual std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& t) const = 0;
+  // Mean [B,...] and std [B] of p_0t(x_t | x_0).
+  virtual std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const = 0;
+  // A draw from p_T, shape [B,...].
+  virtual torch::Tensor prior_sampling(at::IntArrayRef shape, at::Generator& gen) const = 0;
+  // log p_T(z) per item, [B].
+  virtual torch::Tensor prior_logp(const torch::Tensor& z) const = 0;
+  // Smallest time the samplers integrate to: 1e-5 (VE), 1e-3 (VP, sub-VP).
+  virtual double sampling_eps() const = 0;
+  // The label the network is conditioned on: 999 t (VP, sub-VP) or sigma(t) (VE), [B].
+  virtual torch::Tensor time_label(const torch::Tensor& t) const = 0;
+  // Score from the network output at t: -out / std (VP, sub-VP) or out (VE).
+  virtual torch::Tensor score_from_output(const torch::Tensor& out, const torch::Tensor& t) const = 0;
+
+  // Reverse-time drift f - g^2 score, or the probability-flow drift f - g^2 score / 2.
+  torch::Tensor reverse_drift(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& score,
+                              bool probability_flow) const;
+
+ private:
+  int64_t N_;
+};
+
+// v [B] reshaped to [B,1,...,1] to broadcast against `like` [B,...].
+torch::Tensor per_item(const torch::Tensor& v, const torch::Tensor& like);
+
+// log N(z; 0, s^2 I) per item, [B].
+torch::Tensor gaussian_logp(const torch::Tensor& z, double s);
+
+std::unique_ptr<SDE> make_sde(const Config& cfg);
+
+}  // namespace scorch::sde

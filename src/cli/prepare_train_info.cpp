@@ -1,0 +1,98 @@
+// `scorch prepare`, `scorch train` and `scorch info`, plus the config resolution that
+// every subcommand shares.
+#include <filesystem>
+#include <fstream>
+
+#include "scorch/cli/commands.h"
+#include "scorch/core/error.h"
+#include "scorch/core/log.h"
+#include "scorch/data/dataset.h"
+#include "scorch/io/checkpoint.h"
+#include "scorch/models/model.h"
+#include "scorch/train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace scorch::cli {
+
+Resolved resolve(const Common& opt, bool need_ckpt) {
+  Resolved r;
+  r.workdir = opt.workdir;
+  r.ckpt = opt.ckpt;
+  if (r.ckpt.empty() && !r.workdir.empty()) r.ckpt = io::latest_checkpoint(r.workdir);
+  if (need_ckpt) {
+    SCORCH_CHECK(!r.ckpt.empty(), "no checkpoint: pass --ckpt FILE, or a --workdir whose checkpoints/ holds one{}",
+                 r.workdir.empty() ? "" : fmt::format(" ('{}/checkpoints' has none)", r.workdir));
+  }
+  if (r.workdir.empty() && !r.ckpt.empty()) {
+    auto dir = fs::absolute(r.ckpt).parent_path();
+    r.workdir = (dir.filename() == "checkpoints" ? dir.parent_path() : dir).string();
+  }
+  Config cfg;
+  cfg.sources.push_back("defaults");
+  if (!r.ckpt.empty()) {
+    apply_toml_string(cfg, io::load_checkpoint_header(r.ckpt).config_toml, r.ckpt + ":/config");
+  }
+  if (!opt.config.empty()) apply_toml_file(cfg, opt.config);
+  for (const auto& s : opt.sets) apply_override(cfg, s);
+  validate(cfg);
+  r.cfg = cfg;
+  return r;
+}
+
+int prepare(const std::string& dataset, const std::string& raw, const std::string& out, dist::Communicator& comm) {
+  if (dataset != "fashion-mnist") {
+    SCORCH_THROW("unknown dataset '{}' for prepare: valid are fashion-mnist", dataset);
+  }
+  if (comm.rank() == 0) {
+    fs::create_directories(out);
+    for (const auto& p : data::prepare_fashion_mnist(raw, out)) {
+      auto ds = data::load(p);
+      spdlog::info("wrote {}: {} images {}x{}x{}", p, ds.size(), ds.images.size(1), ds.images.size(2), ds.images.size(3));
+    }
+  }
+  comm.barrier();
+  return 0;
+}
+
+int train(const Common& opt, dist::Communicator& comm) {
+  SCORCH_CHECK(!opt.workdir.empty(), "train needs --workdir DIR (checkpoints and logs go there)");
+  Config cfg = load_config(opt.config, opt.sets);
+  if (comm.rank() == 0) {
+    fs::create_directories(opt.workdir);
+    std::ofstream(opt.workdir + "/config.toml") << to_toml(cfg);
+  }
+  train::install_stop_handlers();
+  train::Trainer trainer(cfg, comm, opt.workdir);
+  trainer.resume_latest();
+  bool finished = trainer.run();
+  if (comm.rank() == 0) {
+    fmt::print("train: step {} in {} (checkpoint {}){}\n", trainer.step(), opt.workdir,
+               io::latest_checkpoint(opt.workdir), finished ? "" : " - stopped early by a signal");
+  }
+  return finished ? 0 : 3;
+}
+
+int info(const Common& opt, bool list_keys, dist::Communicator& comm) {
+  if (comm.rank() != 0) return 0;
+  if (list_keys) {
+    for (const auto& [key, help] : config_keys()) fmt::print("{:<34} {}\n", key, help);
+    return 0;
+  }
+  auto r = resolve(opt, /*need_ckpt=*/false);
+  auto model = models::make_model(r.cfg);
+  fmt::print("model         {} ({} parameters)\n", r.cfg.model.name, models::count_parameters(*model));
+  fmt::print("sde           {}\n", r.cfg.training.sde);
+  auto shape = r.cfg.item_shape();
+  fmt::print("data item     [{}]\n", fmt::join(shape, ", "));
+  if (!r.ckpt.empty()) {
+    auto st = io::load_checkpoint_header(r.ckpt);
+    fmt::print("checkpoint    {}\n", r.ckpt);
+    fmt::print("step          {}\n", st.step);
+    fmt::print("world size    {} (epoch {}, batch {} of it)\n", st.world_size, st.epoch, st.batch_in_epoch);
+  }
+  fmt::print("\n{}", to_toml(r.cfg));
+  return 0;
+}
+
+}  // namespace scorch::cli

@@ -1,0 +1,353 @@
+// One schema binds every config key to a struct member with its type and allowed values;
+// reading TOML, `--set` overrides, validation and serialisation all walk that schema,
+// so a key is declared exactly once.
+#include "scorch/core/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <variant>
+
+#include "scorch/core/error.h"
+
+namespace scorch {
+
+namespace {
+
+using FieldPtr = std::variant<int64_t*, double*, bool*, std::string*, std::vector<int64_t>*>;
+
+struct Field {
+  std::string key;
+  FieldPtr ptr;
+  std::string help;
+  double lo = -std::numeric_limits<double>::infinity();
+  double hi = std::numeric_limits<double>::infinity();
+  bool lo_open = false;
+  bool hi_open = false;
+  std::vector<std::string> choices;
+
+  Field& min(double v, bool open = false) { lo = v; lo_open = open; return *this; }
+  Field& max(double v, bool open = false) { hi = v; hi_open = open; return *this; }
+  Field& one_of(std::vector<std::string> c) { choices = std::move(c); return *this; }
+};
+
+std::vector<Field> schema(Config& c) {
+  std::vector<Field> f;
+  auto add = [&f](std::string key, FieldPtr p, std::string help) -> Field& {
+    f.push_back(Field{std::move(key), p, std::move(help)});
+    return f.back();
+  };
+  f.reserve(64);
+  add("seed", &c.seed, "global random seed").min(0);
+
+  add("training.sde", &c.training.sde, "SDE: vesde | vpsde | subvpsde").one_of({"vesde", "vpsde", "subvpsde"});
+  add("training.batch_size", &c.training.batch_size, "global batch size, split over ranks").min(1);
+  add("training.n_iters", &c.training.n_iters, "number of optimiser steps").min(0);
+  add("training.snapshot_freq", &c.training.snapshot_freq, "checkpoint every N steps").min(1);
+  add("training.log_freq", &c.training.log_freq, "progress line every N steps").min(1);
+  add("training.continuous", &c.training.continuous, "continuous-time training (only true for now)");
+  add("training.reduce_mean", &c.training.reduce_mean, "loss: mean over data dims (else 0.5*sum)");
+  add("training.likelihood_weighting", &c.training.likelihood_weighting, "loss weight g(t)^2 instead of sigma^2");
+
+  add("sampling.method", &c.sampling.method, "sampler: pc").one_of({"pc"});
+  add("sampling.predictor", &c.sampling.predictor, "predictor: euler_maruyama").one_of({"euler_maruyama"});
+  add("sampling.corrector", &c.sampling.corrector, "corrector: none").one_of({"none"});
+  add("sampling.snr", &c.sampling.snr, "corrector signal-to-noise ratio").min(0, true);
+  add("sampling.n_steps_each", &c.sampling.n_steps_each, "corrector steps per noise level").min(1);
+  add("sampling.noise_removal", &c.sampling.noise_removal, "return the noise-free mean of the last step");
+  add("sampling.probability_flow", &c.sampling.probability_flow, "predictor on the probability-flow ODE");
+
+  add("model.name", &c.model.name, "network: unet (images) | mlp (points)").one_of({"unet", "mlp"});
+  add("model.nf", &c.model.nf, "base channel count / hidden width").min(1);
+  add("model.ch_mult", &c.model.ch_mult, "channel multiplier per resolution").min(1);
+  add("model.num_res_blocks", &c.model.num_res_blocks, "residual blocks per resolution").min(1);
+  add("model.attn_resolutions", &c.model.attn_resolutions, "resolutions with self-attention").min(1);
+  add("model.dropout", &c.model.dropout, "dropout probability").min(0).max(1, true);
+  add("model.embedding_type", &c.model.embedding_type, "time embedding: positional | fourier")
+      .one_of({"positional", "fourier"});
+  add("model.fourier_scale", &c.model.fourier_scale, "std of the fixed Fourier features").min(0, true);
+  add("model.scale_by_sigma", &c.model.scale_by_sigma, "VE: divide the network output by sigma");
+  add("model.ema_rate", &c.model.ema_rate, "EMA decay of the weights").min(0).max(1);
+  add("model.sigma_min", &c.model.sigma_min, "VE sigma_min").min(0, true);
+  add("model.sigma_max", &c.model.sigma_max, "VE sigma_max").min(0, true);
+  add("model.beta_min", &c.model.beta_min, "VP beta_min").min(0, true);
+  add("model.beta_max", &c.model.beta_max, "VP beta_max").min(0, true);
+  add("model.num_scales", &c.model.num_scales, "N: discretisation / sampler steps").min(1);
+
+  add("optim.optimizer", &c.optim.optimizer, "optimiser: Adam").one_of({"Adam"});
+  add("optim.lr", &c.optim.lr, "learning rate").min(0, true);
+  add("optim.beta1", &c.optim.beta1, "Adam beta1").min(0).max(1, true);
+  add("optim.beta2", &c.optim.beta2, "Adam beta2").min(0).max(1, true);
+  add("optim.eps", &c.optim.eps, "Adam epsilon").min(0, true);
+  add("optim.weight_decay", &c.optim.weight_decay, "L2 weight decay (Adam, coupled)").min(0);
+  add("optim.warmup", &c.optim.warmup, "linear lr warm-up steps").min(0);
+  add("optim.grad_clip", &c.optim.grad_clip, "gradient-norm clip (negative: off)");
+
+  add("data.dataset", &c.data.dataset, "dataset name (informational)");
+  add("data.path", &c.data.path, "training data file (HDF5)");
+  add("data.eval_path", &c.data.eval_path, "evaluation data file (default: data.path)");
+  add("data.image_size", &c.data.image_size, "image height = width").min(1);
+  add("data.num_channels", &c.data.num_channels, "image channels").min(1);
+  add("data.dim", &c.data.dim, "point-data dimension (0: image data)").min(0);
+  add("data.centered", &c.data.centered, "scale images to [-1,1] instead of [0,1]");
+  add("data.uniform_dequantization", &c.data.uniform_dequantization, "add U[0,1)/256 to 8-bit data in training");
+  add("data.random_flip", &c.data.random_flip, "random horizontal flips in training");
+
+  add("eval.batch_size", &c.eval.batch_size, "per-rank batch for sampling and likelihood").min(1);
+  add("eval.num_samples", &c.eval.num_samples, "samples generated by `scorch sample`").min(1);
+  add("eval.bpd_num_images", &c.eval.bpd_num_images, "images for bits/dim (0: whole split)").min(0);
+  add("eval.bpd_num_repeats", &c.eval.bpd_num_repeats, "bits/dim repeats to average").min(1);
+  add("eval.ode_steps", &c.eval.ode_steps, "RK4 steps of the likelihood ODE").min(1);
+  return f;
+}
+
+std::string type_name(const FieldPtr& p) {
+  struct V {
+    std::string operator()(int64_t*) const { return "an integer"; }
+    std::string operator()(double*) const { return "a number"; }
+    std::string operator()(bool*) const { return "a boolean"; }
+    std::string operator()(std::string*) const { return "a string"; }
+    std::string operator()(std::vector<int64_t>*) const { return "an array of integers"; }
+  };
+  return std::visit(V{}, p);
+}
+
+std::string node_type_name(const toml::node& n) {
+  std::ostringstream os;
+  os << n.type();
+  return os.str();
+}
+
+std::string where(const toml::node& n, const std::string& source) {
+  const auto& s = n.source();
+  if (s.begin.line > 0) return fmt::format("{}:{}", source, s.begin.line);
+  return source;
+}
+
+std::string format_number(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+void check_range(const Field& f, double v, const std::string& at) {
+  bool ok = (f.lo_open ? v > f.lo : v >= f.lo) && (f.hi_open ? v < f.hi : v <= f.hi);
+  if (!ok) {
+    std::string lo = std::isinf(f.lo) ? "" : fmt::format("{} {}", f.lo_open ? ">" : ">=", format_number(f.lo));
+    std::string hi = std::isinf(f.hi) ? "" : fmt::format("{} {}", f.hi_open ? "<" : "<=", format_number(f.hi));
+    SCORCH_THROW("{}: value {} of '{}' is out of range: it must be {}{}{}", at, format_number(v), f.key, lo,
+                 (!lo.empty() && !hi.empty()) ? " and " : "", hi);
+  }
+}
+
+// Sets one field from a TOML node, checking type and range. `at` names the place.
+void set_field(Field& f, const toml::node& n, const std::string& at) {
+  auto wrong_type = [&]() {
+    SCORCH_THROW("{}: '{}' must be {}, got {} ({})", at, f.key, type_name(f.ptr), node_type_name(n),
+                 f.help);
+  };
+  std::visit(
+      [&](auto* p) {
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, int64_t>) {
+          if (!n.is_integer()) wrong_type();
+          int64_t v = n.as_integer()->get();
+          check_range(f, static_cast<double>(v), at);
+          *p = v;
+        } else if constexpr (std::is_same_v<T, double>) {
+          if (!n.is_number()) wrong_type();
+          double v = n.is_integer() ? static_cast<double>(n.as_integer()->get()) : n.as_floating_point()->get();
+          if (!std::isfinite(v)) SCORCH_THROW("{}: '{}' must be finite, got {}", at, f.key, v);
+          check_range(f, v, at);
+          *p = v;
+        } else if constexpr (std::is_same_v<T, bool>) {
+          if (!n.is_boolean()) wrong_type();
+          *p = n.as_boolean()->get();
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          if (!n.is_string()) wrong_type();
+          std::string v = n.as_string()->get();
+          if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), v) == f.choices.end()) {
+            std::string list;
+            for (const auto& c : f.choices) list += (list.empty() ? "" : ", ") + c;
+            SCORCH_THROW("{}: '{}' = \"{}\" is not one of: {}", at, f.key, v, list);
+          }
+          *p = v;
+        } else {
+          if (!n.is_array()) wrong_type();
+          std::vector<int64_t> out;
+          for (const auto& e : *n.as_array()) {
+            if (!e.is_integer()) wrong_type();
+            int64_t v = e.as_integer()->get();
+            check_range(f, static_cast<double>(v), at);
+            out.push_back(v);
+          }
+          *p = std::move(out);
+        }
+      },
+      f.ptr);
+}
+
+Field* find(std::vector<Field>& fields, const std::string& key) {
+  for (auto& f : fields)
+    if (f.key == key) return &f;
+  return nullptr;
+}
+
+[[noreturn]] void unknown_key(std::vector<Field>& fields, const std::string& key, const std::string& at) {
+  std::string section = key.substr(0, key.find('.'));
+  std::string known;
+  for (const auto& f : fields) {
+    if (f.key.rfind(section + ".", 0) == 0) known += (known.empty() ? "" : ", ") + f.key;
+  }
+  if (known.empty()) {
+    for (const auto& f : fields) {
+      std::string s = f.key.substr(0, f.key.find('.'));
+      if (known.find("[" + s + "]") == std::string::npos) known += (known.empty() ? "" : " ") + ("[" + s + "]");
+    }
+    SCORCH_THROW("{}: unknown key '{}' (sections: {})", at, key, known);
+  }
+  SCORCH_THROW("{}: unknown key '{}' (known keys: {})", at, key, known);
+}
+
+void apply_table(Config& cfg, const toml::table& tbl, const std::string& prefix, const std::string& source,
+                 std::vector<Field>& fields) {
+  for (const auto& [k, node] : tbl) {
+    std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (node.is_table() && !find(fields, key)) {
+      bool is_section = std::any_of(fields.begin(), fields.end(),
+                                    [&](const Field& f) { return f.key.rfind(key + ".", 0) == 0; });
+      if (!is_section) unknown_key(fields, key, where(node, source));
+      apply_table(cfg, *node.as_table(), key, source, fields);
+      continue;
+    }
+    Field* f = find(fields, key);
+    if (!f) unknown_key(fields, key, where(node, source));
+    set_field(*f, node, where(node, source));
+  }
+}
+
+}  // namespace
+
+std::vector<int64_t> Config::item_shape() const {
+  if (data.dim > 0) return {data.dim};
+  return {data.num_channels, data.image_size, data.image_size};
+}
+
+void apply_toml_string(Config& cfg, const std::string& text, const std::string& source) {
+  toml::table tbl;
+  try {
+    tbl = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    SCORCH_THROW("{}:{}: TOML syntax error: {}", source, e.source().begin.line, e.description());
+  }
+  auto fields = schema(cfg);
+  apply_table(cfg, tbl, "", source, fields);
+  cfg.sources.push_back(source);
+}
+
+void apply_toml_file(Config& cfg, const std::string& path) {
+  toml::table tbl;
+  try {
+    tbl = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    if (e.source().begin.line == 0) SCORCH_THROW("cannot read job file '{}': {}", path, e.description());
+    SCORCH_THROW("{}:{}: TOML syntax error: {}", path, e.source().begin.line, e.description());
+  }
+  auto fields = schema(cfg);
+  apply_table(cfg, tbl, "", path, fields);
+  cfg.sources.push_back(path);
+}
+
+void apply_override(Config& cfg, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  SCORCH_CHECK(eq != std::string::npos && eq > 0, "--set '{}': expected section.key=value", assignment);
+  std::string key = assignment.substr(0, eq);
+  std::string value = assignment.substr(eq + 1);
+  auto fields = schema(cfg);
+  Field* f = find(fields, key);
+  std::string at = fmt::format("--set {}", assignment);
+  if (!f) unknown_key(fields, key, at);
+  toml::table tbl;
+  try {
+    tbl = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    // A bare word (--set training.sde=vesde) is taken as a string.
+    tbl = toml::table{{"v", value}};
+  }
+  set_field(*f, *tbl.get("v"), at);
+  cfg.sources.push_back("--set " + assignment);
+}
+
+void validate(const Config& c) {
+  SCORCH_CHECK(c.training.continuous,
+               "training.continuous = false (discrete SMLD/DDPM losses) is not supported yet; set it to true");
+  SCORCH_CHECK(c.model.sigma_max > c.model.sigma_min, "model.sigma_max ({}) must exceed model.sigma_min ({})",
+               c.model.sigma_max, c.model.sigma_min);
+  SCORCH_CHECK(c.model.beta_max > c.model.beta_min, "model.beta_max ({}) must exceed model.beta_min ({})",
+               c.model.beta_max, c.model.beta_min);
+  SCORCH_CHECK(!c.model.ch_mult.empty(), "model.ch_mult must not be empty");
+  if (c.model.name == "mlp") {
+    SCORCH_CHECK(c.data.dim > 0, "model.name = \"mlp\" works on point data: set data.dim > 0");
+  } else {
+    SCORCH_CHECK(c.data.dim == 0, "model.name = \"{}\" works on images: data.dim must be 0 (got {})", c.model.name,
+                 c.data.dim);
+  }
+}
+
+std::string to_toml(const Config& cfg_in) {
+  Config cfg = cfg_in;
+  auto fields = schema(cfg);
+  toml::table root;
+  for (const auto& f : fields) {
+    toml::table* tbl = &root;
+    std::string key = f.key;
+    auto dot = key.find('.');
+    if (dot != std::string::npos) {
+      std::string sec = key.substr(0, dot);
+      if (!root.contains(sec)) root.insert(sec, toml::table{});
+      tbl = root.get_as<toml::table>(sec);
+      key = key.substr(dot + 1);
+    }
+    std::visit(
+        [&](auto* p) {
+          using T = std::remove_pointer_t<decltype(p)>;
+          if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+            toml::array a;
+            for (auto v : *p) a.push_back(v);
+            tbl->insert(key, a);
+          } else {
+            tbl->insert(key, *p);
+          }
+        },
+        f.ptr);
+  }
+  std::ostringstream os;
+  os << "# scorch resolved configuration (every key; defaults included)\n";
+  for (const auto& s : cfg.sources) os << "# layer: " << s << "\n";
+  os << toml::toml_formatter(root, toml::toml_formatter::default_flags & ~toml::format_flags::indentation) << "\n";
+  return os.str();
+}
+
+std::vector<std::pair<std::string, std::string>> config_keys() {
+  Config c;
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& f : schema(c)) out.emplace_back(f.key, f.help);
+  return out;
+}
+
+Config load_config(const std::string& job, const std::vector<std::string>& overrides) {
+  Config cfg;
+  cfg.sources.push_back("defaults");
+  if (!job.empty()) apply_toml_file(cfg, job);
+  for (const auto& o : overrides) apply_override(cfg, o);
+  validate(cfg);
+  return cfg;
+}
+
+}  // namespace scorch

@@ -1,0 +1,26 @@
+// spdlog set-up and small formatting helpers shared by every long-running command.
+#include "scorch/core/log.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include <cmath>
+
+namespace scorch {
+
+void init_logging(int rank, int world_size) {
+  auto logger = spdlog::stderr_color_mt(fmt::format("rank{}", rank));
+  logger->set_pattern(world_size > 1 ? fmt::format("[%H:%M:%S] [rank {}] %^%l%$ %v", rank) : "[%H:%M:%S] %^%l%$ %v");
+  logger->set_level(rank == 0 ? spdlog::level::info : spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+}
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  auto total = static_cast<long long>(std::llround(s));
+  long long h = total / 3600, m = (total % 3600) / 60, sec = total % 60;
+  if (h > 0) return fmt::format("{}h{:02d}m", h, m);
+  if (m > 0) return fmt::format("{}m{:02d}s", m, sec);
+  return fmt::format("{}s", sec);
+}
+
+}  // namespace scorch

@@ -1,0 +1,36 @@
+// Sample grids through stb_image_write (Debian's libstb).
+#include "scorch/data/image_grid.h"
+
+#include <cmath>
+
+#include "scorch/core/error.h"
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#include <stb/stb_image_write.h>
+
+namespace scorch::data {
+
+void write_png_grid(const std::string& path, const torch::Tensor& images, int zoom) {
+  SCORCH_CHECK(images.dim() == 4 && images.scalar_type() == torch::kUInt8, "write_png_grid: need uint8 [N,H,W,C]");
+  auto img = images.contiguous();
+  int64_t n = img.size(0), h = img.size(1) * zoom, w = img.size(2) * zoom, c = img.size(3);
+  SCORCH_CHECK(n > 0 && (c == 1 || c == 3), "write_png_grid: need N > 0 and 1 or 3 channels");
+  int64_t cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
+  int64_t rows = (n + cols - 1) / cols;
+  const int64_t pad = 2;
+  int64_t W = cols * (w + pad) + pad, H = rows * (h + pad) + pad;
+  auto canvas = torch::full({H, W, c}, 255, torch::kUInt8);
+  auto big = zoom > 1 ? img.repeat_interleave(zoom, 1).repeat_interleave(zoom, 2) : img;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t r = i / cols, q = i % cols;
+    canvas.slice(0, pad + r * (h + pad), pad + r * (h + pad) + h)
+        .slice(1, pad + q * (w + pad), pad + q * (w + pad) + w)
+        .copy_(big[i]);
+  }
+  int ok = stbi_write_png(path.c_str(), static_cast<int>(W), static_cast<int>(H), static_cast<int>(c),
+                          canvas.data_ptr<uint8_t>(), static_cast<int>(W * c));
+  SCORCH_CHECK(ok, "cannot write PNG '{}'", path);
+}
+
+}  // namespace scorch::data

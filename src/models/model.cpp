@@ -1,0 +1,70 @@
+// Shared model pieces: embeddings, initialisation, parameter counting and the factory.
+#include "scorch/models/model.h"
+
+#include <cmath>
+
+#include "scorch/core/error.h"
+#include "scorch/models/mlp.h"
+#include "scorch/models/unet.h"
+
+namespace scorch::models {
+
+ScoreNetPtr make_model(const Config& cfg) {
+  const auto& name = cfg.model.name;
+  if (name == "unet") return std::make_shared<UNetImpl>(cfg);
+  if (name == "mlp") return std::make_shared<MLPImpl>(cfg);
+  SCORCH_THROW("model '{}' not found (model.name): valid are unet, mlp", name);
+}
+
+int64_t count_parameters(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters(/*recurse=*/true)) n += p.numel();
+  return n;
+}
+
+torch::Tensor positional_embedding(const torch::Tensor& labels, int64_t dim, double max_positions) {
+  int64_t half = dim / 2;
+  double step = std::log(max_positions) / static_cast<double>(half - 1);
+  auto freqs = torch::exp(torch::arange(half, labels.options().dtype(torch::kFloat32)) * -step);
+  auto args = labels.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);
+  auto emb = torch::cat({args.sin(), args.cos()}, 1);
+  if (dim % 2 == 1) emb = torch::nn::functional::pad(emb, torch::nn::functional::PadFuncOptions({0, 1}));
+  return emb;
+}
+
+void default_init(torch::Tensor& weight, torch::Tensor& bias, double scale) {
+  torch::NoGradGuard ng;
+  if (scale == 0.0) {
+    weight.zero_();
+  } else {
+    torch::nn::init::xavier_uniform_(weight);
+    weight.mul_(std::sqrt(scale));
+  }
+  if (bias.defined()) bias.zero_();
+}
+
+TimeEmbeddingImpl::TimeEmbeddingImpl(const Config& cfg, int64_t out_dim)
+    : fourier_(cfg.model.embedding_type == "fourier"), nf_(cfg.model.nf) {
+  if (fourier_) {
+    SCORCH_CHECK(nf_ % 2 == 0, "model.nf = {} must be even for Fourier embeddings", nf_);
+    fourier_W_ = register_parameter("fourier_W", torch::randn({nf_ / 2}) * cfg.model.fourier_scale,
+                                    /*requires_grad=*/false);
+  }
+  dense0_ = register_module("dense0", torch::nn::Linear(nf_, out_dim));
+  dense1_ = register_module("dense1", torch::nn::Linear(out_dim, out_dim));
+  default_init(dense0_->weight, dense0_->bias);
+  default_init(dense1_->weight, dense1_->bias);
+}
+
+torch::Tensor TimeEmbeddingImpl::forward(const torch::Tensor& labels) {
+  torch::Tensor emb;
+  if (fourier_) {
+    auto proj = labels.log().unsqueeze(1) * fourier_W_.unsqueeze(0) * (2.0 * M_PI);
+    emb = torch::cat({proj.sin(), proj.cos()}, 1);
+  } else {
+    emb = positional_embedding(labels, nf_);
+  }
+  return dense1_(torch::silu(dense0_(emb)));
+}
+
+}  // namespace scorch::models

@@ -1,0 +1,39 @@
+// The parts of the SDE interface shared by every variant, and the factory.
+#include "scorch/sde/sde.h"
+
+#include <cmath>
+
+#include "scorch/core/error.h"
+#include "scorch/sde/variants.h"
+
+namespace scorch::sde {
+
+torch::Tensor per_item(const torch::Tensor& v, const torch::Tensor& like) {
+  std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
+  shape[0] = v.size(0);
+  return v.reshape(shape);
+}
+
+torch::Tensor gaussian_logp(const torch::Tensor& z, double s) {
+  double d = static_cast<double>(z[0].numel());
+  auto sq = z.pow(2).flatten(1).sum(1);
+  return -0.5 * d * std::log(2.0 * M_PI * s * s) - sq / (2.0 * s * s);
+}
+
+torch::Tensor SDE::reverse_drift(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& score,
+                                 bool probability_flow) const {
+  auto [f, g] = sde(x, t);
+  auto g2 = per_item(g * g, x);
+  return f - g2 * score * (probability_flow ? 0.5 : 1.0);
+}
+
+std::unique_ptr<SDE> make_sde(const Config& cfg) {
+  const auto& m = cfg.model;
+  const auto& name = cfg.training.sde;
+  if (name == "vpsde") return std::make_unique<VPSDE>(m.beta_min, m.beta_max, m.num_scales);
+  if (name == "subvpsde") return std::make_unique<SubVPSDE>(m.beta_min, m.beta_max, m.num_scales);
+  if (name == "vesde") return std::make_unique<VESDE>(m.sigma_min, m.sigma_max, m.num_scales);
+  SCORCH_THROW("SDE '{}' not found (training.sde): valid are vesde, vpsde, subvpsde", name);
+}
+
+}  // namespace scorch::sde

@@ -1,0 +1,18 @@
+// sub-VP SDE: the VP drift with diffusion sqrt(beta(t) (1 - exp(-2 b0 t - (b1-b0) t^2))).
+// Its std is 1 - exp(2 m(t)) (the variance is its square), always below the VP std.
+#include "scorch/sde/variants.h"
+
+namespace scorch::sde {
+
+std::pair<torch::Tensor, torch::Tensor> SubVPSDE::sde(const torch::Tensor& x, const torch::Tensor& t) const {
+  auto beta = beta_min_ + t * (beta_max_ - beta_min_);
+  auto discount = 1.0 - (-2.0 * beta_min_ * t - (beta_max_ - beta_min_) * t * t).exp();
+  return {-0.5 * per_item(beta, x) * x, (beta * discount).sqrt()};
+}
+
+std::pair<torch::Tensor, torch::Tensor> SubVPSDE::marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const {
+  auto m = log_mean_coeff(t);
+  return {per_item(m.exp(), x0) * x0, 1.0 - (2.0 * m).exp()};
+}
+
+}  // namespace scorch::sde

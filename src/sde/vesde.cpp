@@ -1,0 +1,27 @@
+// VE SDE: sigma(t) = sigma_min (sigma_max/sigma_min)^t, no drift, diffusion
+// sigma(t) sqrt(2 log(sigma_max/sigma_min)); p_0t = N(x_0, sigma(t)^2 I), prior N(0, sigma_max^2 I).
+#include <cmath>
+
+#include "scorch/sde/variants.h"
+
+namespace scorch::sde {
+
+torch::Tensor VESDE::sigma(const torch::Tensor& t) const {
+  return sigma_min_ * torch::pow(sigma_max_ / sigma_min_, t);
+}
+
+std::pair<torch::Tensor, torch::Tensor> VESDE::sde(const torch::Tensor& x, const torch::Tensor& t) const {
+  return {torch::zeros_like(x), sigma(t) * std::sqrt(2.0 * std::log(sigma_max_ / sigma_min_))};
+}
+
+std::pair<torch::Tensor, torch::Tensor> VESDE::marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const {
+  return {x0, sigma(t)};
+}
+
+torch::Tensor VESDE::prior_sampling(at::IntArrayRef shape, at::Generator& gen) const {
+  return torch::randn(shape, gen, torch::kFloat32) * sigma_max_;
+}
+
+torch::Tensor VESDE::prior_logp(const torch::Tensor& z) const { return gaussian_logp(z, sigma_max_); }
+
+}  // namespace scorch::sde

@@ -1,0 +1,32 @@
+// VP SDE: dx = -beta(t) x / 2 dt + sqrt(beta(t)) dw, beta linear from beta_min to beta_max.
+// Mean coefficient exp(m(t)), std sqrt(1 - exp(2 m(t))), prior N(0, I).
+#include "scorch/sde/variants.h"
+
+namespace scorch::sde {
+
+torch::Tensor VPSDE::log_mean_coeff(const torch::Tensor& t) const {
+  return -0.25 * t * t * (beta_max_ - beta_min_) - 0.5 * t * beta_min_;
+}
+
+std::pair<torch::Tensor, torch::Tensor> VPSDE::sde(const torch::Tensor& x, const torch::Tensor& t) const {
+  auto beta = beta_min_ + t * (beta_max_ - beta_min_);
+  return {-0.5 * per_item(beta, x) * x, beta.sqrt()};
+}
+
+std::pair<torch::Tensor, torch::Tensor> VPSDE::marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const {
+  auto m = log_mean_coeff(t);
+  return {per_item(m.exp(), x0) * x0, (1.0 - (2.0 * m).exp()).sqrt()};
+}
+
+torch::Tensor VPSDE::prior_sampling(at::IntArrayRef shape, at::Generator& gen) const {
+  return torch::randn(shape, gen, torch::kFloat32);
+}
+
+torch::Tensor VPSDE::prior_logp(const torch::Tensor& z) const { return gaussian_logp(z, 1.0); }
+
+torch::Tensor VPSDE::score_from_output(const torch::Tensor& out, const torch::Tensor& t) const {
+  auto std = marginal_prob(torch::zeros({t.size(0), 1}, out.options()), t).second;
+  return -out / per_item(std, out);
+}
+
+}  // namespace scorch::sde

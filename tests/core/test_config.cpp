@@ -1,0 +1,126 @@
+// Configuration: unknown keys, wrong types and bad values are rejected naming the key and
+// the file; --set takes TOML values; the resolved TOML round-trips exactly.
+#include "common.h"
+#include "scorch/core/config.h"
+
+using namespace scorch;
+using scorch::test::error_of;
+
+BOOST_AUTO_TEST_SUITE(config)
+
+BOOST_AUTO_TEST_CASE(defaults_validate_and_match_the_reference) {
+  Config c = load_config("", {});
+  BOOST_TEST(c.training.sde == "vpsde");
+  BOOST_TEST(c.optim.lr == 2e-4);
+  BOOST_TEST(c.optim.warmup == 5000);
+  BOOST_TEST(c.optim.grad_clip == 1.0);
+  BOOST_TEST(c.model.beta_min == 0.1);
+  BOOST_TEST(c.model.beta_max == 20.0);
+  BOOST_TEST(c.model.num_scales == 1000);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_key_names_key_file_and_line) {
+  test::TempDir d("cfg");
+  test::write_file(d / "job.toml", "[training]\nbatch_size = 4\nbatch_sise = 8\n");
+  auto msg = error_of([&] { load_config(d / "job.toml", {}); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find("training.batch_sise") != std::string::npos);
+  BOOST_TEST(msg.find(d / "job.toml:3") != std::string::npos);
+  BOOST_TEST(msg.find("training.batch_size") != std::string::npos);  // lists the known keys
+}
+
+BOOST_AUTO_TEST_CASE(unknown_section_is_rejected) {
+  test::TempDir d("cfg");
+  test::write_file(d / "job.toml", "[trianing]\nbatch_size = 4\n");
+  auto msg = error_of([&] { load_config(d / "job.toml", {}); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find("trianing") != std::string::npos);
+  BOOST_TEST(msg.find("job.toml") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(wrong_type_names_key_file_and_types) {
+  test::TempDir d("cfg");
+  test::write_file(d / "job.toml", "[training]\nbatch_size = \"large\"\n");
+  auto msg = error_of([&] { load_config(d / "job.toml", {}); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find("training.batch_size") != std::string::npos);
+  BOOST_TEST(msg.find("job.toml:2") != std::string::npos);
+  BOOST_TEST(msg.find("integer") != std::string::npos);
+  BOOST_TEST(msg.find("string") != std::string::npos);
+
+  test::write_file(d / "b.toml", "[model]\nch_mult = [1, 2.5]\n");
+  msg = error_of([&] { load_config(d / "b.toml", {}); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find("model.ch_mult") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(out_of_range_and_bad_choice) {
+  auto msg = error_of([] { load_config("", {"training.batch_size=0"}); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find("training.batch_size") != std::string::npos);
+  BOOST_TEST(msg.find(">= 1") != std::string::npos);
+  msg = error_of([] { load_config("", {"model.dropout=1.5"}); });
+  BOOST_TEST(msg.find("model.dropout") != std::string::npos);
+  msg = error_of([] { load_config("", {"training.sde=vpsdee"}); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find("vpsdee") != std::string::npos);
+  BOOST_TEST(msg.find("vesde, vpsde, subvpsde") != std::string::npos);
+  msg = error_of([] { load_config("", {"model.beta_max=0.05"}); });
+  BOOST_TEST(msg.find("model.beta_max") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(set_overrides_take_toml_values) {
+  Config c = load_config("", {"model.ch_mult=[1,2]", "training.sde=vesde", "optim.lr=1e-3",
+                              "training.reduce_mean=true", "data.path=\"/x y/z.h5\"", "optim.lr=3"});
+  BOOST_TEST(c.model.ch_mult == (std::vector<int64_t>{1, 2}));
+  BOOST_TEST(c.training.sde == "vesde");
+  BOOST_TEST(c.optim.lr == 3.0);  // later overrides win; integers are accepted for floats
+  BOOST_TEST(c.training.reduce_mean);
+  BOOST_TEST(c.data.path == "/x y/z.h5");
+  auto msg = error_of([] { load_config("", {"training.reduce_mean=yes"}); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find("training.reduce_mean") != std::string::npos);
+  BOOST_TEST(msg.find("boolean") != std::string::npos);
+  msg = error_of([] { load_config("", {"training.nope=1"}); });
+  BOOST_TEST(msg.find("training.nope") != std::string::npos);
+  BOOST_TEST(msg.find("--set") != std::string::npos);
+  msg = error_of([] { load_config("", {"no_equals_sign"}); });
+  BOOST_TEST(msg.find("no_equals_sign") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(job_file_then_set_layering) {
+  test::TempDir d("cfg");
+  test::write_file(d / "job.toml", "seed = 3\n[optim]\nlr = 0.5\nwarmup = 10\n");
+  Config c = load_config(d / "job.toml", {"optim.lr=0.25"});
+  BOOST_TEST(c.seed == 3);
+  BOOST_TEST(c.optim.lr == 0.25);
+  BOOST_TEST(c.optim.warmup == 10);
+  BOOST_TEST(c.optim.beta1 == 0.9);  // untouched default
+}
+
+BOOST_AUTO_TEST_CASE(resolved_toml_round_trips_exactly) {
+  Config c = load_config("", {"optim.lr=0.00021", "model.ch_mult=[1,3,5]", "model.sigma_max=348.0",
+                              "data.dataset=\"quote\\\"d\"", "model.dropout=0.1"});
+  std::string text = to_toml(c);
+  Config back;
+  apply_toml_string(back, text, "roundtrip");
+  validate(back);
+  BOOST_TEST(back.optim.lr == 0.00021);
+  BOOST_TEST(back.model.dropout == 0.1);
+  BOOST_TEST(back.data.dataset == "quote\"d");
+  BOOST_TEST(back.model.ch_mult == (std::vector<int64_t>{1, 3, 5}));
+  back.sources = c.sources;
+  BOOST_TEST(to_toml(back) == text);
+}
+
+BOOST_AUTO_TEST_CASE(syntax_error_names_file_and_line) {
+  test::TempDir d("cfg");
+  test::write_file(d / "bad.toml", "[training]\nbatch_size = = 3\n");
+  auto msg = error_of([&] { load_config(d / "bad.toml", {}); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find("bad.toml:2") != std::string::npos);
+  msg = error_of([&] { load_config(d / "missing.toml", {}); });
+  BOOST_TEST(msg.find("missing.toml") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,6 +1,4 @@
-// Test module entry: MPI is initialised once for the whole run (a world of one, or of
-// mpiexec's ranks), and the shared helpers live here.
-#define BOOST_TEST_MODULE scorch
+// Shared test helpers (see common.h).
 #include "common.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -10,15 +8,6 @@
 #include <sstream>
 
 #include "scorch/data/dataset.h"
-#include "scorch/dist/communicator.h"
-
-namespace {
-struct MpiFixture {
-  MpiFixture() : session(nullptr, nullptr) { torch::set_num_threads(1); }
-  scorch::dist::MpiSession session;
-};
-}  // namespace
-BOOST_TEST_GLOBAL_FIXTURE(MpiFixture);
 
 namespace scorch::test {
 

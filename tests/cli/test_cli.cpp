@@ -1,0 +1,199 @@
+// The `scorch` binary end to end, as a user runs it: --help, errors for bad job files
+// (naming key and file, also under mpirun without hanging), and train -> info -> sample ->
+// eval bpd on 2 ranks, with sampling independent of the number of ranks.
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+
+#include "common.h"
+#include "scorch/io/hdf5.h"
+#include "test_paths.h"
+
+using namespace scorch;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out;
+};
+
+Run run(const std::string& cmd) {
+  std::string full = cmd + " 2>&1";
+  FILE* p = popen(full.c_str(), "r");
+  BOOST_REQUIRE(p);
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  int status = pclose(p);
+  BOOST_TEST_MESSAGE("$ " << cmd << "\n" << out);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string scorch_cmd(int ranks) {
+  std::string bin = SCORCH_BIN;
+  if (ranks <= 1) return bin;
+  return std::string(SCORCH_MPIEXEC) + " -np " + std::to_string(ranks) + " --oversubscribe " + bin;
+}
+
+std::string points_job(const test::TempDir& d) {
+  test::tiny_point_config(d / "pts.h5", 512);
+  test::write_file(d / "job.toml", fmt::format(R"(
+[training]
+batch_size = 32
+n_iters = 30
+snapshot_freq = 20
+log_freq = 10
+[model]
+name = "mlp"
+nf = 32
+num_res_blocks = 2
+dropout = 0.0
+num_scales = 40
+ema_rate = 0.9
+[optim]
+lr = 2e-3
+warmup = 0
+[data]
+dim = 2
+path = "{}"
+[eval]
+batch_size = 16
+num_samples = 40
+bpd_num_images = 24
+bpd_num_repeats = 2
+ode_steps = 10
+)",
+                                               d / "pts.h5"));
+  return d / "job.toml";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cli)
+
+BOOST_AUTO_TEST_CASE(help_explains_every_subcommand) {
+  auto r = run(scorch_cmd(1) + " --help");
+  BOOST_TEST(r.code == 0);
+  for (const char* s : {"prepare", "train", "sample", "eval", "info"}) BOOST_TEST(r.out.find(s) != std::string::npos);
+  r = run(scorch_cmd(1) + " train --help");
+  BOOST_TEST(r.code == 0);
+  BOOST_TEST(r.out.find("--set") != std::string::npos);
+  BOOST_TEST(r.out.find("--workdir") != std::string::npos);
+  r = run(scorch_cmd(1) + " eval bpd --help");
+  BOOST_TEST(r.code == 0);
+  BOOST_TEST(r.out.find("--ckpt") != std::string::npos);
+  r = run(scorch_cmd(1) + " info --keys");
+  BOOST_TEST(r.code == 0);
+  BOOST_TEST(r.out.find("training.snapshot_freq") != std::string::npos);
+  BOOST_TEST(run(scorch_cmd(1) + " frobnicate").code != 0);
+}
+
+BOOST_AUTO_TEST_CASE(bad_job_files_fail_before_work_naming_key_and_file) {
+  test::TempDir d("clibad");
+  test::write_file(d / "bad.toml", "[training]\nbatch_size = 8\nlearning_rate = 3\n");
+  for (int ranks : {1, 2}) {
+    auto r = run(scorch_cmd(ranks) + " train --config " + d / "bad.toml" + " --workdir " + d / "w");
+    BOOST_TEST_INFO(r.out);
+    BOOST_TEST(r.code != 0);
+    BOOST_TEST(r.out.find("training.learning_rate") != std::string::npos);
+    BOOST_TEST(r.out.find(d / "bad.toml:3") != std::string::npos);
+  }
+  BOOST_TEST(!fs::exists(d / "w/checkpoints"));
+  auto r = run(scorch_cmd(1) + " train --workdir " + d / "w" + " --set model.ch_mult=1");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("model.ch_mult") != std::string::npos);
+  BOOST_TEST(r.out.find("array") != std::string::npos);
+  r = run(scorch_cmd(1) + " sample --workdir " + d / "nothing");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("no checkpoint") != std::string::npos);
+  r = run(scorch_cmd(1) + " prepare fashion-mnist --raw " + d / "nowhere" + " --out " + d / "out");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("nowhere") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(train_info_sample_eval_on_two_ranks) {
+  test::TempDir d("cli");
+  auto job = points_job(d);
+  auto w = d / "run";
+  auto r = run(scorch_cmd(2) + " train --config " + job + " --workdir " + w);
+  BOOST_TEST_INFO(r.out);
+  BOOST_REQUIRE(r.code == 0);
+  BOOST_TEST(fs::exists(w + "/checkpoints/ckpt_000000020.h5"));
+  BOOST_TEST(fs::exists(w + "/checkpoints/ckpt_000000030.h5"));
+  BOOST_TEST(fs::exists(w + "/config.toml"));
+  BOOST_TEST(r.out.find("img/s") != std::string::npos);
+
+  // Training again resumes and has nothing left to do; more iterations continue.
+  r = run(scorch_cmd(2) + " train --config " + job + " --workdir " + w + " --set training.n_iters=35");
+  BOOST_TEST_INFO(r.out);
+  BOOST_TEST(r.code == 0);
+  BOOST_TEST(r.out.find("resumed from") != std::string::npos);
+  BOOST_TEST(fs::exists(w + "/checkpoints/ckpt_000000035.h5"));
+
+  r = run(scorch_cmd(1) + " info --workdir " + w);
+  BOOST_TEST_INFO(r.out);
+  BOOST_TEST(r.code == 0);
+  BOOST_TEST(std::regex_search(r.out, std::regex(R"(step\s+35)")));
+  BOOST_TEST(r.out.find("parameters") != std::string::npos);
+
+  r = run(scorch_cmd(2) + " sample --workdir " + w);
+  BOOST_TEST_INFO(r.out);
+  BOOST_REQUIRE(r.code == 0);
+  auto sample_file = w + "/samples/samples_000000035.h5";
+  BOOST_REQUIRE(fs::exists(sample_file));
+  torch::Tensor two;
+  {
+    auto f = h5::File::open_read(sample_file);
+    two = h5::read_tensor(f.id(), "samples", sample_file);
+  }
+  BOOST_TEST(two.sizes() == (std::vector<int64_t>{40, 2}));
+  BOOST_TEST(torch::isfinite(two).all().item<bool>());
+  // The same samples from one rank: seeds depend on chunk indices, not on ranks.
+  r = run(scorch_cmd(1) + " sample --workdir " + w);
+  BOOST_REQUIRE(r.code == 0);
+  {
+    auto f = h5::File::open_read(sample_file);
+    auto one = h5::read_tensor(f.id(), "samples", sample_file);
+    BOOST_TEST(torch::allclose(one, two, 1e-5, 1e-6));
+  }
+
+  r = run(scorch_cmd(2) + " eval bpd --workdir " + w);
+  BOOST_TEST_INFO(r.out);
+  BOOST_REQUIRE(r.code == 0);
+  std::smatch m;
+  BOOST_REQUIRE(std::regex_search(r.out, m, std::regex(R"(bpd (-?[0-9.]+)\n$)")));
+  double bpd = std::stod(m[1]);
+  BOOST_TEST(std::isfinite(bpd));
+  auto eval_file = w + "/eval/bpd_000000035.h5";
+  BOOST_REQUIRE(fs::exists(eval_file));
+  auto f = h5::File::open_read(eval_file);
+  auto per_item = h5::read_tensor(f.id(), "bpd", eval_file);
+  BOOST_TEST(per_item.sizes() == (std::vector<int64_t>{2, 24}));
+  BOOST_TEST(per_item.mean().item<double>() == bpd, boost::test_tools::tolerance(1e-3));
+}
+
+BOOST_AUTO_TEST_CASE(image_run_writes_a_png_grid) {
+  test::TempDir d("cliimg");
+  auto cfg = test::tiny_image_config(d / "img.h5", 32);
+  test::write_file(d / "job.toml", to_toml(cfg));
+  auto w = d / "run";
+  auto r = run(scorch_cmd(1) + " train --config " + d / "job.toml" + " --workdir " + w +
+               " --set training.n_iters=3 --set eval.num_samples=6");
+  BOOST_TEST_INFO(r.out);
+  BOOST_REQUIRE(r.code == 0);
+  r = run(scorch_cmd(2) + " sample --workdir " + w);
+  BOOST_TEST_INFO(r.out);
+  BOOST_REQUIRE(r.code == 0);
+  auto png = w + "/samples/samples_000000003.png";
+  BOOST_REQUIRE(fs::exists(png));
+  BOOST_TEST(test::read_file(png).substr(1, 3) == "PNG");
+  auto h5file = w + "/samples/samples_000000003.h5";
+  auto f = h5::File::open_read(h5file);
+  BOOST_TEST(h5::shape(f.id(), "images") == (std::vector<int64_t>{6, 8, 8, 1}));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,176 @@
+// Checkpoints: save/load/save is the identity; resuming at k and training to 2k equals
+// training straight to 2k bitwise (single thread); truncated or corrupted files are
+// reported and leave the model untouched; a checkpoint of another model is refused by name.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "common.h"
+#include "scorch/dist/communicator.h"
+#include "scorch/io/checkpoint.h"
+#include "scorch/io/hdf5.h"
+#include "scorch/train/trainer.h"
+
+using namespace scorch;
+using scorch::test::error_of;
+namespace fs = std::filesystem;
+
+namespace {
+
+io::TensorMap params_of(train::Trainer& t) {
+  io::TensorMap m;
+  for (const auto& p : t.model().named_parameters()) m[p.key()] = p.value().detach().clone();
+  return m;
+}
+
+// Flips one byte inside the stored bytes of `t` in `path` (found by searching the file).
+void corrupt_tensor_bytes(const std::string& path, const torch::Tensor& t) {
+  std::string file = test::read_file(path);
+  auto c = t.contiguous();
+  std::string needle(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel() * c.element_size()));
+  auto pos = file.find(needle);
+  BOOST_REQUIRE(pos != std::string::npos);
+  BOOST_REQUIRE_MESSAGE(file.find(needle, pos + 1) == std::string::npos, "tensor bytes are not unique in the file");
+  file[pos + needle.size() / 2] = static_cast<char>(file[pos + needle.size() / 2] ^ 0x5a);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << file;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(checkpoint)
+
+BOOST_AUTO_TEST_CASE(save_load_save_is_identity) {
+  test::TempDir d("ck");
+  auto cfg = test::tiny_image_config(d / "data.h5");
+  auto comm = dist::mpi_self();
+  train::Trainer tr(cfg, *comm, d / "run");
+  tr.run(3);
+  auto a_path = tr.save_checkpoint();
+  auto a = io::load_checkpoint(a_path);
+  BOOST_TEST(a.step == 3);
+  BOOST_TEST(a.rng.size(0) == 1);
+  BOOST_TEST(a.adam_steps == 3);
+  BOOST_TEST(a.ema_updates == 3);
+  BOOST_TEST(!a.params.empty());
+  BOOST_TEST(a.ema.size() == a.exp_avg.size());
+  io::save_checkpoint(d / "b.h5", a);
+  auto b = io::load_checkpoint(d / "b.h5");
+  for (auto [x, y] : {std::pair{&a.params, &b.params}, std::pair{&a.ema, &b.ema}, std::pair{&a.exp_avg, &b.exp_avg},
+                      std::pair{&a.exp_avg_sq, &b.exp_avg_sq}, std::pair{&a.buffers, &b.buffers}}) {
+    BOOST_TEST(test::maps_equal(*x, *y));
+  }
+  BOOST_TEST(torch::equal(a.rng, b.rng));
+  BOOST_TEST(a.config_toml == b.config_toml);
+  BOOST_TEST(a.ema_updates == b.ema_updates);
+  // What was saved is what the trainer holds.
+  BOOST_TEST(test::maps_equal(a.params, params_of(tr)));
+  // The resolved config is stored and parses back to the same config.
+  Config back;
+  apply_toml_string(back, a.config_toml, "ckpt");
+  BOOST_TEST(back.model.nf == cfg.model.nf);
+  BOOST_TEST(back.data.path == cfg.data.path);
+  BOOST_TEST(io::latest_checkpoint(d / "run") == a_path);
+}
+
+BOOST_AUTO_TEST_CASE(resume_is_bitwise_identical) {
+  test::TempDir d("resume");
+  auto cfg = test::tiny_image_config(d / "data.h5", /*n=*/24);  // 3 batches per epoch: crosses epochs
+  const int64_t k = 4;
+  auto comm = dist::mpi_self();
+  io::TensorMap straight_params, straight_ema;
+  {
+    train::Trainer a(cfg, *comm, d / "straight");
+    a.run(2 * k);
+    straight_params = params_of(a);
+    auto st = a.state();
+    straight_ema = st.ema;
+  }
+  {
+    train::Trainer b(cfg, *comm, d / "resumed");
+    b.run(k);  // writes the checkpoint at step k (the end of this run)
+  }
+  train::Trainer c(cfg, *comm, d / "resumed");
+  BOOST_TEST(!c.resume_latest().empty());
+  BOOST_TEST(c.step() == k);
+  c.run(2 * k);
+  BOOST_TEST(test::maps_equal(params_of(c), straight_params));
+  BOOST_TEST(test::maps_equal(c.state().ema, straight_ema));
+  // And the difference is real: a fresh trainer at step 0 differs from both.
+  train::Trainer fresh(cfg, *comm, d / "fresh");
+  BOOST_TEST(!test::maps_equal(params_of(fresh), straight_params));
+}
+
+BOOST_AUTO_TEST_CASE(truncated_checkpoint_is_reported_and_not_loaded) {
+  test::TempDir d("trunc");
+  auto cfg = test::tiny_image_config(d / "data.h5");
+  auto comm = dist::mpi_self();
+  train::Trainer tr(cfg, *comm, d / "run");
+  tr.run(2);
+  auto path = tr.save_checkpoint();
+  auto full = test::read_file(path);
+  train::Trainer victim(cfg, *comm, d / "run");  // fresh weights, same workdir
+  auto before = params_of(victim);
+  for (double frac : {0.1, 0.5, 0.9, 0.999}) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        << full.substr(0, static_cast<size_t>(static_cast<double>(full.size()) * frac));
+    auto msg = error_of([&] { victim.resume_latest(); });
+    BOOST_TEST_INFO(frac << ": " << msg);
+    BOOST_TEST(msg.find(path) != std::string::npos);
+    BOOST_TEST(test::maps_equal(params_of(victim), before));
+    BOOST_TEST(victim.step() == 0);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(corrupted_checkpoint_is_reported_and_not_loaded) {
+  test::TempDir d("corrupt");
+  auto cfg = test::tiny_image_config(d / "data.h5");
+  auto comm = dist::mpi_self();
+  train::Trainer tr(cfg, *comm, d / "run");
+  tr.run(2);
+  auto path = tr.save_checkpoint();
+  // Corrupt a tensor that is read late (Adam moments come after params and EMA), so that
+  // earlier ones would already have been read: nothing may be applied all the same.
+  auto st = io::load_checkpoint(path);
+  auto last = std::prev(st.exp_avg_sq.end());
+  while (last->second.numel() < 64 || (last->second == 0).any().item<bool>()) --last;
+  corrupt_tensor_bytes(path, last->second);
+  train::Trainer victim(cfg, *comm, d / "run");
+  auto before = params_of(victim);
+  auto msg = error_of([&] { victim.resume_latest(); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find(path) != std::string::npos);
+  BOOST_TEST_MESSAGE("corruption report: " << msg);
+  BOOST_TEST(msg.find(last->first) != std::string::npos);
+  BOOST_TEST(msg.find("corrupted") != std::string::npos);
+  BOOST_TEST(test::maps_equal(params_of(victim), before));
+  BOOST_TEST(victim.step() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(checkpoint_of_another_model_is_refused_by_name) {
+  test::TempDir d("other");
+  auto cfg = test::tiny_image_config(d / "data.h5");
+  auto comm = dist::mpi_self();
+  {
+    train::Trainer tr(cfg, *comm, d / "run");
+    tr.save_checkpoint();
+  }
+  auto wider = cfg;
+  wider.model.nf = 12;
+  train::Trainer other(wider, *comm, d / "run");
+  auto msg = error_of([&] { other.resume_latest(); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find("shape") != std::string::npos);
+  BOOST_TEST(msg.find("missing or mis-shaped") != std::string::npos);
+  BOOST_TEST(other.step() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(not_a_checkpoint) {
+  test::TempDir d("notck");
+  auto f = h5::File::create(d / "x.h5");
+  h5::write_tensor(f.id(), "a", torch::ones({3}));
+  f.close();
+  auto msg = error_of([&] { io::load_checkpoint(d / "x.h5"); });
+  BOOST_TEST(msg.find("not a scorch checkpoint") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

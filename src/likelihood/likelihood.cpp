@@ -1,4 +1,4 @@
-// Probability-flow ODE likelihood with fixed-step RK4 on the joint state (x, log p).
+// Probability-flow ODE likelihood: adaptive RK45 on the joint state (x, delta log p).
 #include "scorch/likelihood/likelihood.h"
 
 #include <cmath>
@@ -21,22 +21,17 @@ std::pair<torch::Tensor, torch::Tensor> drift_and_div(const models::ScoreFn& sco
 
 }  // namespace
 
-LogpResult logp_rk4(const models::ScoreFn& score, const sde::SDE& s, const torch::Tensor& x0,
-                    const torch::Tensor& e, int64_t steps, double eps) {
-  const double h = (s.T() - eps) / static_cast<double>(steps);
-  auto x = x0.detach().clone();
-  auto delta = torch::zeros({x.size(0)}, x.options());
-  double t = eps;
-  for (int64_t i = 0; i < steps; ++i) {
-    auto [k1, d1] = drift_and_div(score, s, x, t, e);
-    auto [k2, d2] = drift_and_div(score, s, x + 0.5 * h * k1, t + 0.5 * h, e);
-    auto [k3, d3] = drift_and_div(score, s, x + 0.5 * h * k2, t + 0.5 * h, e);
-    auto [k4, d4] = drift_and_div(score, s, x + h * k3, t + h, e);
-    x = x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4);
-    delta = delta + (h / 6.0) * (d1 + 2 * d2 + 2 * d3 + d4);
-    t = eps + static_cast<double>(i + 1) * h;
-  }
-  return {s.prior_logp(x) + delta, x, 4 * steps};
+LogpResult logp_ode(const models::ScoreFn& score, const sde::SDE& s, const torch::Tensor& x0,
+                    const torch::Tensor& e, const sampling::OdeOptions& opt, double eps) {
+  // State: (x [B,...], delta log p [B] in float64); integrated from eps up to T.
+  sampling::OdeRhs rhs = [&](double t, const sampling::OdeState& y) {
+    auto [f, div] = drift_and_div(score, s, y[0], t, e);
+    return sampling::OdeState{f, div.to(torch::kFloat64)};
+  };
+  sampling::OdeStats stats;
+  auto y = sampling::rk45(rhs, {x0.detach().clone(), torch::zeros({x0.size(0)}, torch::kFloat64)}, eps, s.T(), opt,
+                          &stats);
+  return {s.prior_logp(y[0]).to(torch::kFloat64) + y[1], y[0], stats.nfe};
 }
 
 torch::Tensor rademacher(at::IntArrayRef shape, at::Generator& gen) {

@@ -6,13 +6,13 @@ namespace scorch::sde {
 
 std::pair<torch::Tensor, torch::Tensor> SubVPSDE::sde(const torch::Tensor& x, const torch::Tensor& t) const {
   auto beta = beta_min_ + t * (beta_max_ - beta_min_);
-  auto discount = 1.0 - (-2.0 * beta_min_ * t - (beta_max_ - beta_min_) * t * t).exp();
+  auto discount = -torch::expm1(-2.0 * beta_min_ * t - (beta_max_ - beta_min_) * t * t);
   return {-0.5 * per_item(beta, x) * x, (beta * discount).sqrt()};
 }
 
 std::pair<torch::Tensor, torch::Tensor> SubVPSDE::marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const {
   auto m = log_mean_coeff(t);
-  return {per_item(m.exp(), x0) * x0, 1.0 - (2.0 * m).exp()};
+  return {per_item(m.exp(), x0) * x0, -torch::expm1(2.0 * m)};
 }
 
 }  // namespace scorch::sde

@@ -15,7 +15,8 @@ std::pair<torch::Tensor, torch::Tensor> VPSDE::sde(const torch::Tensor& x, const
 
 std::pair<torch::Tensor, torch::Tensor> VPSDE::marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const {
   auto m = log_mean_coeff(t);
-  return {per_item(m.exp(), x0) * x0, (1.0 - (2.0 * m).exp()).sqrt()};
+  // -expm1(2m) = 1 - exp(2m) without cancellation at small t (m ~ -1e-6 in float32).
+  return {per_item(m.exp(), x0) * x0, (-torch::expm1(2.0 * m)).sqrt()};
 }
 
 torch::Tensor VPSDE::prior_sampling(at::IntArrayRef shape, at::Generator& gen) const {

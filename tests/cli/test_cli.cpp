@@ -65,7 +65,8 @@ batch_size = 16
 num_samples = 40
 bpd_num_images = 24
 bpd_num_repeats = 2
-ode_steps = 10
+rtol = 1e-4
+atol = 1e-4
 )",
                                                d / "pts.h5"));
   return d / "job.toml";

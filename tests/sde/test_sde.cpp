@@ -7,6 +7,7 @@
 #include "common.h"
 #include "scorch/likelihood/likelihood.h"
 #include "scorch/losses/dsm.h"
+#include "scorch/sampling/rk45.h"
 #include "scorch/sampling/sampler.h"
 #include "scorch/sde/sde.h"
 #include "scorch/sde/variants.h"
@@ -69,17 +70,20 @@ BOOST_AUTO_TEST_CASE(marginals_match_closed_forms) {
 }
 
 // Likelihood through the probability-flow ODE equals the exact Gaussian log-density. The
-// drift is linear and isotropic, so Rademacher Hutchinson is exact; what remains is RK4
-// error, well below 1e-3 nats per item with 200 steps.
+// drift is linear and isotropic, so Rademacher Hutchinson is exact; what remains is the
+// solver error. Data std 0.3 (smooth) and 0.004 (the scale of a dequantised 8-bit pixel in
+// [-1,1], where the drift varies like 1/t near t = 0 and fixed uniform steps fail): at
+// rtol = atol = 1e-5 the error stays below 1e-3 nats per item in 3-D.
 BOOST_AUTO_TEST_CASE(ode_likelihood_matches_exact_logp) {
-  for (const char* name : {"vpsde", "subvpsde", "vesde"}) {
+  for (auto [name, sd] : {std::pair{"vpsde", 0.3}, std::pair{"subvpsde", 0.3}, std::pair{"vesde", 0.3},
+                          std::pair{"vpsde", 0.004}, std::pair{"subvpsde", 0.004}, std::pair{"vesde", 0.004}}) {
     auto s = sde::make_sde(cfg_for(name));
     const int64_t D = 3;
-    GaussianTruth truth{*s, torch::tensor({0.5f, -0.25f, 0.1f}), 0.3};
+    GaussianTruth truth{*s, torch::tensor({0.5f, -0.25f, 0.1f}), sd};
     auto g = gen(11);
     auto x = truth.mu.unsqueeze(0) + truth.sd * torch::randn({64, D}, g, torch::kFloat32);
     models::ScoreFn score = [&](const torch::Tensor& xx, const torch::Tensor& t) { return truth.score(xx, t); };
-    auto res = likelihood::logp_rk4(score, *s, x, likelihood::rademacher({64, D}, g), 200);
+    auto res = likelihood::logp_ode(score, *s, x, likelihood::rademacher({64, D}, g), {1e-5, 1e-5});
     // The solver ends on the SDE's prior; swap in the true p_T of this Gaussian, so that the
     // comparison measures the ODE and divergence integration alone.
     auto [mT, vT] = truth.moments(torch::ones({64}));
@@ -90,9 +94,9 @@ BOOST_AUTO_TEST_CASE(ode_likelihood_matches_exact_logp) {
     auto [me, ve] = truth.moments(torch::full({64}, likelihood::kLikelihoodEps));
     auto exact = -0.5 * D * std::log(2 * M_PI) - 0.5 * D * ve.log() - (x - me).pow(2).sum(1) / (2 * ve);
     auto err = (logp - exact).abs().max().item<double>();
-    BOOST_TEST_INFO(name << " max |logp - exact| = " << err);
+    BOOST_TEST_MESSAGE(name << " sd " << sd << " max |logp - exact| = " << err);
     BOOST_TEST(err < 1e-3);
-    BOOST_TEST(res.nfe == 800);
+    BOOST_TEST(res.nfe > 10);
     // bits/dim conversion: -logp / (D ln 2) + offset
     auto bpd = likelihood::bits_per_dim(res.logp, D, 8.0);
     BOOST_TEST(bpd[0].item<double>() == -res.logp[0].item<double>() / (D * std::log(2.0)) + 8.0,
@@ -145,6 +149,35 @@ BOOST_AUTO_TEST_CASE(dsm_prefers_the_true_score) {
   double a = losses::dsm_loss(exact, *s, x0, t, z, sum).item<double>();
   double b = losses::dsm_loss(exact, *s, x0, t, z, mean).item<double>();
   BOOST_TEST(b == a * 2 / 2.0, boost::test_tools::tolerance(1e-5));
+}
+
+// RK45 on ODEs with closed-form solutions, forward and backward in time: the global error
+// follows the tolerance (within a small factor), tighter tolerances cost more evaluations.
+BOOST_AUTO_TEST_CASE(rk45_reaches_the_requested_tolerance) {
+  // y' = -2 t y -> exp(-t^2); z' = cos(t) -> sin(t); on a [3] float64 state and a scalar.
+  sampling::OdeRhs f = [](double t, const sampling::OdeState& y) {
+    return sampling::OdeState{-2.0 * t * y[0], torch::full_like(y[1], std::cos(t))};
+  };
+  int64_t prev_nfe = 0;
+  for (double tol : {1e-3, 1e-5, 1e-7}) {
+    sampling::OdeStats st;
+    auto y = sampling::rk45(f, {torch::ones({3}, torch::kFloat64), torch::zeros({1}, torch::kFloat64)}, 0.0, 3.0,
+                            {tol, tol}, &st);
+    double e0 = std::abs(y[0][0].item<double>() - std::exp(-9.0));
+    double e1 = std::abs(y[1][0].item<double>() - std::sin(3.0));
+    BOOST_TEST_MESSAGE("tol " << tol << ": errors " << e0 << ", " << e1 << "; NFE " << st.nfe << " (" << st.accepted
+                              << " accepted, " << st.rejected << " rejected)");
+    BOOST_TEST(e0 < 20 * tol);
+    BOOST_TEST(e1 < 20 * tol);
+    BOOST_TEST(st.nfe > prev_nfe);
+    BOOST_TEST(st.nfe == 2 + 6 * (st.accepted + st.rejected));  // FSAL: 6 new evaluations per step
+    prev_nfe = st.nfe;
+  }
+  // Backward in time: from y(2) = exp(-4) back to y(0) = 1.
+  auto y = sampling::rk45(f, {torch::full({1}, std::exp(-4.0), torch::kFloat64), torch::full({1}, std::sin(2.0), torch::kFloat64)},
+                          2.0, 0.0, {1e-8, 1e-8});
+  BOOST_TEST(std::abs(y[0][0].item<double>() - 1.0) < 1e-6);
+  BOOST_TEST(std::abs(y[1][0].item<double>()) < 1e-6);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

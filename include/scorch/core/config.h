@@ -75,7 +75,8 @@ struct EvalConfig {
   int64_t num_samples = 50000;    // how many samples `scorch sample` generates
   int64_t bpd_num_images = 0;     // 0 = the whole evaluation split
   int64_t bpd_num_repeats = 5;    // dequantisation / Hutchinson repeats, averaged
-  int64_t ode_steps = 100;        // fixed RK4 steps of the likelihood ODE
+  double rtol = 1e-5;             // RK45 tolerances of the likelihood ODE
+  double atol = 1e-5;
 };
 
 struct Config {

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "scorch/models/score_fn.h"
+#include "scorch/sampling/rk45.h"
 #include "scorch/sde/sde.h"
 
 namespace scorch::likelihood {
@@ -12,15 +13,15 @@ namespace scorch::likelihood {
 constexpr double kLikelihoodEps = 1e-5;
 
 struct LogpResult {
-  torch::Tensor logp;  // [B] log p_0(x) in nats, in the space of x (model input)
+  torch::Tensor logp;  // [B] float64 log p(x) in nats, in the space of x (model input)
   torch::Tensor z;     // [B,...] the latent x(T)
   int64_t nfe = 0;     // drift evaluations (each one forward + one vector-Jacobian product)
 };
 
 // x [B,...] (model input space); hutchinson [B,...] Rademacher or Gaussian noise.
-// Fixed-step RK4 with `steps` steps on [eps, T].
-LogpResult logp_rk4(const models::ScoreFn& score, const sde::SDE& sde, const torch::Tensor& x,
-                    const torch::Tensor& hutchinson, int64_t steps, double eps = kLikelihoodEps);
+// Adaptive RK45 (rtol/atol of `opt`) from eps to T over the whole batch as one state.
+LogpResult logp_ode(const models::ScoreFn& score, const sde::SDE& sde, const torch::Tensor& x,
+                    const torch::Tensor& hutchinson, const sampling::OdeOptions& opt, double eps = kLikelihoodEps);
 
 // Rademacher noise (+1/-1 with equal probability), shape `shape`.
 torch::Tensor rademacher(at::IntArrayRef shape, at::Generator& gen);

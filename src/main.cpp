@@ -60,6 +60,12 @@ int main(int argc, char** argv) {
   add_common(in, common, true);
   in->add_flag("--keys", list_keys, "list every configuration key with its meaning");
 
+  std::string preview_file;
+  int64_t preview_count = 4;
+  auto* pv = app.add_subcommand("preview", "print images of a samples or dataset HDF5 file as text");
+  pv->add_option("file", preview_file, "HDF5 file with /images (e.g. <workdir>/samples/samples_*.h5)")->required();
+  pv->add_option("--count", preview_count, "how many images, side by side")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -77,6 +83,7 @@ int main(int argc, char** argv) {
     if (*sa) return scorch::cli::sample(common, *comm);
     if (*bpd) return scorch::cli::eval_bpd(common, *comm);
     if (*in) return scorch::cli::info(common, list_keys, *comm);
+    if (*pv) return comm->rank() == 0 ? scorch::cli::preview(preview_file, preview_count) : 0;
   } catch (const std::exception& e) {
     auto* c10e = dynamic_cast<const c10::Error*>(&e);
     std::string msg = c10e ? c10e->what_without_backtrace() : e.what();

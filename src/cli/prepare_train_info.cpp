@@ -7,6 +7,8 @@
 #include "scorch/core/error.h"
 #include "scorch/core/log.h"
 #include "scorch/data/dataset.h"
+#include "scorch/data/image_grid.h"
+#include "scorch/io/hdf5.h"
 #include "scorch/io/checkpoint.h"
 #include "scorch/models/model.h"
 #include "scorch/train/trainer.h"
@@ -92,6 +94,17 @@ int info(const Common& opt, bool list_keys, dist::Communicator& comm) {
     fmt::print("world size    {} (epoch {}, batch {} of it)\n", st.world_size, st.epoch, st.batch_in_epoch);
   }
   fmt::print("\n{}", to_toml(r.cfg));
+  return 0;
+}
+
+int preview(const std::string& file, int64_t count) {
+  auto f = h5::File::open_read(file);
+  SCORCH_CHECK(h5::exists(f.id(), "images"), "{}: no /images to preview (point data has /samples or /points)", file);
+  auto shape = h5::shape(f.id(), "images");
+  SCORCH_CHECK(shape.size() == 4 && shape[0] > 0, "{}: /images must be a non-empty [N,H,W,C]", file);
+  auto imgs = h5::read_rows(f.id(), "images", 0, std::min<int64_t>(count, shape[0]), file);
+  fmt::print("{} ({} of {} images, {}x{}):\n{}", file, imgs.size(0), shape[0], shape[1], shape[2],
+             data::ascii_preview(imgs, count));
   return 0;
 }
 

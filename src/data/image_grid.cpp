@@ -33,4 +33,24 @@ void write_png_grid(const std::string& path, const torch::Tensor& images, int zo
   SCORCH_CHECK(ok, "cannot write PNG '{}'", path);
 }
 
+std::string ascii_preview(const torch::Tensor& images, int64_t count) {
+  SCORCH_CHECK(images.dim() == 4 && images.scalar_type() == torch::kUInt8, "ascii_preview: need uint8 [N,H,W,C]");
+  static const char kRamp[] = " .:-=+*#%@";
+  int64_t n = std::min(count, images.size(0)), H = images.size(1), W = images.size(2);
+  auto grey = images.slice(0, 0, n).to(torch::kFloat32).mean(3).contiguous();  // [n,H,W]
+  auto acc = grey.accessor<float, 3>();
+  std::string out;
+  for (int64_t y = 0; y + 1 < H + 1; y += 2) {
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t x = 0; x < W; ++x) {
+        float v = acc[i][y][x];
+        if (y + 1 < H) v = 0.5f * (v + acc[i][y + 1][x]);
+        out += kRamp[std::min<int>(9, static_cast<int>(v / 25.6f))];
+      }
+      out += i + 1 < n ? "  " : "\n";
+    }
+  }
+  return out;
+}
+
 }  // namespace scorch::data

@@ -160,7 +160,9 @@ double Trainer::train_step() {
   std::vector<torch::Tensor> ps;
   for (auto& [name, p] : trainable_) ps.push_back(p);
   dist::average_gradients(comm_, ps, &extra);
-  if (extra[1].item<float>() > 0) g_stop = 1;
+  // Every rank acts on the reduced flag, never on its own signal: a signal that arrives
+  // on one rank after this point is seen by all ranks at the next step.
+  stop_agreed_ = extra[1].item<float>() > 0;
 
   adam_->step(step_);
   ++step_;
@@ -283,7 +285,7 @@ bool Trainer::run(int64_t until) {
       loss_sum = 0;
       loss_n = 0;
     }
-    if (stop_requested()) {
+    if (stop_agreed_) {
       spdlog::warn("stop requested (SIGTERM/SIGUSR1): checkpointing at step {}", step_);
       save_checkpoint();
       return false;

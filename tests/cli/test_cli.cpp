@@ -177,6 +177,41 @@ BOOST_AUTO_TEST_CASE(train_info_sample_eval_on_two_ranks) {
   BOOST_TEST(per_item.mean().item<double>() == bpd, boost::test_tools::tolerance(1e-3));
 }
 
+// SIGUSR1 (what Slurm sends before the time limit) makes every rank stop at the same step,
+// write a checkpoint and exit with status 3; the next `train` resumes from it.
+BOOST_AUTO_TEST_CASE(signal_checkpoints_and_stops_then_resume_continues) {
+  for (int ranks : {1, 2}) {
+    test::TempDir d("clisig");
+    auto job = points_job(d);
+    auto w = d / "run";
+    // Long enough that the signal arrives mid-run; the loop waits for the first log line.
+    auto r = run("bash -c '" + scorch_cmd(ranks) + " train --config " + job + " --workdir " + w +
+                 " --set training.n_iters=100000 --set training.snapshot_freq=100000 & pid=$!; "
+                 "for i in $(seq 600); do [ -s " + w + "/train_log.csv ] && [ $(wc -l < " + w +
+                 "/train_log.csv) -ge 2 ] && break; sleep 0.1; done; kill -USR1 $pid; wait $pid; echo rc=$?'");
+    BOOST_TEST_INFO(r.out);
+    BOOST_TEST(r.out.find("rc=3") != std::string::npos);
+    BOOST_TEST(r.out.find("stop requested") != std::string::npos);
+    std::smatch m;
+    std::string ckpt_list;
+    int64_t stopped_at = -1;
+    for (const auto& e : fs::directory_iterator(w + "/checkpoints")) {
+      std::string name = e.path().filename().string();
+      if (std::regex_match(name, m, std::regex(R"(ckpt_(\d+)\.h5)"))) stopped_at = std::stoll(m[1]);
+      ckpt_list += name + " ";
+    }
+    BOOST_TEST_INFO(ckpt_list);
+    BOOST_TEST(stopped_at >= 10);
+    BOOST_TEST(stopped_at < 100000);
+    r = run(scorch_cmd(ranks) + " train --config " + job + " --workdir " + w +
+            " --set training.n_iters=" + std::to_string(stopped_at + 5));
+    BOOST_TEST_INFO(r.out);
+    BOOST_TEST(r.code == 0);
+    BOOST_TEST(r.out.find(fmt::format("resumed from {}/checkpoints/ckpt_{:09d}.h5", w, stopped_at)) != std::string::npos);
+    BOOST_TEST(fs::exists(fmt::format("{}/checkpoints/ckpt_{:09d}.h5", w, stopped_at + 5)));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(image_run_writes_a_png_grid) {
   test::TempDir d("cliimg");
   auto cfg = test::tiny_image_config(d / "img.h5", 32);

@@ -22,6 +22,8 @@ int train(const Common& opt, dist::Communicator& comm);
 int sample(const Common& opt, dist::Communicator& comm);
 int eval_bpd(const Common& opt, dist::Communicator& comm);
 int info(const Common& opt, bool list_keys, dist::Communicator& comm);
+// Prints images of a samples or dataset file (/images) as text.
+int preview(const std::string& file, int64_t count);
 
 // The checkpoint to use (--ckpt, else newest in --workdir) and the config it resolves to.
 struct Resolved {

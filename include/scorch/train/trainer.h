@@ -64,6 +64,7 @@ class Trainer {
   int64_t cached_epoch_ = -1;
   torch::Tensor cached_perm_;
   double last_loss_ = 0;
+  bool stop_agreed_ = false;  // some rank was signalled (from the all-reduced flag)
 };
 
 // Copies a checkpoint's EMA (or raw) weights into `model`, checking names and shapes first.

@@ -167,8 +167,7 @@ double Trainer::train_step() {
   adam_->step(step_);
   ++step_;
   ema_->update(trainable_);
-  last_loss_ = extra[0].item<double>();
-  return last_loss_;
+  return extra[0].item<double>();
 }
 
 io::TrainState Trainer::state() const {

@@ -63,7 +63,6 @@ class Trainer {
   int64_t step_ = 0;
   int64_t cached_epoch_ = -1;
   torch::Tensor cached_perm_;
-  double last_loss_ = 0;
   bool stop_agreed_ = false;  // some rank was signalled (from the all-reduced flag)
 };
 

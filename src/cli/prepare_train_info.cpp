@@ -60,6 +60,9 @@ int prepare(const std::string& dataset, const std::string& raw, const std::strin
 int train(const Common& opt, dist::Communicator& comm) {
   SCORCH_CHECK(!opt.workdir.empty(), "train needs --workdir DIR (checkpoints and logs go there)");
   Config cfg = load_config(opt.config, opt.sets);
+  SCORCH_CHECK(cfg.model.name != "analytic_gmm",
+               "model.name = \"analytic_gmm\" is an exact score with nothing to train: use it with sample, eval, "
+               "encode and decode directly (--config JOB --workdir DIR)");
   if (comm.rank() == 0) {
     fs::create_directories(opt.workdir);
     std::ofstream(opt.workdir + "/config.toml") << to_toml(cfg);
@@ -82,8 +85,12 @@ int info(const Common& opt, bool list_keys, dist::Communicator& comm) {
     return 0;
   }
   auto r = resolve(opt, /*need_ckpt=*/false);
-  auto model = models::make_model(r.cfg);
-  fmt::print("model         {} ({} parameters)\n", r.cfg.model.name, models::count_parameters(*model));
+  if (r.cfg.model.name == "analytic_gmm") {
+    fmt::print("model         analytic_gmm ({} components, exact score, no parameters)\n", r.cfg.model.gmm_means.size());
+  } else {
+    auto model = models::make_model(r.cfg);
+    fmt::print("model         {} ({} parameters)\n", r.cfg.model.name, models::count_parameters(*model));
+  }
   fmt::print("sde           {}\n", r.cfg.training.sde);
   auto shape = r.cfg.item_shape();
   fmt::print("data item     [{}]\n", fmt::join(shape, ", "));

@@ -14,6 +14,7 @@
 #include "scorch/io/checkpoint.h"
 #include "scorch/io/hdf5.h"
 #include "scorch/likelihood/likelihood.h"
+#include "scorch/models/analytic_gmm.h"
 #include "scorch/models/score_fn.h"
 #include "scorch/sampling/sampler.h"
 #include "scorch/train/trainer.h"
@@ -24,22 +25,45 @@ namespace scorch::cli {
 
 namespace {
 
+// A score function ready to use: a network with the EMA weights of a checkpoint, or the
+// exact analytic_gmm model (no checkpoint; step 0).
 struct Loaded {
   Resolved r;
-  io::TrainState st;
+  int64_t step = 0;
   std::unique_ptr<sde::SDE> sde;
   models::ScoreNetPtr net;
+  std::unique_ptr<models::AnalyticGMM> gmm;
+  models::ScoreFn score;
 };
 
-Loaded load_ema_model(const Common& opt) {
+Loaded load_score_model(const Common& opt) {
   Loaded l;
-  l.r = resolve(opt, /*need_ckpt=*/true);
-  l.st = io::load_checkpoint(l.r.ckpt);
+  bool analytic = false;
+  {
+    Config probe;
+    if (!opt.config.empty()) apply_toml_file(probe, opt.config);
+    for (const auto& s : opt.sets) apply_override(probe, s);
+    analytic = probe.model.name == "analytic_gmm" && opt.ckpt.empty();
+  }
+  l.r = resolve(opt, /*need_ckpt=*/!analytic);
   l.sde = sde::make_sde(l.r.cfg);
+  if (l.r.cfg.model.name == "analytic_gmm") {
+    SCORCH_CHECK(!l.r.workdir.empty(), "analytic_gmm: pass --workdir DIR for the outputs");
+    l.gmm = std::make_unique<models::AnalyticGMM>(l.r.cfg.model);
+    l.score = [g = l.gmm.get(), s = l.sde.get()](const torch::Tensor& x, const torch::Tensor& t) {
+      return g->score(*s, x, t);
+    };
+    spdlog::info("exact score of a {}-component Gaussian mixture in {} dimensions", l.r.cfg.model.gmm_means.size(),
+                 l.gmm->dim());
+    return l;
+  }
+  auto st = io::load_checkpoint(l.r.ckpt);
+  l.step = st.step;
   l.net = models::make_model(l.r.cfg);
-  train::load_weights(*l.net, l.st, /*use_ema=*/true);
+  train::load_weights(*l.net, st, /*use_ema=*/true);
   l.net->eval();
-  spdlog::info("loaded EMA weights of {} (step {})", l.r.ckpt, l.st.step);
+  l.score = models::make_score_fn(*l.net, *l.sde);
+  spdlog::info("loaded EMA weights of {} (step {})", l.r.ckpt, l.step);
   return l;
 }
 
@@ -72,14 +96,17 @@ std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item) {
 }  // namespace
 
 int sample(const Common& opt, dist::Communicator& comm) {
-  auto l = load_ema_model(opt);
+  auto l = load_score_model(opt);
   const auto& cfg = l.r.cfg;
   const int64_t n = cfg.eval.num_samples, chunk = cfg.eval.batch_size;
   const int64_t chunks = (n + chunk - 1) / chunk;
   auto mine = dist::shard_range(chunks, comm.rank(), comm.size());
-  auto score = models::make_score_fn(*l.net, *l.sde);
+  const auto& score = l.score;
   const int64_t N = cfg.model.num_scales;
-  spdlog::info("sampling {} items with Euler-Maruyama, {} steps, {} ranks, chunks of {}", n, N, comm.size(), chunk);
+  const std::string sampler = cfg.sampling.method == "ode"
+                                  ? fmt::format("ode:rk45(rtol {}, atol {})", cfg.sampling.rtol, cfg.sampling.atol)
+                                  : fmt::format("pc:{}:{}", cfg.sampling.predictor, cfg.sampling.corrector);
+  spdlog::info("sampling {} items with {}, N = {}, {} ranks, chunks of {}", n, sampler, N, comm.size(), chunk);
   std::vector<torch::Tensor> out;
   int64_t nfe = 0;
   Progress prog(fmt::format("sampling (rank 0: {} chunks)", mine.size()), mine.size() * N);
@@ -87,9 +114,8 @@ int sample(const Common& opt, dist::Communicator& comm) {
     int64_t b = std::min(chunk, n - c * chunk);
     auto gen = at::make_generator<at::CPUGeneratorImpl>(
         train::derive_seed(static_cast<uint64_t>(cfg.seed), {5, static_cast<uint64_t>(c)}));
-    auto res = sampling::euler_maruyama(score, *l.sde, with_batch(b, cfg.item_shape()), N, l.sde->sampling_eps(),
-                                        cfg.sampling.noise_removal, gen,
-                                        [&](int64_t i, int64_t) { prog.tick((c - mine.begin) * N + i); });
+    auto res = sampling::sample(cfg, *l.sde, score, with_batch(b, cfg.item_shape()), gen,
+                                [&](int64_t i, int64_t) { prog.tick((c - mine.begin) * N + i); });
     nfe = res.nfe;
     out.push_back(res.x);
   }
@@ -98,15 +124,15 @@ int sample(const Common& opt, dist::Communicator& comm) {
   auto all = comm.gather_rows(local.to(torch::kFloat32).contiguous(), 0);
   if (comm.rank() == 0) {
     fs::create_directories(l.r.workdir + "/samples");
-    std::string base = fmt::format("{}/samples/samples_{:09d}", l.r.workdir, l.st.step);
+    std::string base = fmt::format("{}/samples/samples_{:09d}", l.r.workdir, l.step);
     std::string tmp = base + ".h5.tmp";
     {
       auto f = h5::File::create(tmp);
       h5::write_tensor(f.id(), "samples", all);
       if (cfg.is_image_data()) h5::write_tensor(f.id(), "images", data::unit_to_images(all));
-      h5::set_attr(f.id(), "step", l.st.step);
+      h5::set_attr(f.id(), "step", l.step);
       h5::set_attr(f.id(), "nfe", nfe);
-      h5::set_attr(f.id(), "sampler", std::string("pc:euler_maruyama:none"));
+      h5::set_attr(f.id(), "sampler", sampler);
       h5::write_string(f.id(), "config", to_toml(cfg));
     }
     h5::commit_file(tmp, base + ".h5");
@@ -121,7 +147,7 @@ int sample(const Common& opt, dist::Communicator& comm) {
 }
 
 int eval_bpd(const Common& opt, dist::Communicator& comm) {
-  auto l = load_ema_model(opt);
+  auto l = load_score_model(opt);
   const auto& cfg = l.r.cfg;
   const std::string& path = cfg.eval_data_path();
   SCORCH_CHECK(!path.empty(), "no evaluation data: set data.eval_path (or data.path)");
@@ -130,7 +156,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
   const int64_t n = ds.size(), chunk = cfg.eval.batch_size, R = cfg.eval.bpd_num_repeats;
   const int64_t chunks = (n + chunk - 1) / chunk;
   auto mine = dist::shard_range(chunks, comm.rank(), comm.size());
-  auto score = models::make_score_fn(*l.net, *l.sde);
+  const auto& score = l.score;
   auto item = cfg.item_shape();
   int64_t D = 1;
   for (auto d : item) D *= d;
@@ -139,6 +165,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
                path, R, cfg.eval.rtol, cfg.eval.atol, comm.size());
   std::vector<torch::Tensor> rows;  // per chunk: [b, R]
   int64_t nfe_total = 0, solves = 0;
+  std::vector<torch::Tensor> exact;  // analytic_gmm: exact log p at eps, to report the error
   Progress prog("bits/dim (rank 0 chunks x repeats)", std::max<int64_t>(mine.size() * R, 1));
   for (int64_t c = mine.begin; c < mine.end; ++c) {
     int64_t b = std::min(chunk, n - c * chunk);
@@ -156,6 +183,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
       }
       auto e = likelihood::rademacher(with_batch(b, item), gen);
       auto res = likelihood::logp_ode(score, *l.sde, x, e, {cfg.eval.rtol, cfg.eval.atol});
+      if (l.gmm) exact.push_back(l.gmm->logp(*l.sde, x, torch::full({b}, likelihood::kLikelihoodEps)));
       nfe_total += res.nfe;
       ++solves;
       reps.push_back(likelihood::bits_per_dim(res.logp, D, offset).to(torch::kFloat64));
@@ -165,6 +193,9 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
   }
   auto local = rows.empty() ? torch::empty({0, R}, torch::kFloat64) : torch::cat(rows);
   auto all = comm.gather_rows(local, 0);
+  // Collective on every rank (analytic_gmm only): the exact log p of the same items.
+  torch::Tensor ex;
+  if (l.gmm) ex = comm.gather_rows(exact.empty() ? torch::empty({0}, torch::kFloat64) : torch::cat(exact), 0);
   auto counts = torch::tensor({nfe_total, solves}, torch::kInt64);
   comm.allreduce_sum(counts);
   const double nfe = static_cast<double>(counts[0].item<int64_t>()) / std::max<int64_t>(counts[1].item<int64_t>(), 1);
@@ -172,18 +203,24 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
     auto per_repeat = all.mean(0);
     double mean = all.mean().item<double>();
     fs::create_directories(l.r.workdir + "/eval");
-    std::string out = fmt::format("{}/eval/bpd_{:09d}.h5", l.r.workdir, l.st.step);
+    std::string out = fmt::format("{}/eval/bpd_{:09d}.h5", l.r.workdir, l.step);
     {
       auto f = h5::File::create(out + ".tmp");
       h5::write_tensor(f.id(), "bpd", all.t().contiguous());  // [R, N]
       h5::set_attr(f.id(), "mean", mean);
-      h5::set_attr(f.id(), "step", l.st.step);
+      h5::set_attr(f.id(), "step", l.step);
       h5::set_attr(f.id(), "mean_nfe", nfe);
       h5::set_attr(f.id(), "data", path);
       h5::write_string(f.id(), "config", to_toml(cfg));
     }
     h5::commit_file(out + ".tmp", out);
     for (int64_t k = 0; k < R; ++k) spdlog::info("repeat {}: {:.4f} bits/dim", k, per_repeat[k].item<double>());
+    if (l.gmm) {
+      // Exact bits/dim of the same items (repeat 0's draws; point data have no dequantisation).
+      double exact_bpd = likelihood::bits_per_dim(ex, D, 0.0).mean().item<double>();
+      spdlog::info("analytic_gmm: exact {:.5f} bits/dim, ODE estimate {:.5f} (difference {:.2e})", exact_bpd, mean,
+                   mean - exact_bpd);
+    }
     fmt::print("eval: per-item results -> {}\n", out);
     fmt::print("eval: {} items x {} repeats, {:.0f} NFE per solve (mean): bpd {:.4f}\n", n, R, nfe, mean);
   }

@@ -19,7 +19,8 @@ namespace scorch {
 
 namespace {
 
-using FieldPtr = std::variant<int64_t*, double*, bool*, std::string*, std::vector<int64_t>*>;
+using FieldPtr = std::variant<int64_t*, double*, bool*, std::string*, std::vector<int64_t>*, std::vector<double>*,
+                               std::vector<std::vector<double>>*>;
 
 struct Field {
   std::string key;
@@ -54,15 +55,21 @@ std::vector<Field> schema(Config& c) {
   add("training.reduce_mean", &c.training.reduce_mean, "loss: mean over data dims (else 0.5*sum)");
   add("training.likelihood_weighting", &c.training.likelihood_weighting, "loss weight g(t)^2 instead of sigma^2");
 
-  add("sampling.method", &c.sampling.method, "sampler: pc").one_of({"pc"});
-  add("sampling.predictor", &c.sampling.predictor, "predictor: euler_maruyama").one_of({"euler_maruyama"});
-  add("sampling.corrector", &c.sampling.corrector, "corrector: none").one_of({"none"});
+  add("sampling.method", &c.sampling.method, "sampler: pc (predictor-corrector) | ode (probability flow, RK45)")
+      .one_of({"pc", "ode"});
+  add("sampling.predictor", &c.sampling.predictor,
+      "predictor: euler_maruyama | reverse_diffusion | ancestral_sampling | none")
+      .one_of({"euler_maruyama", "reverse_diffusion", "ancestral_sampling", "none"});
+  add("sampling.corrector", &c.sampling.corrector, "corrector: langevin | ald | none").one_of({"langevin", "ald", "none"});
   add("sampling.snr", &c.sampling.snr, "corrector signal-to-noise ratio").min(0, true);
   add("sampling.n_steps_each", &c.sampling.n_steps_each, "corrector steps per noise level").min(1);
   add("sampling.noise_removal", &c.sampling.noise_removal, "return the noise-free mean of the last step");
   add("sampling.probability_flow", &c.sampling.probability_flow, "predictor on the probability-flow ODE");
+  add("sampling.rtol", &c.sampling.rtol, "relative tolerance of the ODE sampler (RK45)").min(0, true);
+  add("sampling.atol", &c.sampling.atol, "absolute tolerance of the ODE sampler (RK45)").min(0, true);
 
-  add("model.name", &c.model.name, "network: unet (images) | mlp (points)").one_of({"unet", "mlp"});
+  add("model.name", &c.model.name, "network: unet (images) | mlp (points) | analytic_gmm (exact score)")
+      .one_of({"unet", "mlp", "analytic_gmm"});
   add("model.nf", &c.model.nf, "base channel count / hidden width").min(1);
   add("model.ch_mult", &c.model.ch_mult, "channel multiplier per resolution").min(1);
   add("model.num_res_blocks", &c.model.num_res_blocks, "residual blocks per resolution").min(1);
@@ -77,7 +84,10 @@ std::vector<Field> schema(Config& c) {
   add("model.sigma_max", &c.model.sigma_max, "VE sigma_max").min(0, true);
   add("model.beta_min", &c.model.beta_min, "VP beta_min").min(0, true);
   add("model.beta_max", &c.model.beta_max, "VP beta_max").min(0, true);
-  add("model.num_scales", &c.model.num_scales, "N: discretisation / sampler steps").min(1);
+  add("model.num_scales", &c.model.num_scales, "N: discretisation / sampler steps").min(2);
+  add("model.gmm_means", &c.model.gmm_means, "analytic_gmm: component means [K][D]");
+  add("model.gmm_stds", &c.model.gmm_stds, "analytic_gmm: component stds [K] (isotropic)").min(0, true);
+  add("model.gmm_weights", &c.model.gmm_weights, "analytic_gmm: component weights [K]").min(0, true);
 
   add("optim.optimizer", &c.optim.optimizer, "optimiser: Adam").one_of({"Adam"});
   add("optim.lr", &c.optim.lr, "learning rate").min(0, true);
@@ -114,6 +124,8 @@ std::string type_name(const FieldPtr& p) {
     std::string operator()(bool*) const { return "a boolean"; }
     std::string operator()(std::string*) const { return "a string"; }
     std::string operator()(std::vector<int64_t>*) const { return "an array of integers"; }
+    std::string operator()(std::vector<double>*) const { return "an array of numbers"; }
+    std::string operator()(std::vector<std::vector<double>>*) const { return "an array of arrays of numbers"; }
   };
   return std::visit(V{}, p);
 }
@@ -179,6 +191,29 @@ void set_field(Field& f, const toml::node& n, const std::string& at) {
             SCORCH_THROW("{}: '{}' = \"{}\" is not one of: {}", at, f.key, v, list);
           }
           *p = v;
+        } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+          if (!n.is_array()) wrong_type();
+          std::vector<double> out;
+          for (const auto& e : *n.as_array()) {
+            if (!e.is_number()) wrong_type();
+            double v = e.is_integer() ? static_cast<double>(e.as_integer()->get()) : e.as_floating_point()->get();
+            check_range(f, v, at);
+            out.push_back(v);
+          }
+          *p = std::move(out);
+        } else if constexpr (std::is_same_v<T, std::vector<std::vector<double>>>) {
+          if (!n.is_array()) wrong_type();
+          std::vector<std::vector<double>> out;
+          for (const auto& row : *n.as_array()) {
+            if (!row.is_array()) wrong_type();
+            std::vector<double> r;
+            for (const auto& e : *row.as_array()) {
+              if (!e.is_number()) wrong_type();
+              r.push_back(e.is_integer() ? static_cast<double>(e.as_integer()->get()) : e.as_floating_point()->get());
+            }
+            out.push_back(std::move(r));
+          }
+          *p = std::move(out);
         } else {
           if (!n.is_array()) wrong_type();
           std::vector<int64_t> out;
@@ -293,7 +328,19 @@ void validate(const Config& c) {
   SCORCH_CHECK(c.model.beta_max > c.model.beta_min, "model.beta_max ({}) must exceed model.beta_min ({})",
                c.model.beta_max, c.model.beta_min);
   SCORCH_CHECK(!c.model.ch_mult.empty(), "model.ch_mult must not be empty");
-  if (c.model.name == "mlp") {
+  if (c.model.name == "analytic_gmm") {
+    const auto K = c.model.gmm_means.size();
+    SCORCH_CHECK(K > 0, "model.name = \"analytic_gmm\" needs model.gmm_means ([K][D]), gmm_stds and gmm_weights");
+    SCORCH_CHECK(c.data.dim > 0, "model.name = \"analytic_gmm\" works on point data: set data.dim = D > 0");
+    for (size_t k = 0; k < K; ++k) {
+      SCORCH_CHECK(static_cast<int64_t>(c.model.gmm_means[k].size()) == c.data.dim,
+                   "model.gmm_means[{}] has {} coordinates but data.dim = {}", k, c.model.gmm_means[k].size(),
+                   c.data.dim);
+    }
+    SCORCH_CHECK(c.model.gmm_stds.size() == K && c.model.gmm_weights.size() == K,
+                 "model.gmm_stds ({}) and model.gmm_weights ({}) must have one entry per mean ({})",
+                 c.model.gmm_stds.size(), c.model.gmm_weights.size(), K);
+  } else if (c.model.name == "mlp") {
     SCORCH_CHECK(c.data.dim > 0, "model.name = \"mlp\" works on point data: set data.dim > 0");
   } else {
     SCORCH_CHECK(c.data.dim == 0, "model.name = \"{}\" works on images: data.dim must be 0 (got {})", c.model.name,
@@ -318,9 +365,17 @@ std::string to_toml(const Config& cfg_in) {
     std::visit(
         [&](auto* p) {
           using T = std::remove_pointer_t<decltype(p)>;
-          if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+          if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<double>>) {
             toml::array a;
             for (auto v : *p) a.push_back(v);
+            tbl->insert(key, a);
+          } else if constexpr (std::is_same_v<T, std::vector<std::vector<double>>>) {
+            toml::array a;
+            for (const auto& row : *p) {
+              toml::array r;
+              for (auto v : row) r.push_back(v);
+              a.push_back(r);
+            }
             tbl->insert(key, a);
           } else {
             tbl->insert(key, *p);

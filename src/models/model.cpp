@@ -13,6 +13,7 @@ ScoreNetPtr make_model(const Config& cfg) {
   const auto& name = cfg.model.name;
   if (name == "unet") return std::make_shared<UNetImpl>(cfg);
   if (name == "mlp") return std::make_shared<MLPImpl>(cfg);
+  if (name == "analytic_gmm") SCORCH_THROW("model 'analytic_gmm' is an exact score, not a network");
   SCORCH_THROW("model '{}' not found (model.name): valid are unet, mlp", name);
 }
 

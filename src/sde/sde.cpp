@@ -27,6 +27,24 @@ torch::Tensor SDE::reverse_drift(const torch::Tensor& x, const torch::Tensor& t,
   return f - g2 * score * (probability_flow ? 0.5 : 1.0);
 }
 
+std::pair<torch::Tensor, torch::Tensor> SDE::discretize(const torch::Tensor& x, const torch::Tensor& t) const {
+  const double dt = 1.0 / static_cast<double>(N_);
+  auto [f, g] = sde(x, t);
+  return {f * dt, g * std::sqrt(dt)};
+}
+
+torch::Tensor SDE::step_index(const torch::Tensor& t) const {
+  return (t * static_cast<double>(N_ - 1) / T()).to(torch::kInt64);
+}
+
+std::pair<torch::Tensor, torch::Tensor> SDE::reverse_discretize(const torch::Tensor& x, const torch::Tensor& t,
+                                                                const torch::Tensor& score,
+                                                                bool probability_flow) const {
+  auto [f, G] = discretize(x, t);
+  auto rev_f = f - per_item(G * G, x) * score * (probability_flow ? 0.5 : 1.0);
+  return {rev_f, probability_flow ? torch::zeros_like(G) : G};
+}
+
 std::unique_ptr<SDE> make_sde(const Config& cfg) {
   const auto& m = cfg.model;
   const auto& name = cfg.training.sde;

@@ -24,4 +24,16 @@ torch::Tensor VESDE::prior_sampling(at::IntArrayRef shape, at::Generator& gen) c
 
 torch::Tensor VESDE::prior_logp(const torch::Tensor& z) const { return gaussian_logp(z, sigma_max_); }
 
+std::pair<torch::Tensor, torch::Tensor> VESDE::sigma_pair(const torch::Tensor& t) const {
+  auto i = step_index(t);
+  auto sigma = sigmas_.index_select(0, i);
+  auto prev = torch::where(i == 0, torch::zeros_like(sigma), sigmas_.index_select(0, (i - 1).clamp_min(0)));
+  return {sigma.to(torch::kFloat32), prev.to(torch::kFloat32)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> VESDE::discretize(const torch::Tensor& x, const torch::Tensor& t) const {
+  auto [sigma, prev] = sigma_pair(t);
+  return {torch::zeros_like(x), (sigma * sigma - prev * prev).sqrt()};
+}
+
 }  // namespace scorch::sde

@@ -30,4 +30,11 @@ torch::Tensor VPSDE::score_from_output(const torch::Tensor& out, const torch::Te
   return -out / per_item(std, out);
 }
 
+std::pair<torch::Tensor, torch::Tensor> VPSDE::discretize(const torch::Tensor& x, const torch::Tensor& t) const {
+  auto i = step_index(t);
+  auto beta = betas_.index_select(0, i).to(torch::kFloat32);
+  auto alpha = 1.0 - beta;
+  return {per_item(alpha.sqrt(), x) * x - x, beta.sqrt()};
+}
+
 }  // namespace scorch::sde

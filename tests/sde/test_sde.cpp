@@ -114,7 +114,10 @@ BOOST_AUTO_TEST_CASE(euler_maruyama_recovers_gaussian_moments) {
     models::ScoreFn score = [&](const torch::Tensor& xx, const torch::Tensor& t) { return truth.score(xx, t); };
     auto g = gen(5);
     const int64_t n = 20000;
-    auto res = sampling::euler_maruyama(score, *s, {n, 2}, 500, s->sampling_eps(), true, g);
+    Config c = cfg_for(name);
+    c.model.num_scales = 500;
+    auto s500 = sde::make_sde(c);
+    auto res = sampling::pc_sample("euler_maruyama", "none", *s500, score, {n, 2}, c.sampling, s->sampling_eps(), g);
     auto mean = res.x.mean(0), sd = res.x.std(0);
     for (int d = 0; d < 2; ++d) {
       BOOST_TEST_INFO(name << " dim " << d << " mean " << mean[d].item<double>() << " std " << sd[d].item<double>());

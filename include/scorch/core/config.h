@@ -27,10 +27,12 @@ struct SamplingConfig {
   int64_t n_steps_each = 1;
   bool noise_removal = true;
   bool probability_flow = false;
+  double rtol = 1e-5;  // ODE sampler (method = "ode") tolerances
+  double atol = 1e-5;
 };
 
 struct ModelConfig {
-  std::string name = "unet";            // unet (images) | mlp (point data)
+  std::string name = "unet";            // unet (images) | mlp (points) | analytic_gmm (exact score)
   int64_t nf = 128;                     // base channels (unet) or hidden width (mlp)
   std::vector<int64_t> ch_mult{1, 2, 2, 2};
   int64_t num_res_blocks = 2;           // per resolution (unet) or residual blocks (mlp)
@@ -45,6 +47,10 @@ struct ModelConfig {
   double beta_min = 0.1;
   double beta_max = 20.0;
   int64_t num_scales = 1000;            // N: discretisation and sampler steps
+  // analytic_gmm: the data distribution sum_k w_k N(mu_k, s_k^2 I); the score is exact.
+  std::vector<std::vector<double>> gmm_means;  // [K][D]
+  std::vector<double> gmm_stds;                // [K]
+  std::vector<double> gmm_weights;             // [K] (normalised)
 };
 
 struct OptimConfig {

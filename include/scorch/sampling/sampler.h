@@ -1,28 +1,67 @@
-// Sampling the reverse-time SDE from the prior. The Euler-Maruyama predictor (no
-// corrector) is here; the full predictor/corrector family and the ODE sampler come with
-// the SDE toolbox and share this interface.
+// Sampling the reverse-time SDE from the prior. Predictor-corrector (PC) sampling: at each
+// of N times from T to eps the corrector runs first, then the predictor (REFERENCE.md);
+// the ODE sampler integrates the probability-flow ODE with adaptive RK45 instead.
+// Predictors: euler_maruyama, reverse_diffusion, ancestral_sampling, none.
+// Correctors: langevin, ald, none. Factories build them by name and list the valid names.
 #pragma once
 #include <torch/torch.h>
 
 #include <functional>
+#include <memory>
+#include <string>
 
+#include "scorch/core/config.h"
 #include "scorch/models/score_fn.h"
+#include "scorch/sampling/rk45.h"
 #include "scorch/sde/sde.h"
 
 namespace scorch::sampling {
 
 struct SampleResult {
-  torch::Tensor x;  // [B,...] final sample (x_mean of the last step if noise_removal)
+  torch::Tensor x;  // [B,...] final sample (x_mean of the last step if denoising)
   int64_t nfe = 0;  // score evaluations per item
+};
+
+struct StepResult {
+  torch::Tensor x;       // [B,...] with noise
+  torch::Tensor x_mean;  // [B,...] the same step without its final noise
 };
 
 // Progress callback: (steps done, steps total).
 using Progress = std::function<void(int64_t, int64_t)>;
 
-// Euler-Maruyama on the reverse SDE: timesteps linspace(T, eps, N), dt = -1/N,
-// x_mean = x + f_rev dt, x = x_mean + g sqrt(-dt) z. `shape` is [B,...].
-SampleResult euler_maruyama(const models::ScoreFn& score, const sde::SDE& sde, at::IntArrayRef shape,
-                            int64_t num_steps, double eps, bool noise_removal, at::Generator& gen,
-                            const Progress& progress = {});
+class Predictor {
+ public:
+  virtual ~Predictor() = default;
+  // One reverse step at time t [B] (all equal); draws noise from `gen`.
+  virtual StepResult step(const torch::Tensor& x, const torch::Tensor& t, at::Generator& gen) = 0;
+};
+
+class Corrector {
+ public:
+  virtual ~Corrector() = default;
+  virtual StepResult step(const torch::Tensor& x, const torch::Tensor& t, at::Generator& gen) = 0;
+};
+
+// `score` and `sde` must outlive the returned objects.
+std::unique_ptr<Predictor> make_predictor(const std::string& name, const sde::SDE& sde,
+                                          const models::ScoreFn& score, bool probability_flow);
+std::unique_ptr<Corrector> make_corrector(const std::string& name, const sde::SDE& sde,
+                                          const models::ScoreFn& score, double snr, int64_t n_steps);
+
+// PC sampling: x ~ prior; for t in linspace(T, eps, N): corrector, then predictor.
+// `shape` is [B,...]. NFE counts the score evaluations actually made.
+SampleResult pc_sample(const std::string& predictor, const std::string& corrector, const sde::SDE& sde,
+                       const models::ScoreFn& score, at::IntArrayRef shape, const SamplingConfig& cfg, double eps,
+                       at::Generator& gen, const Progress& progress = {});
+
+// Probability-flow ODE from T to eps with RK45 over the whole batch as one state; with
+// `denoise`, one reverse-diffusion step at eps (keeping its mean).
+SampleResult ode_sample(const sde::SDE& sde, const models::ScoreFn& score, at::IntArrayRef shape,
+                        const OdeOptions& opt, double eps, bool denoise, at::Generator& gen);
+
+// The sampler named by `cfg.sampling` (method pc or ode) on `shape`.
+SampleResult sample(const Config& cfg, const sde::SDE& sde, const models::ScoreFn& score, at::IntArrayRef shape,
+                    at::Generator& gen, const Progress& progress = {});
 
 }  // namespace scorch::sampling

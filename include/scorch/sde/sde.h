@@ -35,9 +35,19 @@ class SDE {
   // Score from the network output at t: -out / std (VP, sub-VP) or out (VE).
   virtual torch::Tensor score_from_output(const torch::Tensor& out, const torch::Tensor& t) const = 0;
 
+  // One step of the forward discretisation at t [B]: (f [B,...], G [B]) with
+  // x_{i+1} = x_i + f + G z. Default Euler-Maruyama with dt = 1/N; VE and VP override it
+  // with the SMLD and DDPM chains of REFERENCE.md.
+  virtual std::pair<torch::Tensor, torch::Tensor> discretize(const torch::Tensor& x, const torch::Tensor& t) const;
+  // Discrete step index i = floor(t (N-1) / T) of t [B], int64 [B].
+  torch::Tensor step_index(const torch::Tensor& t) const;
+
   // Reverse-time drift f - g^2 score, or the probability-flow drift f - g^2 score / 2.
   torch::Tensor reverse_drift(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& score,
                               bool probability_flow) const;
+  // Reverse discretisation: (f - G^2 score (x 1/2 for the flow), G or 0 for the flow).
+  std::pair<torch::Tensor, torch::Tensor> reverse_discretize(const torch::Tensor& x, const torch::Tensor& t,
+                                                             const torch::Tensor& score, bool probability_flow) const;
 
  private:
   int64_t N_;

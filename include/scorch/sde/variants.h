@@ -1,13 +1,20 @@
 // The three SDEs of Song et al.: VE (SMLD limit), VP (DDPM limit), sub-VP. Formulas are
 // those of REFERENCE.md; each lives in its own .cpp.
 #pragma once
+#include <cmath>
+
 #include "scorch/sde/sde.h"
 
 namespace scorch::sde {
 
 class VPSDE : public SDE {
  public:
-  VPSDE(double beta_min, double beta_max, int64_t N) : SDE(N), beta_min_(beta_min), beta_max_(beta_max) {}
+  VPSDE(double beta_min, double beta_max, int64_t N)
+      : SDE(N),
+        beta_min_(beta_min),
+        beta_max_(beta_max),
+        betas_(torch::linspace(beta_min / static_cast<double>(N), beta_max / static_cast<double>(N), N,
+                               torch::kFloat64)) {}
   std::string name() const override { return "vpsde"; }
   std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& t) const override;
   std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const override;
@@ -18,9 +25,15 @@ class VPSDE : public SDE {
   torch::Tensor score_from_output(const torch::Tensor& out, const torch::Tensor& t) const override;
   // log of the mean coefficient: -t^2 (b1-b0)/4 - t b0/2, [B].
   torch::Tensor log_mean_coeff(const torch::Tensor& t) const;
+  // DDPM chain: x_{i+1} = sqrt(alpha_i) x_i + sqrt(beta_i) z.
+  std::pair<torch::Tensor, torch::Tensor> discretize(const torch::Tensor& x, const torch::Tensor& t) const override;
+  // betas_i = linspace(beta_min/N, beta_max/N, N) [N] (float64); alphas = 1 - betas.
+  const torch::Tensor& discrete_betas() const { return betas_; }
+  torch::Tensor alphas() const { return 1.0 - betas_; }
 
  protected:
   double beta_min_, beta_max_;
+  torch::Tensor betas_;
 };
 
 class SubVPSDE : public VPSDE {
@@ -28,12 +41,20 @@ class SubVPSDE : public VPSDE {
   using VPSDE::VPSDE;
   std::string name() const override { return "subvpsde"; }
   std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& t) const override;
+  // Euler-Maruyama (sub-VP has no discrete chain); the DDPM alphas still serve Langevin.
+  std::pair<torch::Tensor, torch::Tensor> discretize(const torch::Tensor& x, const torch::Tensor& t) const override {
+    return SDE::discretize(x, t);
+  }
   std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const override;
 };
 
 class VESDE : public SDE {
  public:
-  VESDE(double sigma_min, double sigma_max, int64_t N) : SDE(N), sigma_min_(sigma_min), sigma_max_(sigma_max) {}
+  VESDE(double sigma_min, double sigma_max, int64_t N)
+      : SDE(N),
+        sigma_min_(sigma_min),
+        sigma_max_(sigma_max),
+        sigmas_(torch::exp(torch::linspace(std::log(sigma_min), std::log(sigma_max), N, torch::kFloat64))) {}
   std::string name() const override { return "vesde"; }
   std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& t) const override;
   std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const override;
@@ -43,9 +64,16 @@ class VESDE : public SDE {
   torch::Tensor time_label(const torch::Tensor& t) const override { return sigma(t); }
   torch::Tensor score_from_output(const torch::Tensor& out, const torch::Tensor& t) const override { return out; }
   torch::Tensor sigma(const torch::Tensor& t) const;
+  // SMLD chain: f = 0, G = sqrt(sigma_i^2 - sigma_{i-1}^2), sigma_{-1} = 0.
+  std::pair<torch::Tensor, torch::Tensor> discretize(const torch::Tensor& x, const torch::Tensor& t) const override;
+  // sigmas_i geometric from sigma_min to sigma_max [N] (float64).
+  const torch::Tensor& discrete_sigmas() const { return sigmas_; }
+  // (sigma_i, sigma_{i-1} or 0) at the step index of t [B], float32.
+  std::pair<torch::Tensor, torch::Tensor> sigma_pair(const torch::Tensor& t) const;
 
  private:
   double sigma_min_, sigma_max_;
+  torch::Tensor sigmas_;
 };
 
 }  // namespace scorch::sde

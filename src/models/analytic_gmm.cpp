@@ -1,0 +1,53 @@
+// Exact Gaussian-mixture scores and densities, computed in float64 and returned in the
+// dtype of x.
+#include "scorch/models/analytic_gmm.h"
+
+#include <cmath>
+
+#include "scorch/core/error.h"
+
+namespace scorch::models {
+
+AnalyticGMM::AnalyticGMM(const ModelConfig& cfg) {
+  const auto K = static_cast<int64_t>(cfg.gmm_means.size());
+  SCORCH_CHECK(K > 0, "analytic_gmm needs model.gmm_means");
+  const auto D = static_cast<int64_t>(cfg.gmm_means[0].size());
+  means_ = torch::empty({K, D}, torch::kFloat64);
+  for (int64_t k = 0; k < K; ++k) {
+    SCORCH_CHECK(static_cast<int64_t>(cfg.gmm_means[k].size()) == D, "model.gmm_means rows must have equal length");
+    for (int64_t d = 0; d < D; ++d) means_[k][d] = cfg.gmm_means[k][d];
+  }
+  stds_ = torch::tensor(cfg.gmm_stds, torch::kFloat64);
+  auto w = torch::tensor(cfg.gmm_weights, torch::kFloat64);
+  SCORCH_CHECK(stds_.size(0) == K && w.size(0) == K, "model.gmm_stds and model.gmm_weights need {} entries", K);
+  log_w_ = (w / w.sum()).log();
+}
+
+std::pair<torch::Tensor, torch::Tensor> AnalyticGMM::components(const sde::SDE& s, const torch::Tensor& x_in,
+                                                                const torch::Tensor& t) const {
+  auto x = x_in.to(torch::kFloat64);
+  const double D = static_cast<double>(x.size(1));
+  auto [a, std] = s.marginal_prob(torch::ones({t.size(0), 1}, torch::kFloat64), t.to(torch::kFloat64));
+  auto v = a * a * stds_.pow(2).unsqueeze(0) + (std * std).unsqueeze(1);   // [B,K]
+  auto diff = x.unsqueeze(1) - a.unsqueeze(2) * means_.unsqueeze(0);       // [B,K,D]
+  auto logn = -0.5 * D * (2 * M_PI * v).log() - diff.pow(2).sum(2) / (2 * v);  // [B,K]
+  return {log_w_.unsqueeze(0) + logn, diff / v.unsqueeze(2)};
+}
+
+torch::Tensor AnalyticGMM::score(const sde::SDE& s, const torch::Tensor& x, const torch::Tensor& t) const {
+  auto [logits, grad] = components(s, x, t);
+  auto resp = torch::softmax(logits, 1);  // [B,K]
+  return (-(resp.unsqueeze(2) * grad).sum(1)).to(x.scalar_type());
+}
+
+torch::Tensor AnalyticGMM::logp(const sde::SDE& s, const torch::Tensor& x, const torch::Tensor& t) const {
+  return torch::logsumexp(components(s, x, t).first, 1);
+}
+
+std::pair<torch::Tensor, torch::Tensor> AnalyticGMM::sample(int64_t n, at::Generator& gen) const {
+  auto k = torch::multinomial(log_w_.exp(), n, /*replacement=*/true, gen);
+  auto z = torch::randn({n, means_.size(1)}, gen, torch::kFloat64);
+  return {(means_.index_select(0, k) + stds_.index_select(0, k).unsqueeze(1) * z).to(torch::kFloat32), k};
+}
+
+}  // namespace scorch::models

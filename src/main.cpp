@@ -56,6 +56,19 @@ int main(int argc, char** argv) {
   auto* bpd = ev->add_subcommand("bpd", "test-set bits/dim through the probability-flow ODE (Hutchinson trace)");
   add_common(bpd, common, true);
 
+  std::string enc_data, enc_out, dec_latents, dec_out;
+  auto* en = app.add_subcommand("encode", "data -> latents through the probability-flow ODE (eps -> T)");
+  add_common(en, common, true);
+  en->add_option("--data", enc_data, "dataset HDF5 file (/images or /points)")->required()->check(CLI::ExistingFile);
+  en->add_option("--out", enc_out, "output HDF5 file: /latents float32 in model-input layout, e.g. [N,C,H,W]")
+      ->required();
+  auto* de = app.add_subcommand("decode", "latents -> data through the probability-flow ODE (T -> eps)");
+  add_common(de, common, true);
+  de->add_option("--latents", dec_latents, "HDF5 file with /latents (from scorch encode)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  de->add_option("--out", dec_out, "output file (default <workdir>/samples/decoded_<step>.h5), written like sample");
+
   auto* in = app.add_subcommand("info", "parameter count, checkpoint step and resolved config");
   add_common(in, common, true);
   in->add_flag("--keys", list_keys, "list every configuration key with its meaning");
@@ -83,6 +96,8 @@ int main(int argc, char** argv) {
     if (*sa) return scorch::cli::sample(common, *comm);
     if (*bpd) return scorch::cli::eval_bpd(common, *comm);
     if (*in) return scorch::cli::info(common, list_keys, *comm);
+    if (*en) return scorch::cli::encode(common, enc_data, enc_out, *comm);
+    if (*de) return scorch::cli::decode(common, dec_latents, dec_out, *comm);
     if (*pv) return comm->rank() == 0 ? scorch::cli::preview(preview_file, preview_count) : 0;
   } catch (const std::exception& e) {
     auto* c10e = dynamic_cast<const c10::Error*>(&e);

@@ -87,6 +87,44 @@ class Progress {
   int64_t last_decile_ = 0;
 };
 
+// Writes samples like `scorch sample` does: /samples float32 in data space and, for image
+// data, /images uint8 [N,H,W,C] plus a PNG grid beside the file.
+void write_samples(const std::string& path, const torch::Tensor& all, const Config& cfg, int64_t step, int64_t nfe,
+                   const std::string& how) {
+  fs::create_directories(fs::path(path).parent_path());
+  {
+    auto f = h5::File::create(path + ".tmp");
+    h5::write_tensor(f.id(), "samples", all);
+    if (cfg.is_image_data()) h5::write_tensor(f.id(), "images", data::unit_to_images(all));
+    h5::set_attr(f.id(), "step", step);
+    h5::set_attr(f.id(), "nfe", nfe);
+    h5::set_attr(f.id(), "sampler", how);
+    h5::write_string(f.id(), "config", to_toml(cfg));
+  }
+  h5::commit_file(path + ".tmp", path);
+  fmt::print("{} items ({} NFE each) -> {}\n", all.size(0), nfe, path);
+  if (cfg.is_image_data()) {
+    auto imgs = data::unit_to_images(all.slice(0, 0, std::min<int64_t>(all.size(0), 100)));
+    auto png = path.substr(0, path.size() - 3) + ".png";
+    data::write_png_grid(png, imgs, imgs.size(1) < 64 ? 2 : 1);
+    fmt::print("grid of {} -> {}\n", imgs.size(0), png);
+  }
+}
+
+// Runs `fn` on this rank's chunks of [0, n) (chunks of `chunk` rows) and gathers the
+// results on rank 0 in order.
+torch::Tensor sharded(int64_t n, int64_t chunk, dist::Communicator& comm, const std::vector<int64_t>& item,
+                      const std::function<torch::Tensor(int64_t begin, int64_t count)>& fn) {
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  auto mine = dist::shard_range(chunks, comm.rank(), comm.size());
+  std::vector<torch::Tensor> out;
+  for (int64_t c = mine.begin; c < mine.end; ++c) out.push_back(fn(c * chunk, std::min(chunk, n - c * chunk)));
+  std::vector<int64_t> empty{0};
+  empty.insert(empty.end(), item.begin(), item.end());
+  auto local = out.empty() ? torch::empty(empty, torch::kFloat32) : torch::cat(out);
+  return comm.gather_rows(local.to(torch::kFloat32).contiguous(), 0);
+}
+
 std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item) {
   std::vector<int64_t> s{b};
   s.insert(s.end(), item.begin(), item.end());
@@ -123,25 +161,7 @@ int sample(const Common& opt, dist::Communicator& comm) {
   if (cfg.is_image_data()) local = data::unscale(local, cfg.data.centered);
   auto all = comm.gather_rows(local.to(torch::kFloat32).contiguous(), 0);
   if (comm.rank() == 0) {
-    fs::create_directories(l.r.workdir + "/samples");
-    std::string base = fmt::format("{}/samples/samples_{:09d}", l.r.workdir, l.step);
-    std::string tmp = base + ".h5.tmp";
-    {
-      auto f = h5::File::create(tmp);
-      h5::write_tensor(f.id(), "samples", all);
-      if (cfg.is_image_data()) h5::write_tensor(f.id(), "images", data::unit_to_images(all));
-      h5::set_attr(f.id(), "step", l.step);
-      h5::set_attr(f.id(), "nfe", nfe);
-      h5::set_attr(f.id(), "sampler", sampler);
-      h5::write_string(f.id(), "config", to_toml(cfg));
-    }
-    h5::commit_file(tmp, base + ".h5");
-    fmt::print("sample: {} samples ({} NFE each) -> {}.h5\n", all.size(0), nfe, base);
-    if (cfg.is_image_data()) {
-      auto imgs = data::unit_to_images(all.slice(0, 0, std::min<int64_t>(all.size(0), 100)));
-      data::write_png_grid(base + ".png", imgs, imgs.size(1) < 64 ? 2 : 1);
-      fmt::print("sample: grid of {} -> {}.png\n", imgs.size(0), base);
-    }
+    write_samples(fmt::format("{}/samples/samples_{:09d}.h5", l.r.workdir, l.step), all, cfg, l.step, nfe, sampler);
   }
   return 0;
 }
@@ -223,6 +243,70 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
     }
     fmt::print("eval: per-item results -> {}\n", out);
     fmt::print("eval: {} items x {} repeats, {:.0f} NFE per solve (mean): bpd {:.4f}\n", n, R, nfe, mean);
+  }
+  return 0;
+}
+
+int encode(const Common& opt, const std::string& data_path, const std::string& out, dist::Communicator& comm) {
+  auto l = load_score_model(opt);
+  const auto& cfg = l.r.cfg;
+  auto ds = data::load(data_path);
+  data::check_matches(ds, cfg);
+  const auto item = cfg.item_shape();
+  spdlog::info("encoding {} items of {} through the probability-flow ODE (RK45 rtol {}, atol {})", ds.size(), data_path,
+               cfg.eval.rtol, cfg.eval.atol);
+  int64_t nfe = 0;
+  auto all = sharded(ds.size(), cfg.eval.batch_size, comm, item, [&](int64_t begin, int64_t count) {
+    auto x = ds.is_image() ? data::scale(data::images_to_unit(ds.images.slice(0, begin, begin + count)), cfg.data.centered)
+                           : ds.points.slice(0, begin, begin + count);
+    auto res = sampling::ode_flow(*l.sde, l.score, x, likelihood::kLikelihoodEps, l.sde->T(),
+                                  {cfg.eval.rtol, cfg.eval.atol});
+    nfe = std::max(nfe, res.nfe);
+    return res.x;
+  });
+  auto nfe_t = torch::tensor({nfe}, torch::kInt64);
+  comm.allreduce_sum(nfe_t);
+  if (comm.rank() == 0) {
+    if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
+    {
+      auto f = h5::File::create(out + ".tmp");
+      h5::write_tensor(f.id(), "latents", all);
+      h5::set_attr(f.id(), "step", l.step);
+      h5::set_attr(f.id(), "data", data_path);
+      h5::set_attr(f.id(), "nfe_sum_over_ranks", nfe_t.item<int64_t>());
+      h5::write_string(f.id(), "config", to_toml(cfg));
+    }
+    h5::commit_file(out + ".tmp", out);
+    fmt::print("encode: {} latents [{}] -> {}\n", all.size(0), fmt::join(all.sizes(), ", "), out);
+  }
+  return 0;
+}
+
+int decode(const Common& opt, const std::string& latents_path, const std::string& out_in, dist::Communicator& comm) {
+  auto l = load_score_model(opt);
+  const auto& cfg = l.r.cfg;
+  torch::Tensor z;
+  {
+    auto f = h5::File::open_read(latents_path);
+    z = h5::read_tensor(f.id(), "latents", latents_path).to(torch::kFloat32);
+  }
+  auto item = cfg.item_shape();
+  SCORCH_CHECK(z.dim() == static_cast<int64_t>(item.size()) + 1 && z.sizes().slice(1).vec() == item,
+               "{}: /latents has shape [{}] but the model's items are [{}]", latents_path, fmt::join(z.sizes(), ", "),
+               fmt::join(item, ", "));
+  spdlog::info("decoding {} latents of {} (RK45 rtol {}, atol {})", z.size(0), latents_path, cfg.sampling.rtol,
+               cfg.sampling.atol);
+  int64_t nfe = 0;
+  auto all = sharded(z.size(0), cfg.eval.batch_size, comm, item, [&](int64_t begin, int64_t count) {
+    auto res = sampling::ode_flow(*l.sde, l.score, z.slice(0, begin, begin + count), l.sde->T(),
+                                  likelihood::kLikelihoodEps, {cfg.sampling.rtol, cfg.sampling.atol});
+    nfe = std::max(nfe, res.nfe);
+    return res.x;
+  });
+  if (comm.rank() == 0) {
+    if (cfg.is_image_data()) all = data::unscale(all, cfg.data.centered);
+    std::string out = out_in.empty() ? fmt::format("{}/samples/decoded_{:09d}.h5", l.r.workdir, l.step) : out_in;
+    write_samples(out, all, cfg, l.step, nfe, "decode:ode:rk45");
   }
   return 0;
 }

@@ -30,17 +30,25 @@ SampleResult pc_sample(const std::string& predictor_name, const std::string& cor
   return {cfg.noise_removal ? x_mean : x, calls};
 }
 
-SampleResult ode_sample(const sde::SDE& s, const models::ScoreFn& score, at::IntArrayRef shape, const OdeOptions& opt,
-                        double eps, bool denoise, at::Generator& gen) {
+SampleResult ode_flow(const sde::SDE& s, const models::ScoreFn& score, const torch::Tensor& x0, double t0, double t1,
+                      const OdeOptions& opt) {
   torch::NoGradGuard ng;
-  auto x = s.prior_sampling(shape, gen);
+  const int64_t B = x0.size(0);
   OdeRhs rhs = [&](double t, const OdeState& y) {
-    auto tt = torch::full({shape[0]}, t, torch::kFloat32);
+    auto tt = torch::full({B}, t, torch::kFloat32);
     return OdeState{s.reverse_drift(y[0], tt, score(y[0], tt), /*probability_flow=*/true)};
   };
   OdeStats stats;
-  x = rk45(rhs, {x}, s.T(), eps, opt, &stats)[0];
-  int64_t nfe = stats.nfe;
+  auto x = rk45(rhs, {x0.to(torch::kFloat32)}, t0, t1, opt, &stats)[0];
+  return {x, stats.nfe};
+}
+
+SampleResult ode_sample(const sde::SDE& s, const models::ScoreFn& score, at::IntArrayRef shape, const OdeOptions& opt,
+                        double eps, bool denoise, at::Generator& gen) {
+  torch::NoGradGuard ng;
+  auto flow = ode_flow(s, score, s.prior_sampling(shape, gen), s.T(), eps, opt);
+  auto x = flow.x;
+  int64_t nfe = flow.nfe;
   if (denoise) {
     auto t = torch::full({shape[0]}, eps, torch::kFloat32);
     auto [f, G] = s.reverse_discretize(x, t, score(x, t), /*probability_flow=*/false);

@@ -22,6 +22,9 @@ int train(const Common& opt, dist::Communicator& comm);
 int sample(const Common& opt, dist::Communicator& comm);
 int eval_bpd(const Common& opt, dist::Communicator& comm);
 int info(const Common& opt, bool list_keys, dist::Communicator& comm);
+// Data (a dataset file) -> latents through the probability-flow ODE (eps -> T), and back.
+int encode(const Common& opt, const std::string& data, const std::string& out, dist::Communicator& comm);
+int decode(const Common& opt, const std::string& latents, const std::string& out, dist::Communicator& comm);
 // Prints images of a samples or dataset file (/images) as text.
 int preview(const std::string& file, int64_t count);
 

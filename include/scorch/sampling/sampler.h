@@ -55,6 +55,11 @@ SampleResult pc_sample(const std::string& predictor, const std::string& correcto
                        const models::ScoreFn& score, at::IntArrayRef shape, const SamplingConfig& cfg, double eps,
                        at::Generator& gen, const Progress& progress = {});
 
+// Carries x [B,...] along the probability-flow ODE from t0 to t1 (either direction) with
+// RK45 over the whole batch as one state: eps -> T encodes data to latents, T -> eps decodes.
+SampleResult ode_flow(const sde::SDE& sde, const models::ScoreFn& score, const torch::Tensor& x, double t0, double t1,
+                      const OdeOptions& opt);
+
 // Probability-flow ODE from T to eps with RK45 over the whole batch as one state; with
 // `denoise`, one reverse-diffusion step at eps (keeping its mean).
 SampleResult ode_sample(const sde::SDE& sde, const models::ScoreFn& score, at::IntArrayRef shape,

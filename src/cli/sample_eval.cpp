@@ -62,7 +62,7 @@ Loaded load_score_model(const Common& opt) {
   l.net = models::make_model(l.r.cfg);
   train::load_weights(*l.net, st, /*use_ema=*/true);
   l.net->eval();
-  l.score = models::make_score_fn(*l.net, *l.sde);
+  l.score = models::make_score_fn(*l.net, *l.sde, l.r.cfg.training.continuous);
   spdlog::info("loaded EMA weights of {} (step {})", l.r.ckpt, l.step);
   return l;
 }

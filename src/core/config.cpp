@@ -51,7 +51,7 @@ std::vector<Field> schema(Config& c) {
   add("training.n_iters", &c.training.n_iters, "number of optimiser steps").min(0);
   add("training.snapshot_freq", &c.training.snapshot_freq, "checkpoint every N steps").min(1);
   add("training.log_freq", &c.training.log_freq, "progress line every N steps").min(1);
-  add("training.continuous", &c.training.continuous, "continuous-time training (only true for now)");
+  add("training.continuous", &c.training.continuous, "continuous-time DSM; false: SMLD (vesde) / DDPM (vpsde)");
   add("training.reduce_mean", &c.training.reduce_mean, "loss: mean over data dims (else 0.5*sum)");
   add("training.likelihood_weighting", &c.training.likelihood_weighting, "loss weight g(t)^2 instead of sigma^2");
 
@@ -321,8 +321,8 @@ void apply_override(Config& cfg, const std::string& assignment) {
 }
 
 void validate(const Config& c) {
-  SCORCH_CHECK(c.training.continuous,
-               "training.continuous = false (discrete SMLD/DDPM losses) is not supported yet; set it to true");
+  SCORCH_CHECK(c.training.continuous || c.training.sde != "subvpsde",
+               "training.continuous = false trains SMLD (vesde) or DDPM (vpsde) models; subvpsde has no discrete form");
   SCORCH_CHECK(c.model.sigma_max > c.model.sigma_min, "model.sigma_max ({}) must exceed model.sigma_min ({})",
                c.model.sigma_max, c.model.sigma_min);
   SCORCH_CHECK(c.model.beta_max > c.model.beta_min, "model.beta_max ({}) must exceed model.beta_min ({})",

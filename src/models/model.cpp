@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "scorch/core/error.h"
+#include "scorch/losses/discrete.h"
+#include "scorch/models/score_fn.h"
 #include "scorch/models/mlp.h"
 #include "scorch/models/unet.h"
 
@@ -15,6 +17,29 @@ ScoreNetPtr make_model(const Config& cfg) {
   if (name == "mlp") return std::make_shared<MLPImpl>(cfg);
   if (name == "analytic_gmm") SCORCH_THROW("model 'analytic_gmm' is an exact score, not a network");
   SCORCH_THROW("model '{}' not found (model.name): valid are unet, mlp", name);
+}
+
+ScoreFn make_score_fn(ScoreNet& net, const sde::SDE& s, bool continuous) {
+  if (continuous) {
+    return [&net, &s](const torch::Tensor& x, const torch::Tensor& t) {
+      return s.score_from_output(net.forward(x, s.time_label(t)), t);
+    };
+  }
+  const double N1 = static_cast<double>(s.N() - 1);
+  if (s.name() == "vesde") {
+    return [&net, &s, N1](const torch::Tensor& x, const torch::Tensor& t) {
+      return net.forward(x, ((s.T() - t) * N1).round());
+    };
+  }
+  if (s.name() == "vpsde") {
+    auto s1m = losses::ddpm_coefficients(dynamic_cast<const sde::VPSDE&>(s)).second.to(torch::kFloat32);
+    return [&net, s1m, N1](const torch::Tensor& x, const torch::Tensor& t) {
+      auto labels = t * N1;
+      auto std = s1m.index_select(0, labels.to(torch::kInt64));
+      return -net.forward(x, labels) / sde::per_item(std, x);
+    };
+  }
+  SCORCH_THROW("discrete-time score models exist for vesde (SMLD) and vpsde (DDPM), not {}", s.name());
 }
 
 int64_t count_parameters(const torch::nn::Module& m) {

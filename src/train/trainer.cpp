@@ -13,7 +13,9 @@
 #include "scorch/core/error.h"
 #include "scorch/core/log.h"
 #include "scorch/dist/sharding.h"
+#include "scorch/losses/discrete.h"
 #include "scorch/losses/dsm.h"
+#include "scorch/sde/variants.h"
 #include "scorch/models/score_fn.h"
 
 namespace fs = std::filesystem;
@@ -150,9 +152,22 @@ double Trainer::train_step() {
 
   model_->train();
   for (auto& [name, p] : trainable_) p.mutable_grad() = torch::Tensor();
-  auto score = models::make_score_fn(*model_, *sde_);
-  auto loss = losses::dsm_loss(score, *sde_, x0, t, z,
-                               {cfg_.training.reduce_mean, cfg_.training.likelihood_weighting});
+  torch::Tensor loss;
+  if (cfg_.training.continuous) {
+    auto score = models::make_score_fn(*model_, *sde_);
+    loss = losses::dsm_loss(score, *sde_, x0, t, z, {cfg_.training.reduce_mean, cfg_.training.likelihood_weighting});
+  } else {
+    // Discrete levels for the global batch, drawn after everything else in this step.
+    auto labels = torch::randint(0, sde_->N(), {B}, g, torch::kInt64).slice(0, share.begin, share.end);
+    losses::OutputFn net = [this](const torch::Tensor& x, const torch::Tensor& l) { return model_->forward(x, l); };
+    loss = sde_->name() == "vesde"
+               ? losses::smld_loss_per_item(net, dynamic_cast<const sde::VESDE&>(*sde_), x0, labels, z,
+                                            cfg_.training.reduce_mean)
+                     .mean()
+               : losses::ddpm_loss_per_item(net, dynamic_cast<const sde::VPSDE&>(*sde_), x0, labels, z,
+                                            cfg_.training.reduce_mean)
+                     .mean();
+  }
   loss.backward();
 
   // One all-reduce: gradients, the loss and the stop flag (any rank signalled -> all stop).

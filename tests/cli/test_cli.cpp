@@ -279,6 +279,30 @@ BOOST_AUTO_TEST_CASE(analytic_mixture_encode_decode_round_trip) {
   BOOST_TEST(r.out.find("bad.h5") != std::string::npos);
 }
 
+// training.continuous = false: SMLD (vesde) and DDPM (vpsde) models train, checkpoint and
+// sample with their discrete label conventions; sub-VP has no discrete form.
+BOOST_AUTO_TEST_CASE(discrete_models_train_and_sample) {
+  for (const char* sde_name : {"vpsde", "vesde"}) {
+    test::TempDir d("disc");
+    auto job = points_job(d);
+    auto w = d / "run";
+    auto sets = std::string(" --set training.continuous=false --set training.sde=") + sde_name;
+    auto r = run(scorch_cmd(1) + " train --config " + job + " --workdir " + w + sets + " --set training.n_iters=12");
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+    r = run(scorch_cmd(1) + " sample --workdir " + w + " --set sampling.predictor=reverse_diffusion");
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+    auto f = h5::File::open_read(w + "/samples/samples_000000012.h5");
+    auto x = h5::read_tensor(f.id(), "samples", "samples");
+    BOOST_TEST(x.size(0) == 40);
+    BOOST_TEST(torch::isfinite(x).all().item<bool>());
+  }
+  test::TempDir d("disc");
+  auto r = run(scorch_cmd(1) + " train --config " + points_job(d) + " --workdir " + d / "w" +
+               " --set training.continuous=false --set training.sde=subvpsde");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("subvpsde has no discrete form") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(image_run_writes_a_png_grid) {
   test::TempDir d("cliimg");
   auto cfg = test::tiny_image_config(d / "img.h5", 32);

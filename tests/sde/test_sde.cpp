@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "scorch/likelihood/likelihood.h"
+#include "scorch/losses/discrete.h"
 #include "scorch/losses/dsm.h"
 #include "scorch/sampling/rk45.h"
 #include "scorch/sampling/sampler.h"
@@ -181,6 +182,86 @@ BOOST_AUTO_TEST_CASE(rk45_reaches_the_requested_tolerance) {
                           2.0, 0.0, {1e-8, 1e-8});
   BOOST_TEST(std::abs(y[0][0].item<double>() - 1.0) < 1e-6);
   BOOST_TEST(std::abs(y[1][0].item<double>()) < 1e-6);
+}
+
+// Known minima. For data N(mu, s^2 I), at a noise level with mean coefficient a and std
+// sigma, the exact score gives a per-dimension expected loss of a^2 s^2 / (a^2 s^2 + sigma^2)
+// for continuous DSM (sigma^2 weighting), SMLD (weight sigma^2) and DDPM (epsilon error)
+// alike. The expected value averages it over t ~ U(eps, 1) (midpoint rule, 20000 points)
+// or over the N discrete levels; Monte Carlo with 200000 items must agree within 5
+// standard errors, and a score off by 10% must lose on the same items (paired difference).
+BOOST_AUTO_TEST_CASE(losses_of_the_exact_score_equal_their_known_minimum) {
+  const int64_t n = 200000, D = 2;
+  const double sd = 0.5;
+  auto mu = torch::tensor({0.5, -1.0}, torch::kFloat64);
+  auto level_min = [&](const torch::Tensor& a, const torch::Tensor& sigma) {
+    return a * a * sd * sd / (a * a * sd * sd + sigma * sigma);
+  };
+  auto check = [&](const std::string& what, const torch::Tensor& exact_items, const torch::Tensor& wrong_items,
+                   double expected) {
+    double mc = exact_items.mean().item<double>();
+    double se = exact_items.std().item<double>() / std::sqrt(static_cast<double>(n));
+    // The wrong score is judged on the same items: the paired difference must be positive
+    // by more than 5 of its standard errors.
+    auto diff = wrong_items - exact_items;
+    double excess = diff.mean().item<double>();
+    double excess_se = diff.std().item<double>() / std::sqrt(static_cast<double>(n));
+    BOOST_TEST_MESSAGE(what << ": Monte Carlo " << mc << " +- " << se << ", known minimum " << expected
+                            << "; 10% wrong score costs " << excess << " +- " << excess_se);
+    BOOST_TEST_CONTEXT(what) {
+      BOOST_TEST(std::abs(mc - expected) < 5 * se);
+      BOOST_TEST(excess > 5 * excess_se);
+    }
+  };
+  auto g = gen(17);
+  auto x0 = mu.unsqueeze(0) + sd * torch::randn({n, D}, g, torch::kFloat64);
+  auto z = torch::randn({n, D}, g, torch::kFloat64);
+  for (const char* name : {"vpsde", "subvpsde", "vesde"}) {
+    auto s = sde::make_sde(cfg_for(name));
+    GaussianTruth truth{*s, mu.to(torch::kFloat32), sd};
+    auto t = torch::rand({n}, g, torch::kFloat64) * (1 - 1e-5) + 1e-5;
+    models::ScoreFn exact = [&](const torch::Tensor& x, const torch::Tensor& tt) {
+      auto [m, v] = GaussianTruth{*s, mu, sd}.moments(tt);
+      return -(x - m) / v.unsqueeze(1);
+    };
+    models::ScoreFn wrong = [&](const torch::Tensor& x, const torch::Tensor& tt) { return 1.1 * exact(x, tt); };
+    auto grid = (torch::arange(20000, torch::kFloat64) + 0.5) / 20000 * (1 - 1e-5) + 1e-5;
+    auto [a, sigma] = s->marginal_prob(torch::ones({20000, 1}, torch::kFloat64), grid);
+    double expected = level_min(a.squeeze(1), sigma).mean().item<double>();
+    losses::DsmOptions o{/*reduce_mean=*/true, false};
+    check(std::string("continuous ") + name, losses::dsm_loss_per_item(exact, *s, x0, t, z, o),
+          losses::dsm_loss_per_item(wrong, *s, x0, t, z, o), expected);
+  }
+  auto labels = torch::randint(0, 1000, {n}, g, torch::kInt64);
+  {  // SMLD: the network returns the score at sigma_desc[label].
+    auto s = sde::make_sde(cfg_for("vesde"));
+    auto& ve = dynamic_cast<const sde::VESDE&>(*s);
+    auto desc = ve.discrete_sigmas().flip(0);
+    auto net = [&](double scale) {
+      return losses::OutputFn([&, scale](const torch::Tensor& x, const torch::Tensor& l) {
+        auto sig = desc.index_select(0, l.to(torch::kInt64));
+        return -scale * (x - mu) / (sd * sd + sig * sig).unsqueeze(1);
+      });
+    };
+    double expected = level_min(torch::ones_like(desc), desc).mean().item<double>();
+    check("SMLD", losses::smld_loss_per_item(net(1.0), ve, x0, labels, z, true),
+          losses::smld_loss_per_item(net(1.1), ve, x0, labels, z, true), expected);
+  }
+  {  // DDPM: the network predicts the noise, -std * score.
+    auto s = sde::make_sde(cfg_for("vpsde"));
+    auto& vp = dynamic_cast<const sde::VPSDE&>(*s);
+    auto [sa, s1m] = losses::ddpm_coefficients(vp);
+    auto net = [&](double scale) {
+      return losses::OutputFn([&, scale](const torch::Tensor& x, const torch::Tensor& l) {
+        auto i = l.to(torch::kInt64);
+        auto a = sa.index_select(0, i).unsqueeze(1), b = s1m.index_select(0, i).unsqueeze(1);
+        return scale * b * (x - a * mu) / (a * a * sd * sd + b * b);
+      });
+    };
+    double expected = level_min(sa, s1m).mean().item<double>();
+    check("DDPM", losses::ddpm_loss_per_item(net(1.0), vp, x0, labels, z, true),
+          losses::ddpm_loss_per_item(net(1.1), vp, x0, labels, z, true), expected);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

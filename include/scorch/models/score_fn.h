@@ -12,11 +12,10 @@ namespace scorch::models {
 // (x [B,...], t [B]) -> score [B,...].
 using ScoreFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t)>;
 
-// The network's score under `sde` (continuous time). Captures both by reference.
-inline ScoreFn make_score_fn(ScoreNet& net, const sde::SDE& s) {
-  return [&net, &s](const torch::Tensor& x, const torch::Tensor& t) {
-    return s.score_from_output(net.forward(x, s.time_label(t)), t);
-  };
-}
+// The network's score under `sde`. Continuous time: label 999 t (VP, sub-VP) or sigma(t)
+// (VE). Discrete (training.continuous = false): VE label round((T - t)(N - 1)), the output
+// is the score; VP label t (N - 1), score = -output / sqrt(1 - alphas_cumprod[label]).
+// Captures `net` and `s` by reference.
+ScoreFn make_score_fn(ScoreNet& net, const sde::SDE& s, bool continuous = true);
 
 }  // namespace scorch::models

@@ -39,10 +39,17 @@ int main(int argc, char** argv) {
   std::string dataset, raw = "/usr/share/datasets/fashion-mnist", out;
   bool list_keys = false;
 
-  auto* prep = app.add_subcommand("prepare", "convert a dataset to scorch's HDF5 schema (/images uint8 [N,H,W,C], /labels)");
-  prep->add_option("dataset", dataset, "dataset: fashion-mnist")->required();
-  prep->add_option("--raw", raw, "folder of the raw files")->capture_default_str();
-  prep->add_option("--out", out, "output folder (writes <out>/fashion_mnist_{train,test}.h5)")->required();
+  std::string prep_config;
+  int64_t prep_count = 10000;
+  auto* prep = app.add_subcommand("prepare", "write a dataset in scorch's HDF5 schema (/images or /points, /labels)");
+  prep->add_option("dataset", dataset,
+                   "fashion-mnist (IDX files -> <out>/fashion_mnist_{train,test}.h5) | mixture (exact draws of the "
+                   "analytic_gmm in --config -> the file <out>)")
+      ->required();
+  prep->add_option("--raw", raw, "fashion-mnist: folder of the IDX files")->capture_default_str();
+  prep->add_option("--out", out, "output folder (fashion-mnist) or file (mixture)")->required();
+  prep->add_option("--config", prep_config, "mixture: job file with model.name = \"analytic_gmm\"");
+  prep->add_option("--count", prep_count, "mixture: number of points")->capture_default_str();
 
   auto* tr = app.add_subcommand("train", "train a score model; resumes from the newest checkpoint in --workdir");
   add_common(tr, common, false);
@@ -91,7 +98,7 @@ int main(int argc, char** argv) {
   if (threads > 0) torch::set_num_threads(threads);
 
   try {
-    if (*prep) return scorch::cli::prepare(dataset, raw, out, *comm);
+    if (*prep) return scorch::cli::prepare(dataset, raw, out, prep_config, prep_count, *comm);
     if (*tr) return scorch::cli::train(common, *comm);
     if (*sa) return scorch::cli::sample(common, *comm);
     if (*bpd) return scorch::cli::eval_bpd(common, *comm);

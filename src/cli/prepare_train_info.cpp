@@ -10,6 +10,9 @@
 #include "scorch/data/image_grid.h"
 #include "scorch/io/hdf5.h"
 #include "scorch/io/checkpoint.h"
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "scorch/models/analytic_gmm.h"
 #include "scorch/models/model.h"
 #include "scorch/train/trainer.h"
 
@@ -42,9 +45,26 @@ Resolved resolve(const Common& opt, bool need_ckpt) {
   return r;
 }
 
-int prepare(const std::string& dataset, const std::string& raw, const std::string& out, dist::Communicator& comm) {
+int prepare(const std::string& dataset, const std::string& raw, const std::string& out, const std::string& config,
+            int64_t count, dist::Communicator& comm) {
+  if (dataset == "mixture") {
+    SCORCH_CHECK(!config.empty(), "prepare mixture needs --config JOB with model.name = \"analytic_gmm\"");
+    Config cfg = load_config(config, {});
+    SCORCH_CHECK(cfg.model.name == "analytic_gmm", "{}: model.name must be \"analytic_gmm\" for prepare mixture",
+                 config);
+    SCORCH_CHECK(count > 0, "--count must be positive (got {})", count);
+    if (comm.rank() == 0) {
+      models::AnalyticGMM gmm(cfg.model);
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(cfg.seed));
+      auto [x, k] = gmm.sample(count, gen);
+      data::write_points(out, x, k);
+      fmt::print("prepare: {} exact draws of the mixture in {} -> {}\n", count, config, out);
+    }
+    comm.barrier();
+    return 0;
+  }
   if (dataset != "fashion-mnist") {
-    SCORCH_THROW("unknown dataset '{}' for prepare: valid are fashion-mnist", dataset);
+    SCORCH_THROW("unknown dataset '{}' for prepare: valid are fashion-mnist, mixture", dataset);
   }
   if (comm.rank() == 0) {
     fs::create_directories(out);

@@ -183,7 +183,8 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
   const double offset = cfg.is_image_data() ? (cfg.data.centered ? 7.0 : 8.0) : 0.0;
   spdlog::info("bits/dim of {} items of {} x {} repeats: probability-flow ODE, RK45 rtol {} atol {}, {} ranks", n,
                path, R, cfg.eval.rtol, cfg.eval.atol, comm.size());
-  std::vector<torch::Tensor> rows;  // per chunk: [b, R]
+  std::vector<torch::Tensor> rows;     // per chunk: [b, R]
+  std::vector<torch::Tensor> latents;  // per chunk: x(T) of repeat 0, [b,...]
   int64_t nfe_total = 0, solves = 0;
   std::vector<torch::Tensor> exact;  // analytic_gmm: exact log p at eps, to report the error
   Progress prog("bits/dim (rank 0 chunks x repeats)", std::max<int64_t>(mine.size() * R, 1));
@@ -201,12 +202,14 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
       } else {
         x = ds.points.slice(0, c * chunk, c * chunk + b);
       }
-      auto e = likelihood::rademacher(with_batch(b, item), gen);
+      auto e = cfg.eval.hutchinson == "gaussian" ? torch::randn(with_batch(b, item), gen, torch::kFloat32)
+                                                 : likelihood::rademacher(with_batch(b, item), gen);
       auto res = likelihood::logp_ode(score, *l.sde, x, e, {cfg.eval.rtol, cfg.eval.atol});
       if (l.gmm) exact.push_back(l.gmm->logp(*l.sde, x, torch::full({b}, likelihood::kLikelihoodEps)));
       nfe_total += res.nfe;
       ++solves;
       reps.push_back(likelihood::bits_per_dim(res.logp, D, offset).to(torch::kFloat64));
+      if (k == 0) latents.push_back(res.z.to(torch::kFloat32));
       prog.tick((c - mine.begin) * R + k + 1);
     }
     rows.push_back(torch::stack(reps, 1));
@@ -214,6 +217,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
   auto local = rows.empty() ? torch::empty({0, R}, torch::kFloat64) : torch::cat(rows);
   auto all = comm.gather_rows(local, 0);
   // Collective on every rank (analytic_gmm only): the exact log p of the same items.
+  auto all_latents = comm.gather_rows(latents.empty() ? torch::empty(with_batch(0, item)) : torch::cat(latents), 0);
   torch::Tensor ex;
   if (l.gmm) ex = comm.gather_rows(exact.empty() ? torch::empty({0}, torch::kFloat64) : torch::cat(exact), 0);
   auto counts = torch::tensor({nfe_total, solves}, torch::kInt64);
@@ -227,6 +231,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
     {
       auto f = h5::File::create(out + ".tmp");
       h5::write_tensor(f.id(), "bpd", all.t().contiguous());  // [R, N]
+      h5::write_tensor(f.id(), "latents", all_latents);        // [N,...] of repeat 0
       h5::set_attr(f.id(), "mean", mean);
       h5::set_attr(f.id(), "step", l.step);
       h5::set_attr(f.id(), "mean_nfe", nfe);

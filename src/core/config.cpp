@@ -114,6 +114,8 @@ std::vector<Field> schema(Config& c) {
   add("eval.bpd_num_repeats", &c.eval.bpd_num_repeats, "bits/dim repeats to average").min(1);
   add("eval.rtol", &c.eval.rtol, "relative tolerance of the likelihood ODE (RK45)").min(0, true);
   add("eval.atol", &c.eval.atol, "absolute tolerance of the likelihood ODE (RK45)").min(0, true);
+  add("eval.hutchinson", &c.eval.hutchinson, "Hutchinson-Skilling noise: rademacher | gaussian")
+      .one_of({"rademacher", "gaussian"});
   return f;
 }
 

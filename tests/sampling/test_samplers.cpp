@@ -51,6 +51,19 @@ std::pair<torch::Tensor, torch::Tensor> mixture_moments(const Config& c) {
   return {mean, second - torch::outer(mean, mean)};
 }
 
+// A mixture problem: its config, SDE, exact model and score function.
+struct Mixture {
+  Mixture(const std::string& sde_name, int64_t D)
+      : cfg(mixture_config(sde_name, D)), sde(sde::make_sde(cfg)), gmm(cfg.model) {
+    score = [this](const torch::Tensor& x, const torch::Tensor& t) { return gmm.score(*sde, x, t); };
+  }
+  Mixture(const Mixture&) = delete;  // `score` points at this object
+  Config cfg;
+  std::unique_ptr<sde::SDE> sde;
+  models::AnalyticGMM gmm;
+  models::ScoreFn score;
+};
+
 struct Check {
   double mean_err, mean_tol, cov_err, cov_tol, share, share_tol;
 };
@@ -119,10 +132,10 @@ BOOST_AUTO_TEST_CASE(every_sampler_reproduces_the_mixture) {
   const int64_t n = 4000;
   for (int64_t D : {2, 16}) {
     for (const char* sde_name : {"vpsde", "vesde", "subvpsde"}) {
-      auto cfg = mixture_config(sde_name, D);
-      auto s = sde::make_sde(cfg);
-      models::AnalyticGMM gmm(cfg.model);
-      models::ScoreFn score = [&](const torch::Tensor& x, const torch::Tensor& t) { return gmm.score(*s, x, t); };
+      Mixture mix(sde_name, D);
+      const auto& cfg = mix.cfg;
+      const auto& s = mix.sde;
+      const auto& score = mix.score;
       std::vector<std::pair<std::string, std::string>> pairs;
       for (const char* p : {"euler_maruyama", "reverse_diffusion", "ancestral_sampling", "none"})
         for (const char* c : {"langevin", "ald", "none"})
@@ -167,10 +180,11 @@ BOOST_AUTO_TEST_CASE(every_sampler_reproduces_the_mixture) {
 BOOST_AUTO_TEST_CASE(likelihood_matches_the_mixture_density) {
   for (int64_t D : {2, 16}) {
     for (const char* sde_name : {"vpsde", "vesde", "subvpsde"}) {
-      auto cfg = mixture_config(sde_name, D);
-      auto s = sde::make_sde(cfg);
-      models::AnalyticGMM gmm(cfg.model);
-      models::ScoreFn score = [&](const torch::Tensor& x, const torch::Tensor& t) { return gmm.score(*s, x, t); };
+      Mixture mix(sde_name, D);
+      const auto& cfg = mix.cfg;
+      const auto& s = mix.sde;
+      const auto& gmm = mix.gmm;
+      const auto& score = mix.score;
       auto g = gen(7);
       const int64_t n = 4000;
       auto x = gmm.sample(n, g).first;

@@ -17,7 +17,10 @@ struct Common {
   std::vector<std::string> sets;     // --set section.key=value
 };
 
-int prepare(const std::string& dataset, const std::string& raw, const std::string& out, dist::Communicator& comm);
+// fashion-mnist: IDX files in `raw` -> `out`/fashion_mnist_{train,test}.h5. mixture: `count`
+// exact draws of the analytic_gmm of job file `config` -> the file `out` (/points, /labels).
+int prepare(const std::string& dataset, const std::string& raw, const std::string& out, const std::string& config,
+            int64_t count, dist::Communicator& comm);
 int train(const Common& opt, dist::Communicator& comm);
 int sample(const Common& opt, dist::Communicator& comm);
 int eval_bpd(const Common& opt, dist::Communicator& comm);

@@ -83,6 +83,7 @@ struct EvalConfig {
   int64_t bpd_num_repeats = 5;    // dequantisation / Hutchinson repeats, averaged
   double rtol = 1e-5;             // RK45 tolerances of the likelihood ODE
   double atol = 1e-5;
+  std::string hutchinson = "rademacher";  // trace-estimator noise: rademacher | gaussian
 };
 
 struct Config {

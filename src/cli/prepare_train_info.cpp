@@ -25,10 +25,6 @@ Resolved resolve(const Common& opt, bool need_ckpt) {
   r.workdir = opt.workdir;
   r.ckpt = opt.ckpt;
   if (r.ckpt.empty() && !r.workdir.empty()) r.ckpt = io::latest_checkpoint(r.workdir);
-  if (need_ckpt) {
-    SCORCH_CHECK(!r.ckpt.empty(), "no checkpoint: pass --ckpt FILE, or a --workdir whose checkpoints/ holds one{}",
-                 r.workdir.empty() ? "" : fmt::format(" ('{}/checkpoints' has none)", r.workdir));
-  }
   if (r.workdir.empty() && !r.ckpt.empty()) {
     auto dir = fs::absolute(r.ckpt).parent_path();
     r.workdir = (dir.filename() == "checkpoints" ? dir.parent_path() : dir).string();
@@ -42,6 +38,11 @@ Resolved resolve(const Common& opt, bool need_ckpt) {
   for (const auto& s : opt.sets) apply_override(cfg, s);
   validate(cfg);
   r.cfg = cfg;
+  // analytic_gmm is an exact score: it needs no checkpoint.
+  if (need_ckpt && cfg.model.name != "analytic_gmm") {
+    SCORCH_CHECK(!r.ckpt.empty(), "no checkpoint: pass --ckpt FILE, or a --workdir whose checkpoints/ holds one{}",
+                 r.workdir.empty() ? "" : fmt::format(" ('{}/checkpoints' has none)", r.workdir));
+  }
   return r;
 }
 

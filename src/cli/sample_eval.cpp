@@ -38,14 +38,7 @@ struct Loaded {
 
 Loaded load_score_model(const Common& opt) {
   Loaded l;
-  bool analytic = false;
-  {
-    Config probe;
-    if (!opt.config.empty()) apply_toml_file(probe, opt.config);
-    for (const auto& s : opt.sets) apply_override(probe, s);
-    analytic = probe.model.name == "analytic_gmm" && opt.ckpt.empty();
-  }
-  l.r = resolve(opt, /*need_ckpt=*/!analytic);
+  l.r = resolve(opt, /*need_ckpt=*/true);
   l.sde = sde::make_sde(l.r.cfg);
   if (l.r.cfg.model.name == "analytic_gmm") {
     SCORCH_CHECK(!l.r.workdir.empty(), "analytic_gmm: pass --workdir DIR for the outputs");
@@ -91,17 +84,14 @@ class Progress {
 // data, /images uint8 [N,H,W,C] plus a PNG grid beside the file.
 void write_samples(const std::string& path, const torch::Tensor& all, const Config& cfg, int64_t step, int64_t nfe,
                    const std::string& how) {
-  fs::create_directories(fs::path(path).parent_path());
-  {
-    auto f = h5::File::create(path + ".tmp");
-    h5::write_tensor(f.id(), "samples", all);
-    if (cfg.is_image_data()) h5::write_tensor(f.id(), "images", data::unit_to_images(all));
-    h5::set_attr(f.id(), "step", step);
-    h5::set_attr(f.id(), "nfe", nfe);
-    h5::set_attr(f.id(), "sampler", how);
-    h5::write_string(f.id(), "config", to_toml(cfg));
-  }
-  h5::commit_file(path + ".tmp", path);
+  h5::write_atomically(path, [&](hid_t f) {
+    h5::write_tensor(f, "samples", all);
+    if (cfg.is_image_data()) h5::write_tensor(f, "images", data::unit_to_images(all));
+    h5::set_attr(f, "step", step);
+    h5::set_attr(f, "nfe", nfe);
+    h5::set_attr(f, "sampler", how);
+    h5::write_string(f, "config", to_toml(cfg));
+  });
   fmt::print("{} items ({} NFE each) -> {}\n", all.size(0), nfe, path);
   if (cfg.is_image_data()) {
     auto imgs = data::unit_to_images(all.slice(0, 0, std::min<int64_t>(all.size(0), 100)));
@@ -226,19 +216,16 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
   if (comm.rank() == 0) {
     auto per_repeat = all.mean(0);
     double mean = all.mean().item<double>();
-    fs::create_directories(l.r.workdir + "/eval");
     std::string out = fmt::format("{}/eval/bpd_{:09d}.h5", l.r.workdir, l.step);
-    {
-      auto f = h5::File::create(out + ".tmp");
-      h5::write_tensor(f.id(), "bpd", all.t().contiguous());  // [R, N]
-      h5::write_tensor(f.id(), "latents", all_latents);        // [N,...] of repeat 0
-      h5::set_attr(f.id(), "mean", mean);
-      h5::set_attr(f.id(), "step", l.step);
-      h5::set_attr(f.id(), "mean_nfe", nfe);
-      h5::set_attr(f.id(), "data", path);
-      h5::write_string(f.id(), "config", to_toml(cfg));
-    }
-    h5::commit_file(out + ".tmp", out);
+    h5::write_atomically(out, [&](hid_t f) {
+      h5::write_tensor(f, "bpd", all.t().contiguous());  // [R, N]
+      h5::write_tensor(f, "latents", all_latents);        // [N,...] of repeat 0
+      h5::set_attr(f, "mean", mean);
+      h5::set_attr(f, "step", l.step);
+      h5::set_attr(f, "mean_nfe", nfe);
+      h5::set_attr(f, "data", path);
+      h5::write_string(f, "config", to_toml(cfg));
+    });
     for (int64_t k = 0; k < R; ++k) spdlog::info("repeat {}: {:.4f} bits/dim", k, per_repeat[k].item<double>());
     if (l.gmm) {
       // Exact bits/dim of the same items (repeat 0's draws; point data have no dequantisation).
@@ -272,16 +259,13 @@ int encode(const Common& opt, const std::string& data_path, const std::string& o
   auto nfe_t = torch::tensor({nfe}, torch::kInt64);
   comm.allreduce_sum(nfe_t);
   if (comm.rank() == 0) {
-    if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
-    {
-      auto f = h5::File::create(out + ".tmp");
-      h5::write_tensor(f.id(), "latents", all);
-      h5::set_attr(f.id(), "step", l.step);
-      h5::set_attr(f.id(), "data", data_path);
-      h5::set_attr(f.id(), "nfe_sum_over_ranks", nfe_t.item<int64_t>());
-      h5::write_string(f.id(), "config", to_toml(cfg));
-    }
-    h5::commit_file(out + ".tmp", out);
+    h5::write_atomically(out, [&](hid_t f) {
+      h5::write_tensor(f, "latents", all);
+      h5::set_attr(f, "step", l.step);
+      h5::set_attr(f, "data", data_path);
+      h5::set_attr(f, "nfe_sum_over_ranks", nfe_t.item<int64_t>());
+      h5::write_string(f, "config", to_toml(cfg));
+    });
     fmt::print("encode: {} latents [{}] -> {}\n", all.size(0), fmt::join(all.sizes(), ", "), out);
   }
   return 0;

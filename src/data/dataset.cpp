@@ -57,20 +57,11 @@ void check_matches(const Dataset& ds, const Config& cfg) {
 namespace {
 void write_dataset(const std::string& path, const std::string& name, const torch::Tensor& data,
                    const torch::Tensor& labels) {
-  auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent);
-  std::string tmp = path + ".tmp";
-  try {
-    auto f = h5::File::create(tmp);
-    h5::write_tensor(f.id(), name, data);
-    if (labels.defined()) h5::write_tensor(f.id(), "labels", labels.to(torch::kInt64));
-    h5::set_attr(f.id(), "schema", std::string("scorch-dataset-v1"));
-    f.close();
-    h5::commit_file(tmp, path);
-  } catch (...) {
-    std::filesystem::remove(tmp);
-    throw;
-  }
+  h5::write_atomically(path, [&](hid_t f) {
+    h5::write_tensor(f, name, data);
+    if (labels.defined()) h5::write_tensor(f, "labels", labels.to(torch::kInt64));
+    h5::set_attr(f, "schema", std::string("scorch-dataset-v1"));
+  });
 }
 }  // namespace
 

@@ -42,37 +42,26 @@ TrainState read_header(const h5::File& f, const std::string& path) {
 }  // namespace
 
 void save_checkpoint(const std::string& path, const TrainState& st) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::string tmp = path + ".tmp";
-  try {
-    auto f = h5::File::create(tmp);
-    h5::set_attr(f.id(), "format", std::string(kCheckpointFormat));
-    h5::set_attr(f.id(), "version", kCheckpointVersion);
-    h5::set_attr(f.id(), "step", st.step);
-    h5::set_attr(f.id(), "world_size", st.world_size);
-    h5::set_attr(f.id(), "epoch", st.epoch);
-    h5::set_attr(f.id(), "batch_in_epoch", st.batch_in_epoch);
-    h5::write_string(f.id(), "config", st.config_toml);
-    write_map(f.id(), "model/params", st.params);
-    write_map(f.id(), "model/buffers", st.buffers);
-    write_map(f.id(), "ema", st.ema);
-    write_map(f.id(), "optimizer/exp_avg", st.exp_avg);
-    write_map(f.id(), "optimizer/exp_avg_sq", st.exp_avg_sq);
-    {
-      h5::Handle g(H5Gopen2(f.id(), "ema", H5P_DEFAULT), H5Gclose);
-      h5::set_attr(g.id(), "decay", st.ema_decay);
-      h5::set_attr(g.id(), "num_updates", st.ema_updates);
-      h5::Handle o(H5Gopen2(f.id(), "optimizer", H5P_DEFAULT), H5Gclose);
-      h5::set_attr(o.id(), "step", st.adam_steps);
-    }
-    if (st.rng.defined()) h5::write_tensor(f.id(), "rng/default", st.rng);
-    f.close();
-    h5::commit_file(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
-  }
+  h5::write_atomically(path, [&](hid_t f) {
+    h5::set_attr(f, "format", std::string(kCheckpointFormat));
+    h5::set_attr(f, "version", kCheckpointVersion);
+    h5::set_attr(f, "step", st.step);
+    h5::set_attr(f, "world_size", st.world_size);
+    h5::set_attr(f, "epoch", st.epoch);
+    h5::set_attr(f, "batch_in_epoch", st.batch_in_epoch);
+    h5::write_string(f, "config", st.config_toml);
+    write_map(f, "model/params", st.params);
+    write_map(f, "model/buffers", st.buffers);
+    write_map(f, "ema", st.ema);
+    write_map(f, "optimizer/exp_avg", st.exp_avg);
+    write_map(f, "optimizer/exp_avg_sq", st.exp_avg_sq);
+    h5::Handle g(H5Gopen2(f, "ema", H5P_DEFAULT), H5Gclose);
+    h5::set_attr(g.id(), "decay", st.ema_decay);
+    h5::set_attr(g.id(), "num_updates", st.ema_updates);
+    h5::Handle o(H5Gopen2(f, "optimizer", H5P_DEFAULT), H5Gclose);
+    h5::set_attr(o.id(), "step", st.adam_steps);
+    if (st.rng.defined()) h5::write_tensor(f, "rng/default", st.rng);
+  });
 }
 
 TrainState load_checkpoint_header(const std::string& path) {

@@ -306,4 +306,20 @@ void commit_file(const std::string& tmp, const std::string& final_path) {
   }
 }
 
+void write_atomically(const std::string& path, const std::function<void(hid_t)>& fill) {
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  const std::string tmp = path + ".tmp";
+  try {
+    auto f = File::create(tmp);
+    fill(f.id());
+    f.close();
+    commit_file(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
+  }
+}
+
 }  // namespace scorch::h5

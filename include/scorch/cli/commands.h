@@ -32,6 +32,7 @@ int decode(const Common& opt, const std::string& latents, const std::string& out
 int preview(const std::string& file, int64_t count);
 
 // The checkpoint to use (--ckpt, else newest in --workdir) and the config it resolves to.
+// With `need_ckpt`, a missing checkpoint is an error unless the model is analytic_gmm.
 struct Resolved {
   Config cfg;
   std::string ckpt;     // "" when none was given or found

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -72,5 +73,9 @@ bool has_attr(hid_t loc, const std::string& name);
 
 // Makes `tmp` durable and atomically moves it to `final_path` (fsync file, rename, fsync dir).
 void commit_file(const std::string& tmp, const std::string& final_path);
+
+// Creates `path`.tmp (and missing parent folders), lets `fill` write into it, then commits
+// it to `path`. If anything throws, the temporary file is removed and `path` is untouched.
+void write_atomically(const std::string& path, const std::function<void(hid_t file)>& fill);
 
 }  // namespace scorch::h5

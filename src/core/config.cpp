@@ -68,8 +68,9 @@ std::vector<Field> schema(Config& c) {
   add("sampling.rtol", &c.sampling.rtol, "relative tolerance of the ODE sampler (RK45)").min(0, true);
   add("sampling.atol", &c.sampling.atol, "absolute tolerance of the ODE sampler (RK45)").min(0, true);
 
-  add("model.name", &c.model.name, "network: unet (images) | mlp (points) | analytic_gmm (exact score)")
-      .one_of({"unet", "mlp", "analytic_gmm"});
+  add("model.name", &c.model.name,
+      "network: ncsnpp (NCSN++/DDPM++) | unet (small U-Net) | mlp (points) | analytic_gmm (exact score)")
+      .one_of({"ncsnpp", "unet", "mlp", "analytic_gmm"});
   add("model.nf", &c.model.nf, "base channel count / hidden width").min(1);
   add("model.ch_mult", &c.model.ch_mult, "channel multiplier per resolution").min(1);
   add("model.num_res_blocks", &c.model.num_res_blocks, "residual blocks per resolution").min(1);
@@ -79,6 +80,22 @@ std::vector<Field> schema(Config& c) {
       .one_of({"positional", "fourier"});
   add("model.fourier_scale", &c.model.fourier_scale, "std of the fixed Fourier features").min(0, true);
   add("model.scale_by_sigma", &c.model.scale_by_sigma, "VE: divide the network output by sigma");
+  add("model.conditional", &c.model.conditional, "ncsnpp: condition residual blocks on the time embedding");
+  add("model.resamp_with_conv", &c.model.resamp_with_conv, "ncsnpp: convolutions in up/down-sampling layers");
+  add("model.fir", &c.model.fir, "ncsnpp: FIR-filtered up/down-sampling (StyleGAN2)");
+  add("model.fir_kernel", &c.model.fir_kernel, "ncsnpp: 1-D FIR kernel, applied separably").min(0);
+  add("model.skip_rescale", &c.model.skip_rescale, "ncsnpp: divide residual sums by sqrt(2)");
+  add("model.resblock_type", &c.model.resblock_type, "ncsnpp: residual block: biggan | ddpm")
+      .one_of({"biggan", "ddpm"});
+  add("model.progressive", &c.model.progressive, "ncsnpp: output pyramid: none | output_skip | residual")
+      .one_of({"none", "output_skip", "residual"});
+  add("model.progressive_input", &c.model.progressive_input, "ncsnpp: input pyramid: none | input_skip | residual")
+      .one_of({"none", "input_skip", "residual"});
+  add("model.progressive_combine", &c.model.progressive_combine, "ncsnpp: input_skip combiner: sum | cat")
+      .one_of({"sum", "cat"});
+  add("model.init_scale", &c.model.init_scale, "ncsnpp: init scale of each block's last layer (0: 1e-10)").min(0);
+  add("model.nonlinearity", &c.model.nonlinearity, "ncsnpp: activation: swish | relu | lrelu | elu")
+      .one_of({"swish", "relu", "lrelu", "elu"});
   add("model.ema_rate", &c.model.ema_rate, "EMA decay of the weights").min(0).max(1);
   add("model.sigma_min", &c.model.sigma_min, "VE sigma_min").min(0, true);
   add("model.sigma_max", &c.model.sigma_max, "VE sigma_max").min(0, true);
@@ -342,6 +359,16 @@ void validate(const Config& c) {
     SCORCH_CHECK(c.model.gmm_stds.size() == K && c.model.gmm_weights.size() == K,
                  "model.gmm_stds ({}) and model.gmm_weights ({}) must have one entry per mean ({})",
                  c.model.gmm_stds.size(), c.model.gmm_weights.size(), K);
+  } else if (c.model.name == "ncsnpp") {
+    SCORCH_CHECK(c.data.dim == 0, "model.name = \"ncsnpp\" works on images: data.dim must be 0 (got {})", c.data.dim);
+    SCORCH_CHECK(c.model.embedding_type != "fourier" || c.training.continuous,
+                 "model.embedding_type = \"fourier\" needs training.continuous = true (as in the reference)");
+    const int64_t levels = static_cast<int64_t>(c.model.ch_mult.size());
+    SCORCH_CHECK(c.data.image_size % (int64_t{1} << (levels - 1)) == 0,
+                 "data.image_size = {} must be divisible by 2^(len(model.ch_mult)-1) = {}", c.data.image_size,
+                 int64_t{1} << (levels - 1));
+    SCORCH_CHECK(!c.model.fir_kernel.empty(), "model.fir_kernel must not be empty");
+    SCORCH_CHECK(c.model.nf >= 4, "model.nf = {} is too small for GroupNorm(min(C/4, 32)) (need >= 4)", c.model.nf);
   } else if (c.model.name == "mlp") {
     SCORCH_CHECK(c.data.dim > 0, "model.name = \"mlp\" works on point data: set data.dim > 0");
   } else {

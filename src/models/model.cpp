@@ -7,16 +7,18 @@
 #include "scorch/losses/discrete.h"
 #include "scorch/models/score_fn.h"
 #include "scorch/models/mlp.h"
+#include "scorch/models/ncsnpp.h"
 #include "scorch/models/unet.h"
 
 namespace scorch::models {
 
 ScoreNetPtr make_model(const Config& cfg) {
   const auto& name = cfg.model.name;
+  if (name == "ncsnpp") return std::make_shared<NCSNppImpl>(cfg);
   if (name == "unet") return std::make_shared<UNetImpl>(cfg);
   if (name == "mlp") return std::make_shared<MLPImpl>(cfg);
   if (name == "analytic_gmm") SCORCH_THROW("model 'analytic_gmm' is an exact score, not a network");
-  SCORCH_THROW("model '{}' not found (model.name): valid are unet, mlp", name);
+  SCORCH_THROW("model '{}' not found (model.name): valid are ncsnpp, unet, mlp", name);
 }
 
 ScoreFn make_score_fn(ScoreNet& net, const sde::SDE& s, bool continuous) {

@@ -32,7 +32,7 @@ struct SamplingConfig {
 };
 
 struct ModelConfig {
-  std::string name = "unet";            // unet (images) | mlp (points) | analytic_gmm (exact score)
+  std::string name = "unet";            // ncsnpp (NCSN++/DDPM++) | unet (small) | mlp (points) | analytic_gmm
   int64_t nf = 128;                     // base channels (unet) or hidden width (mlp)
   std::vector<int64_t> ch_mult{1, 2, 2, 2};
   int64_t num_res_blocks = 2;           // per resolution (unet) or residual blocks (mlp)
@@ -41,6 +41,18 @@ struct ModelConfig {
   std::string embedding_type = "positional";  // positional (of the label) | fourier (of log label)
   double fourier_scale = 16.0;
   bool scale_by_sigma = false;          // VE: divide the output by sigma(t)
+  // NCSN++ / DDPM++ (model.name = "ncsnpp"); names and meanings as in score_sde_pytorch.
+  bool conditional = true;              // time embedding feeds every residual block
+  bool resamp_with_conv = true;         // convolutions in the up/down-sampling layers
+  bool fir = false;                     // FIR-filtered resampling (StyleGAN2) instead of naive
+  std::vector<int64_t> fir_kernel{1, 3, 3, 1};
+  bool skip_rescale = true;             // residual sums divided by sqrt(2)
+  std::string resblock_type = "biggan"; // biggan | ddpm
+  std::string progressive = "none";     // output path: none | output_skip | residual
+  std::string progressive_input = "none";  // input path: none | input_skip | residual
+  std::string progressive_combine = "sum"; // input_skip combiner: sum | cat
+  double init_scale = 0.0;              // scale of the last conv in each block (0: 1e-10)
+  std::string nonlinearity = "swish";   // swish | relu | lrelu | elu
   double ema_rate = 0.9999;
   double sigma_min = 0.01;
   double sigma_max = 50.0;

@@ -80,6 +80,21 @@ int main(int argc, char** argv) {
   add_common(in, common, true);
   in->add_flag("--keys", list_keys, "list every configuration key with its meaning");
 
+  std::string imp_from, imp_src, imp_out;
+  auto* im = app.add_subcommand("import", "convert a published checkpoint into a scorch checkpoint");
+  im->add_option("checkpoint", imp_src, "the reference checkpoint (e.g. checkpoint_26.pth)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  im->add_option("--from", imp_from, "its format: score-sde-pytorch (torch.save of {model, ema, optimizer, step})")
+      ->required();
+  add_common(im, common, false);
+  im->add_option("--out", imp_out,
+                 "scorch checkpoint to write; as <workdir>/checkpoints/ckpt_<9-digit step>.h5 it is what train "
+                 "resumes from and sample/eval pick up")
+      ->required();
+  im->footer(
+      "The network is built from --config (e.g. jobs/cifar10_ve_ncsnpp_deep_continuous.toml); every tensor of the "
+      "file must match it by name and shape, or nothing is written.");
   std::string preview_file;
   int64_t preview_count = 4;
   auto* pv = app.add_subcommand("preview", "print images of a samples or dataset HDF5 file as text");
@@ -105,6 +120,7 @@ int main(int argc, char** argv) {
     if (*in) return scorch::cli::info(common, list_keys, *comm);
     if (*en) return scorch::cli::encode(common, enc_data, enc_out, *comm);
     if (*de) return scorch::cli::decode(common, dec_latents, dec_out, *comm);
+    if (*im) return scorch::cli::import_checkpoint(imp_from, imp_src, common, imp_out, *comm);
     if (*pv) return comm->rank() == 0 ? scorch::cli::preview(preview_file, preview_count) : 0;
   } catch (const std::exception& e) {
     auto* c10e = dynamic_cast<const c10::Error*>(&e);

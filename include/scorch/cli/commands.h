@@ -28,6 +28,9 @@ int info(const Common& opt, bool list_keys, dist::Communicator& comm);
 // Data (a dataset file) -> latents through the probability-flow ODE (eps -> T), and back.
 int encode(const Common& opt, const std::string& data, const std::string& out, dist::Communicator& comm);
 int decode(const Common& opt, const std::string& latents, const std::string& out, dist::Communicator& comm);
+// A reference checkpoint (`from`: score-sde-pytorch) for the network of --config -> `out`.
+int import_checkpoint(const std::string& from, const std::string& src, const Common& opt, const std::string& out,
+                      dist::Communicator& comm);
 // Prints images of a samples or dataset file (/images) as text.
 int preview(const std::string& file, int64_t count);
 

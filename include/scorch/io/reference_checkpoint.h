@@ -1,0 +1,37 @@
+// Import of score_sde_pytorch checkpoints (`torch.save` zip files holding
+// {model, ema, optimizer, step}) into scorch's TrainState, mapping every tensor by name and
+// refusing missing, extra or mis-shaped ones. Read with LibTorch's own unpickler, on the CPU.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "scorch/io/checkpoint.h"
+#include "scorch/models/model.h"
+
+namespace scorch::io {
+
+// The reference checkpoint as stored: names without the DataParallel `module.` prefix.
+struct ReferenceCheckpoint {
+  TensorMap model;                          // state_dict: parameters and buffers
+  std::vector<torch::Tensor> ema_shadow;    // EMA of the parameters that require grad, in order
+  double ema_decay = 0;
+  int64_t ema_num_updates = 0;
+  std::vector<int64_t> optim_param_ids;     // param_groups[*].params, in order (= model.parameters())
+  std::map<int64_t, torch::Tensor> exp_avg, exp_avg_sq;  // optimizer state by param id
+  int64_t optim_steps = 0;                  // Adam's step counter (int or tensor in the file)
+  double beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
+  int64_t step = 0;
+};
+
+// Reads `path` (zip format of torch >= 1.6; tensors saved from a GPU are loaded to the CPU).
+// A legacy (pre-1.6) file or a missing key is an error naming the file and the key.
+ReferenceCheckpoint read_score_sde_pytorch(const std::string& path);
+
+// Maps `ref` onto `net` (an NCSN++ built from `cfg`): every parameter and buffer must be
+// present with its shape, no key may be left over, the EMA list must match the trainable
+// parameters. Returns a TrainState that scorch's train (resume), sample and eval accept.
+TrainState convert_reference(const ReferenceCheckpoint& ref, models::ScoreNet& net, const Config& cfg,
+                             const std::string& source);
+
+}  // namespace scorch::io

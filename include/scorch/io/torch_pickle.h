@@ -1,0 +1,16 @@
+// Reader of `torch.save` zip files (torch >= 1.6): the pickle (protocol 2) of the saved
+// object with tensors rebuilt from the archive's storages, on the CPU. LibTorch 1.13's own
+// unpickler lacks opcodes that plain Python containers use (APPEND), hence this one.
+#pragma once
+#include <ATen/core/ivalue.h>
+
+#include <string>
+
+namespace scorch::io {
+
+// The object saved in `path`: dicts (OrderedDict too) become GenericDict, lists GenericList,
+// tuples Tuple, numbers int/double, tensors CPU tensors of the saved dtype. Objects other
+// than tensors, parameters and containers are an error naming the file and the class.
+c10::IValue load_torch_zip(const std::string& path);
+
+}  // namespace scorch::io

@@ -1,0 +1,229 @@
+// NCSN++ / DDPM++: parameter counts of every reference job equal REFERENCE.md; FIR
+// resampling equals its direct definition; forward shapes at 32 and 256; and reference
+// checkpoints (tests/fixtures, written by make_reference_checkpoints.py on Debian's
+// python3-torch) import to networks whose outputs equal the reference definition's.
+#include <filesystem>
+#include <fstream>
+
+#include "common.h"
+#include "scorch/io/checkpoint.h"
+#include "scorch/io/reference_checkpoint.h"
+#include "scorch/io/torch_pickle.h"
+#include "scorch/models/fir.h"
+#include "scorch/models/model.h"
+#include "scorch/train/trainer.h"
+#include "test_paths.h"
+
+using namespace scorch;
+using scorch::test::error_of;
+
+namespace {
+
+std::string job(const std::string& name) { return std::string(SCORCH_SOURCE_DIR) + "/jobs/" + name + ".toml"; }
+std::string fixture(const std::string& name) { return std::string(SCORCH_SOURCE_DIR) + "/tests/fixtures/" + name; }
+
+// upfirdn2d from its definition as a scatter of input samples through the kernel:
+// y[a,b] = sum_{m1,m2} x[m1,m2] k[a*down + K-1 - (m1*up + pad0)][b*down + K-1 - (m2*up + pad0)].
+torch::Tensor upfirdn_direct(const torch::Tensor& x, const torch::Tensor& k, int64_t up, int64_t down, int64_t pad0,
+                             int64_t pad1) {
+  const int64_t H = x.size(2), W = x.size(3), K = k.size(0);
+  const int64_t Ho = (H * up + pad0 + pad1 - K) / down + 1, Wo = (W * up + pad0 + pad1 - K) / down + 1;
+  auto xd = x.to(torch::kFloat64);
+  auto kd = k.to(torch::kFloat64);
+  auto y = torch::zeros({x.size(0), x.size(1), Ho, Wo}, torch::kFloat64);
+  auto xa = xd.accessor<double, 4>();
+  auto ka = kd.accessor<double, 2>();
+  auto ya = y.accessor<double, 4>();
+  for (int64_t b = 0; b < x.size(0); ++b)
+    for (int64_t c = 0; c < x.size(1); ++c)
+      for (int64_t m1 = 0; m1 < H; ++m1)
+        for (int64_t m2 = 0; m2 < W; ++m2)
+          for (int64_t a = 0; a < Ho; ++a) {
+            const int64_t i = a * down + K - 1 - (m1 * up + pad0);
+            if (i < 0 || i >= K) continue;
+            for (int64_t e = 0; e < Wo; ++e) {
+              const int64_t j = e * down + K - 1 - (m2 * up + pad0);
+              if (j >= 0 && j < K) ya[b][c][a][e] += xa[b][c][m1][m2] * ka[i][j];
+            }
+          }
+  return y;
+}
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(networks)
+
+BOOST_AUTO_TEST_CASE(parameter_counts_equal_the_reference) {
+  const std::vector<std::pair<std::string, int64_t>> expected = {
+      {"cifar10_ve_ncsnpp_continuous", 62758915},       {"cifar10_ve_ncsnpp_deep_continuous", 107587075},
+      {"cifar10_vp_ddpmpp_continuous", 61804419},       {"cifar10_vp_ddpmpp_deep_continuous", 106632579},
+      {"cifar10_subvp_ddpmpp_continuous", 61804419},    {"cifar10_subvp_ddpmpp_deep_continuous", 106632579},
+      {"cifar10_vp_ncsnpp_continuous", 62693251},       {"celebahq256_ve_ncsnpp_continuous", 65574549}};
+  for (const auto& [name, count] : expected) {
+    auto net = models::make_model(load_config(job(name), {}));
+    BOOST_TEST(models::count_parameters(*net) == count, name);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(fir_resampling_equals_its_direct_definition) {
+  torch::manual_seed(3);
+  auto x = torch::randn({2, 3, 6, 7});
+  for (const std::vector<int64_t>& k : {std::vector<int64_t>{1, 3, 3, 1}, std::vector<int64_t>{1, 1},
+                                        std::vector<int64_t>{1, 2, 1}, std::vector<int64_t>{1, 4, 6, 4, 1}}) {
+    const int64_t K = static_cast<int64_t>(k.size());
+    auto kk = models::fir::setup_kernel(k);
+    auto up = models::fir::upsample_2d(x, k);
+    auto up_direct = upfirdn_direct(x, kk * 4.0, 2, 1, (K - 2 + 1) / 2 + 1, (K - 2) / 2);
+    BOOST_TEST(up.sizes() == torch::IntArrayRef({2, 3, 12, 14}));
+    BOOST_TEST(max_abs_diff(up, up_direct) < 1e-5, "upsample K=" << K);
+    if (x.size(2) % 2 == 0) {
+      auto down = models::fir::downsample_2d(x.narrow(3, 0, 6), k);
+      auto down_direct = upfirdn_direct(x.narrow(3, 0, 6), kk, 1, 2, (K - 2 + 1) / 2, (K - 2) / 2);
+      BOOST_TEST(down.sizes() == torch::IntArrayRef({2, 3, 3, 3}));
+      BOOST_TEST(max_abs_diff(down, down_direct) < 1e-5, "downsample K=" << K);
+    }
+  }
+  // [1,1] is exactly nearest-neighbour upsampling and 2x2 average pooling.
+  auto x6 = x.narrow(3, 0, 6);
+  BOOST_TEST(max_abs_diff(models::fir::upsample_2d(x6, {1, 1}),
+                          torch::nn::functional::interpolate(
+                              x6, torch::nn::functional::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{12, 12})
+                                      .mode(torch::kNearest))) < 1e-6);
+  BOOST_TEST(max_abs_diff(models::fir::downsample_2d(x6, {1, 1}), torch::avg_pool2d(x6, 2, 2)) < 1e-6);
+  BOOST_TEST(max_abs_diff(models::fir::naive_downsample_2d(x6), torch::avg_pool2d(x6, 2, 2)) < 1e-6);
+}
+
+BOOST_AUTO_TEST_CASE(fused_fir_convolutions_equal_resample_then_conv_inside_the_border) {
+  // StyleGAN2's fused ops pad once, so they differ from the two-step version only within
+  // a couple of pixels of the border; a wrong kernel flip or offset changes the interior.
+  torch::manual_seed(4);
+  auto x = torch::randn({2, 3, 8, 8});
+  auto w = torch::randn({5, 3, 3, 3});
+  const std::vector<int64_t> k{1, 3, 3, 1};
+  auto fused_up = models::fir::upsample_conv_2d(x, w, k);
+  auto two_step_up = torch::conv2d(models::fir::upsample_2d(x, k), w, {}, 1, 1);
+  BOOST_TEST(fused_up.sizes() == torch::IntArrayRef({2, 5, 16, 16}));
+  auto in = [](const torch::Tensor& t, int64_t b) { return t.narrow(2, b, t.size(2) - 2 * b).narrow(3, b, t.size(3) - 2 * b); };
+  BOOST_TEST(max_abs_diff(in(fused_up, 2), in(two_step_up, 2)) < 1e-4);
+  auto fused_down = models::fir::conv_downsample_2d(x, w, k);
+  auto two_step_down = models::fir::downsample_2d(torch::conv2d(x, w, {}, 1, 1), k);
+  BOOST_TEST(fused_down.sizes() == torch::IntArrayRef({2, 5, 4, 4}));
+  BOOST_TEST(max_abs_diff(in(fused_down, 1), in(two_step_down, 1)) < 1e-4);
+}
+
+BOOST_AUTO_TEST_CASE(forward_shapes_at_32_and_256_with_small_nf) {
+  torch::manual_seed(5);
+  for (const char* name : {"cifar10_ve_ncsnpp_continuous", "cifar10_vp_ddpmpp_continuous",
+                           "cifar10_vp_ncsnpp_continuous", "celebahq256_ve_ncsnpp_continuous"}) {
+    auto cfg = load_config(job(name), {"model.nf=8", "model.num_res_blocks=1"});
+    auto net = models::make_model(cfg);
+    const int64_t R = cfg.data.image_size;
+    auto x = torch::rand({2, 3, R, R});
+    auto labels = cfg.model.embedding_type == "fourier" ? torch::tensor({0.5f, 20.0f}) : torch::tensor({10.0f, 900.0f});
+    auto y = net->forward(x, labels);
+    BOOST_TEST(y.sizes() == x.sizes(), name);
+    BOOST_TEST(torch::isfinite(y).all().item<bool>(), name);
+    y.pow(2).mean().backward();  // every trainable parameter gets a gradient
+    for (const auto& p : net->named_parameters())
+      if (p.value().requires_grad()) BOOST_TEST(p.value().grad().defined(), name << ": " << p.key());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_options_are_refused_with_the_key) {
+  auto msg = error_of([] { load_config(job("cifar10_ve_ncsnpp_continuous"), {"training.continuous=false"}); });
+  BOOST_TEST(msg.find("embedding_type") != std::string::npos, msg);
+  msg = error_of([] { load_config(job("cifar10_ve_ncsnpp_continuous"), {"model.progressive=\"skip\""}); });
+  BOOST_TEST(msg.find("model.progressive") != std::string::npos, msg);
+  msg = error_of([] { load_config(job("cifar10_ve_ncsnpp_continuous"), {"data.image_size=36"}); });
+  BOOST_TEST(msg.find("data.image_size") != std::string::npos, msg);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(reference_import)
+
+BOOST_AUTO_TEST_CASE(imported_networks_reproduce_the_reference_outputs) {
+  test::TempDir dir("import");
+  for (const char* name : {"ncsnpp_ve", "ddpmpp_vp", "ncsnpp_skip", "ncsnpp_ddpmblocks"}) {
+    auto cfg = load_config(fixture(std::string(name) + ".toml"), {});
+    auto ref = io::read_score_sde_pytorch(fixture(std::string(name) + ".pth"));
+    auto expected = io::load_torch_zip(fixture(std::string(name) + "_expected.pt")).toGenericDict();
+    auto x = expected.at("x").toTensor(), labels = expected.at("labels").toTensor();
+    auto out_model = expected.at("out_model").toTensor(), out_ema = expected.at("out_ema").toTensor();
+    BOOST_TEST(max_abs_diff(out_model, out_ema) > 1e-3, name << ": raw and EMA outputs must differ to test both");
+
+    auto net = models::make_model(cfg);
+    auto st = io::convert_reference(ref, *net, cfg, name);
+    BOOST_TEST(st.step == 3);
+    BOOST_TEST(st.adam_steps == 3);
+    BOOST_TEST(st.ema_updates == 3);
+    // Through the HDF5 checkpoint, as the CLI does.
+    const std::string path = dir / (std::string(name) + ".h5");
+    io::save_checkpoint(path, st);
+    auto loaded = io::load_checkpoint(path);
+    net->eval();
+    torch::NoGradGuard ng;
+    const double scale = out_model.abs().max().item<double>();
+    train::load_weights(*net, loaded, /*use_ema=*/false);
+    auto y = net->forward(x, labels);
+    BOOST_TEST(max_abs_diff(y, out_model) < 1e-4 * scale, name << ": raw weights, max diff " << max_abs_diff(y, out_model));
+    train::load_weights(*net, loaded, /*use_ema=*/true);
+    y = net->forward(x, labels);
+    BOOST_TEST(max_abs_diff(y, out_ema) < 1e-4 * scale, name << ": EMA weights, max diff " << max_abs_diff(y, out_ema));
+    // Adam moments are mapped by the optimizer's parameter ids: the first trainable one.
+    BOOST_TEST(loaded.exp_avg_sq.size() == loaded.ema.size());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(checkpoints_of_another_network_are_refused_by_name) {
+  auto ref = io::read_score_sde_pytorch(fixture("ncsnpp_ve.pth"));
+  {
+    auto cfg = load_config(fixture("ddpmpp_vp.toml"), {});
+    auto net = models::make_model(cfg);
+    auto msg = error_of([&] { io::convert_reference(ref, *net, cfg, "ncsnpp_ve.pth"); });
+    BOOST_TEST(msg.find("extra 'module.all_modules.0.W'") != std::string::npos, msg);
+  }
+  {
+    auto cfg = load_config(fixture("ncsnpp_ve.toml"), {"model.nf=8"});
+    auto net = models::make_model(cfg);
+    auto msg = error_of([&] { io::convert_reference(ref, *net, cfg, "ncsnpp_ve.pth"); });
+    BOOST_TEST(msg.find("'module.all_modules.0.W' has shape [4], the job's network expects [8]") != std::string::npos,
+               msg);
+  }
+  {
+    auto cfg = load_config(fixture("ncsnpp_ve.toml"), {"model.sigma_max=60.0"});
+    auto net = models::make_model(cfg);
+    auto msg = error_of([&] { io::convert_reference(ref, *net, cfg, "ncsnpp_ve.pth"); });
+    BOOST_TEST(msg.find("module.sigmas") != std::string::npos, msg);
+  }
+  {
+    auto cfg = load_config(fixture("ncsnpp_ve.toml"), {});
+    auto net = models::make_model(cfg);
+    auto bad = ref;
+    bad.ema_shadow.pop_back();
+    auto msg = error_of([&] { io::convert_reference(bad, *net, cfg, "x.pth"); });
+    BOOST_TEST(msg.find("ema.shadow_params has 155 tensors") != std::string::npos, msg);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(damaged_or_legacy_files_are_errors_naming_the_file) {
+  test::TempDir dir("import_bad");
+  auto bytes = test::read_file(fixture("ncsnpp_ve.pth"));
+  const std::string cut = dir / "cut.pth";
+  test::write_file(cut, bytes.substr(0, bytes.size() / 2));
+  auto msg = error_of([&] { io::read_score_sde_pytorch(cut); });
+  BOOST_TEST(msg.find("cut.pth") != std::string::npos, msg);
+  const std::string legacy = dir / "legacy.pth";
+  const char legacy_head[] = {'\x80', '\x02', '\x8a', '\x0a', 'l', '\xfc', '\x9c', 'F', '\xf9', ' ', 'j', '\xa8', 'P', '\x19', '.'};
+  test::write_file(legacy, std::string(legacy_head, sizeof(legacy_head)));  // the pre-1.6 magic-number pickle
+  msg = error_of([&] { io::read_score_sde_pytorch(legacy); });
+  BOOST_TEST(msg.find("legacy.pth") != std::string::npos, msg);
+  BOOST_TEST(msg.find("zip-format") != std::string::npos, msg);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

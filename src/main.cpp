@@ -36,21 +36,26 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "intra-op CPU threads per rank (default: OMP_NUM_THREADS or all cores)");
 
   scorch::cli::Common common;
-  std::string dataset, raw = "/usr/share/datasets/fashion-mnist", out;
   bool list_keys = false;
-
-  std::string prep_config;
-  int64_t prep_count = 10000;
+  scorch::cli::PrepareOptions prep_opt;
   auto* prep = app.add_subcommand("prepare", "write a dataset in scorch's HDF5 schema (/images or /points, /labels)");
-  prep->add_option("dataset", dataset,
-                   "fashion-mnist (IDX files -> <out>/fashion_mnist_{train,test}.h5) | mixture (exact draws of the "
-                   "analytic_gmm in --config -> the file <out>)")
-      ->required();
-  prep->add_option("--raw", raw, "fashion-mnist: folder of the IDX files")->capture_default_str();
-  prep->add_option("--out", out, "output folder (fashion-mnist) or file (mixture)")->required();
-  prep->add_option("--config", prep_config, "mixture: job file with model.name = \"analytic_gmm\"");
-  prep->add_option("--count", prep_count, "mixture: number of points")->capture_default_str();
-
+  prep->add_option("dataset", prep_opt.dataset,
+                   "fashion-mnist (IDX files -> <out>/fashion_mnist_{train,test}.h5) | cifar10 (binary batches -> "
+                   "<out>/cifar10_{train,test}.h5, or X.h5 and X_test.h5 for --out X.h5) | images (a folder of "
+                   "PNG/JPEG -> the file <out>, centre-cropped and resized; parallel over ranks) | mixture (exact "
+                   "draws of the analytic_gmm in --config -> the file <out>)")
+      ->required()
+      ->check(CLI::IsMember({"fashion-mnist", "cifar10", "images", "mixture"}));
+  prep->add_option("--raw", prep_opt.raw,
+                   "fashion-mnist: folder of the IDX files (default /usr/share/datasets/fashion-mnist); cifar10: "
+                   "folder of data_batch_*.bin/test_batch.bin, or cifar-10-binary.tar.gz");
+  prep->add_option("--dir", prep_opt.dir, "images: folder of .png/.jpg/.jpeg files (searched recursively)");
+  prep->add_option("--resolution", prep_opt.resolution, "images: output height = width (e.g. 256)");
+  prep->add_option("--out", prep_opt.out, "output folder or file (see dataset)")->required();
+  prep->add_option("--config", prep_opt.config, "mixture: job file with model.name = \"analytic_gmm\"");
+  prep->add_option("--count", prep_opt.count, "mixture: number of points")->capture_default_str();
+  prep->footer("Every input is checked (record sizes, labels, image sizes) and files are written atomically: a "
+               "failure leaves no partial output.");
   auto* tr = app.add_subcommand("train", "train a score model; resumes from the newest checkpoint in --workdir");
   add_common(tr, common, false);
   tr->footer("Checkpoints every training.snapshot_freq steps and at the end; SIGTERM/SIGUSR1 checkpoint and stop.");
@@ -113,7 +118,7 @@ int main(int argc, char** argv) {
   if (threads > 0) torch::set_num_threads(threads);
 
   try {
-    if (*prep) return scorch::cli::prepare(dataset, raw, out, prep_config, prep_count, *comm);
+    if (*prep) return scorch::cli::prepare(prep_opt, *comm);
     if (*tr) return scorch::cli::train(common, *comm);
     if (*sa) return scorch::cli::sample(common, *comm);
     if (*bpd) return scorch::cli::eval_bpd(common, *comm);

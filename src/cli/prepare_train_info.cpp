@@ -6,6 +6,7 @@
 #include "scorch/cli/commands.h"
 #include "scorch/core/error.h"
 #include "scorch/core/log.h"
+#include "scorch/data/converters.h"
 #include "scorch/data/dataset.h"
 #include "scorch/data/image_grid.h"
 #include "scorch/io/hdf5.h"
@@ -46,8 +47,30 @@ Resolved resolve(const Common& opt, bool need_ckpt) {
   return r;
 }
 
-int prepare(const std::string& dataset, const std::string& raw, const std::string& out, const std::string& config,
-            int64_t count, dist::Communicator& comm) {
+int prepare(const PrepareOptions& opt, dist::Communicator& comm) {
+  const std::string& dataset = opt.dataset;
+  const std::string& out = opt.out;
+  const std::string& config = opt.config;
+  const int64_t count = opt.count;
+  if (dataset == "cifar10") {
+    SCORCH_CHECK(!opt.raw.empty(), "prepare cifar10 needs --raw FOLDER_OR_TARBALL (cifar-10-binary.tar.gz)");
+    if (comm.rank() == 0) {
+      for (const auto& p : data::prepare_cifar10(opt.raw, out)) {
+        auto ds = data::load(p);
+        spdlog::info("wrote {}: {} images {}x{}x{} with labels", p, ds.size(), ds.images.size(1), ds.images.size(2),
+                     ds.images.size(3));
+      }
+    }
+    comm.barrier();
+    return 0;
+  }
+  if (dataset == "images") {
+    SCORCH_CHECK(!opt.dir.empty() && opt.resolution > 0, "prepare images needs --dir FOLDER and --resolution R");
+    if (comm.rank() == 0 && fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
+    const int64_t n = data::prepare_image_folder(opt.dir, opt.resolution, out, comm);
+    if (comm.rank() == 0) spdlog::info("wrote {}: {} images {}x{}x3", out, n, opt.resolution, opt.resolution);
+    return 0;
+  }
   if (dataset == "mixture") {
     SCORCH_CHECK(!config.empty(), "prepare mixture needs --config JOB with model.name = \"analytic_gmm\"");
     Config cfg = load_config(config, {});
@@ -65,11 +88,11 @@ int prepare(const std::string& dataset, const std::string& raw, const std::strin
     return 0;
   }
   if (dataset != "fashion-mnist") {
-    SCORCH_THROW("unknown dataset '{}' for prepare: valid are fashion-mnist, mixture", dataset);
+    SCORCH_THROW("unknown dataset '{}' for prepare: valid are fashion-mnist, cifar10, images, mixture", dataset);
   }
   if (comm.rank() == 0) {
     fs::create_directories(out);
-    for (const auto& p : data::prepare_fashion_mnist(raw, out)) {
+    for (const auto& p : data::prepare_fashion_mnist(opt.raw.empty() ? "/usr/share/datasets/fashion-mnist" : opt.raw, out)) {
       auto ds = data::load(p);
       spdlog::info("wrote {}: {} images {}x{}x{}", p, ds.size(), ds.images.size(1), ds.images.size(2), ds.images.size(3));
     }

@@ -17,10 +17,17 @@ struct Common {
   std::vector<std::string> sets;     // --set section.key=value
 };
 
-// fashion-mnist: IDX files in `raw` -> `out`/fashion_mnist_{train,test}.h5. mixture: `count`
-// exact draws of the analytic_gmm of job file `config` -> the file `out` (/points, /labels).
-int prepare(const std::string& dataset, const std::string& raw, const std::string& out, const std::string& config,
-            int64_t count, dist::Communicator& comm);
+// `scorch prepare DATASET`: converts a published dataset to the HDF5 schema.
+struct PrepareOptions {
+  std::string dataset;     // fashion-mnist | cifar10 | images | mixture
+  std::string raw;         // fashion-mnist: IDX folder; cifar10: batches folder or tarball
+  std::string dir;         // images: folder of PNG/JPEG files
+  int64_t resolution = 0;  // images: output H = W
+  std::string out;         // folder (fashion-mnist, cifar10) or file (cifar10 X.h5, images, mixture)
+  std::string config;      // mixture: job file of the analytic_gmm
+  int64_t count = 10000;   // mixture: number of points
+};
+int prepare(const PrepareOptions& opt, dist::Communicator& comm);
 int train(const Common& opt, dist::Communicator& comm);
 int sample(const Common& opt, dist::Communicator& comm);
 int eval_bpd(const Common& opt, dist::Communicator& comm);

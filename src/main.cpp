@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
   prep->add_option("--count", prep_opt.count, "mixture: number of points")->capture_default_str();
   prep->footer("Every input is checked (record sizes, labels, image sizes) and files are written atomically: a "
                "failure leaves no partial output.");
-  auto* tr = app.add_subcommand("train", "train a score model; resumes from the newest checkpoint in --workdir");
+  auto* tr = app.add_subcommand(
+      "train", "train a score model; resumes from the newest checkpoint in --workdir (and takes its config as the base)");
   add_common(tr, common, false);
   tr->footer("Checkpoints every training.snapshot_freq steps and at the end; SIGTERM/SIGUSR1 checkpoint and stop.");
 

@@ -103,7 +103,8 @@ int prepare(const PrepareOptions& opt, dist::Communicator& comm) {
 
 int train(const Common& opt, dist::Communicator& comm) {
   SCORCH_CHECK(!opt.workdir.empty(), "train needs --workdir DIR (checkpoints and logs go there)");
-  Config cfg = load_config(opt.config, opt.sets);
+  // defaults <- the newest checkpoint's config (a resumed or imported run) <- --config <- --set
+  Config cfg = resolve(opt, /*need_ckpt=*/false).cfg;
   SCORCH_CHECK(cfg.model.name != "analytic_gmm",
                "model.name = \"analytic_gmm\" is an exact score with nothing to train: use it with sample, eval, "
                "encode and decode directly (--config JOB --workdir DIR)");

@@ -11,6 +11,7 @@
 
 #include "scorch/core/error.h"
 #include "scorch/io/torch_pickle.h"
+#include "scorch/models/ncsnpp.h"
 
 namespace scorch::io {
 
@@ -149,7 +150,7 @@ TrainState convert_reference(const ReferenceCheckpoint& ref, models::ScoreNet& n
   for (const auto& p : net.named_parameters()) known.insert(p.key());
   for (const auto& b : net.named_buffers()) known.insert(b.key());
   for (const auto& [name, t] : ref.model)
-    if (!known.count(name))
+    if (!known.count(name) && !(name == "sigmas" && cfg.model.name == "ncsnpp"))
       extra.push_back(fmt::format("extra 'module.{}' {} has no counterpart in the job's network", name,
                                      shape_str(t)));
   if (!missing.empty() || !misshaped.empty() || !extra.empty()) {
@@ -164,12 +165,17 @@ TrainState convert_reference(const ReferenceCheckpoint& ref, models::ScoreNet& n
                  source, job_name(cfg), misshaped.size(), missing.size(),
                  extra.size(), list);
   }
-  if (auto it = st.buffers.find("sigmas"); it != st.buffers.end()) {
-    auto expect = net.named_buffers()["sigmas"];
-    const double diff = (it->second - expect).abs().max().item<double>();
+  if (cfg.model.name == "ncsnpp") {  // its sigmas buffer must be the job's noise schedule
+    auto it = ref.model.find("sigmas");
+    SCORCH_CHECK(it != ref.model.end(), "{}: missing 'module.sigmas' (every NCSN++ checkpoint has it)", source);
+    auto expect = models::reference_sigmas(cfg.model);
+    SCORCH_CHECK(it->second.sizes() == expect.sizes(),
+                 "{}: module.sigmas has {} entries but the job's model.num_scales = {} (import with the training "
+                 "config's value; sampling may override it afterwards)",
+                 source, it->second.numel(), expect.numel());
+    const double diff = (it->second.to(torch::kFloat64) - expect).abs().max().item<double>();
     SCORCH_CHECK(diff <= 1e-6 * expect.abs().max().item<double>(),
-                 "{}: module.sigmas differs from the job's model.sigma_min/sigma_max/num_scales (max |diff| {:.3g})",
-                 source, diff);
+                 "{}: module.sigmas differs from the job's model.sigma_min/sigma_max (max |diff| {:.3g})", source, diff);
   }
 
   SCORCH_CHECK(ref.ema_shadow.size() == trainable.size(),

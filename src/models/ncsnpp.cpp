@@ -14,16 +14,19 @@ namespace {
 bool contains(const std::vector<int64_t>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 }  // namespace
 
+torch::Tensor reference_sigmas(const ModelConfig& m) {
+  return torch::linspace(std::log(m.sigma_max), std::log(m.sigma_min), m.num_scales, torch::kFloat64).exp();
+}
+
 NCSNppImpl::NCSNppImpl(const Config& cfg) : cfg_(cfg), act_(make_act(cfg.model.nonlinearity)) {
   const auto& m = cfg.model;
   const int64_t nf = m.nf;
   const int64_t num_res = static_cast<int64_t>(m.ch_mult.size());
   for (int64_t i = 0; i < num_res; ++i) all_resolutions_.push_back(cfg.data.image_size >> i);
 
-  {  // sigmas = exp(linspace(log sigma_max, log sigma_min, N)), float64, as get_sigmas()
-    auto s = torch::linspace(std::log(m.sigma_max), std::log(m.sigma_min), m.num_scales, torch::kFloat64).exp();
-    sigmas_ = register_buffer("sigmas", s);
-  }
+  // The reference registers these as a buffer; here they follow the config (not the
+  // checkpoint), so sampling may change model.num_scales. Import checks the two agree.
+  sigmas_ = reference_sigmas(m);
 
   const bool fourier = m.embedding_type == "fourier";
   const bool biggan = m.resblock_type == "biggan";
@@ -163,7 +166,8 @@ torch::Tensor NCSNppImpl::forward(const torch::Tensor& x_in, const torch::Tensor
     used_sigmas = labels;
     temb = at<GaussianFourierProjectionImpl>(i++)->forward(labels.log());
   } else {
-    if (m.scale_by_sigma) used_sigmas = sigmas_.index_select(0, labels.to(torch::kInt64)).to(x_in.dtype());
+    if (m.scale_by_sigma)
+      used_sigmas = sigmas_.to(labels.device()).index_select(0, labels.to(torch::kInt64)).to(x_in.dtype());
     temb = positional_embedding(labels, m.nf);
   }
   if (m.conditional) {

@@ -11,6 +11,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "scorch/data/dataset.h"
+#include "scorch/data/image_grid.h"
 #include "scorch/io/hdf5.h"
 #include "test_paths.h"
 
@@ -324,6 +325,66 @@ BOOST_AUTO_TEST_CASE(image_run_writes_a_png_grid) {
   auto h5file = w + "/samples/samples_000000003.h5";
   auto f = h5::File::open_read(h5file);
   BOOST_TEST(h5::shape(f.id(), "images") == (std::vector<int64_t>{6, 8, 8, 1}));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(cli_reference)
+
+// A score_sde_pytorch checkpoint (tests/fixtures) imported, sampled on 2 ranks and resumed.
+BOOST_AUTO_TEST_CASE(import_then_sample_and_resume_training) {
+  test::TempDir d("cliimport");
+  const std::string fx = std::string(SCORCH_SOURCE_DIR) + "/tests/fixtures/";
+  data::write_images(d / "img.h5", torch::randint(0, 256, {16, 8, 8, 3}).to(torch::kUInt8), torch::Tensor());
+  const std::string sets = " --set data.path=\\\"" + d / "img.h5" +
+                           "\\\" --set eval.num_samples=4 --set eval.batch_size=2"
+                           " --set training.batch_size=4 --set training.snapshot_freq=100";
+  const std::string w = d / "run";
+  auto r = run(scorch_cmd(1) + " import --from score-sde-pytorch " + fx + "ncsnpp_ve.pth --config " + fx +
+               "ncsnpp_ve.toml" + sets + " --out " + w + "/checkpoints/ckpt_000000003.h5");
+  BOOST_TEST_INFO(r.out);
+  BOOST_REQUIRE(r.code == 0);
+  BOOST_TEST(r.out.find("step 3") != std::string::npos);
+
+  r = run(scorch_cmd(1) + " info --workdir " + w);
+  BOOST_TEST(r.out.find("12719 parameters") != std::string::npos, r.out);
+
+  r = run(scorch_cmd(2) + " sample --workdir " + w + " --set model.num_scales=10");  // fewer steps than trained
+  BOOST_TEST_INFO(r.out);
+  BOOST_REQUIRE(r.code == 0);
+  BOOST_TEST(fs::exists(w + "/samples/samples_000000003.h5"));
+
+  r = run(scorch_cmd(1) + " train --workdir " + w + " --set training.n_iters=5");
+  BOOST_TEST_INFO(r.out);
+  BOOST_REQUIRE(r.code == 0);
+  BOOST_TEST(r.out.find("resumed from") != std::string::npos);
+  BOOST_TEST(fs::exists(w + "/checkpoints/ckpt_000000005.h5"));
+
+  // The wrong job file: refused by name, nothing written.
+  r = run(scorch_cmd(1) + " import --from score-sde-pytorch " + fx + "ncsnpp_ve.pth --config " + fx +
+          "ddpmpp_vp.toml --out " + d / "wrong.h5");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("does not fit the network of " + fx + "ddpmpp_vp.toml") != std::string::npos, r.out);
+  BOOST_TEST(!fs::exists(d / "wrong.h5"));
+}
+
+// Image folders convert to the same file on 1 and 2 ranks.
+BOOST_AUTO_TEST_CASE(prepare_images_is_rank_invariant) {
+  test::TempDir d("cliimages");
+  fs::create_directories(d / "imgs");
+  for (int i = 0; i < 7; ++i) {
+    auto px = torch::randint(0, 256, {12, 16, 3}).to(torch::kUInt8).contiguous();
+    data::write_png_grid(d / ("imgs/" + std::to_string(i) + ".png"), px.unsqueeze(0), 1);
+  }
+  for (int ranks : {1, 2}) {
+    auto r = run(scorch_cmd(ranks) + " prepare images --dir " + d / "imgs" + " --resolution 8 --out " + d /
+                 ("r" + std::to_string(ranks) + ".h5"));
+    BOOST_TEST_INFO(r.out);
+    BOOST_REQUIRE(r.code == 0);
+  }
+  auto one = data::load(d / "r1.h5").images, two = data::load(d / "r2.h5").images;
+  BOOST_TEST(one.sizes() == torch::IntArrayRef({7, 8, 8, 3}));
+  BOOST_TEST(torch::equal(one, two));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -7,6 +7,9 @@
 
 namespace scorch::models {
 
+// The reference's `sigmas` buffer: exp(linspace(log sigma_max, log sigma_min, N)), float64 [N].
+torch::Tensor reference_sigmas(const ModelConfig& m);
+
 class NCSNppImpl : public ScoreNet {
  public:
   explicit NCSNppImpl(const Config& cfg);
@@ -24,7 +27,7 @@ class NCSNppImpl : public ScoreNet {
 
   Config cfg_;
   ncsnpp::Act act_;
-  torch::Tensor sigmas_;  // [num_scales] float64, geometric sigma_max -> sigma_min (reference buffer)
+  torch::Tensor sigmas_;  // [num_scales] float64 (not a buffer: it follows the config)
   torch::nn::ModuleList all_modules_;
   std::vector<int64_t> all_resolutions_;
 };

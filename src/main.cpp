@@ -101,6 +101,16 @@ int main(int argc, char** argv) {
   im->footer(
       "The network is built from --config (e.g. jobs/cifar10_ve_ncsnpp_deep_continuous.toml); every tensor of the "
       "file must match it by name and shape, or nothing is written.");
+  scorch::cli::BenchOptions bench_opt;
+  auto* be = app.add_subcommand("bench", "time forward+backward of the job's network on the DSM loss (and peak memory)");
+  add_common(be, common, false);
+  be->add_option("--batch", bench_opt.batch, "images per step")->capture_default_str();
+  be->add_option("--steps", bench_opt.steps, "timed steps")->capture_default_str();
+  be->add_option("--warmup", bench_opt.warmup, "untimed steps first")->capture_default_str();
+  be->add_option("--device", bench_opt.device, "cpu, cuda or cuda:N")->capture_default_str();
+  be->add_option("--precision", bench_opt.precision, "fp32, or bf16 (autocast)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   std::string preview_file;
   int64_t preview_count = 4;
   auto* pv = app.add_subcommand("preview", "print images of a samples or dataset HDF5 file as text");
@@ -126,6 +136,7 @@ int main(int argc, char** argv) {
     if (*in) return scorch::cli::info(common, list_keys, *comm);
     if (*en) return scorch::cli::encode(common, enc_data, enc_out, *comm);
     if (*de) return scorch::cli::decode(common, dec_latents, dec_out, *comm);
+    if (*be) return scorch::cli::bench(common, bench_opt, *comm);
     if (*im) return scorch::cli::import_checkpoint(imp_from, imp_src, common, imp_out, *comm);
     if (*pv) return comm->rank() == 0 ? scorch::cli::preview(preview_file, preview_count) : 0;
   } catch (const std::exception& e) {

@@ -101,7 +101,8 @@ BOOST_AUTO_TEST_CASE(two_ranks_equal_one_rank_with_the_global_batch) {
   auto world = dist::mpi_world();
   auto self = dist::mpi_self();
   std::string dir = shared_dir(*world, "equiv");
-  for (bool images : {true, false}) {
+  for (const std::string net : {"unet", "mlp", "ncsnpp"}) {
+    const bool images = net != "mlp";
     Config cfg;
     if (world->rank() == 0) {
       cfg = images ? test::tiny_image_config(dir + "/img.h5", 64) : test::tiny_point_config(dir + "/pts.h5", 256);
@@ -112,6 +113,14 @@ BOOST_AUTO_TEST_CASE(two_ranks_equal_one_rank_with_the_global_batch) {
       cfg.data.path = images ? dir + "/img.h5" : dir + "/pts.h5";  // the very same file as rank 0
     }
     cfg.model.dropout = 0.0;  // dropout masks are per rank by design
+    if (net == "ncsnpp") {    // NCSN++ with FIR resampling and both pyramids
+      cfg.model.name = "ncsnpp";
+      cfg.model.fir = true;
+      cfg.model.progressive = "output_skip";
+      cfg.model.progressive_input = "residual";
+      cfg.model.embedding_type = "fourier";
+      cfg.model.init_scale = 0.1;
+    }
     const int64_t k = 5;
     train::Trainer two(cfg, *world, dir + "/two");
     two.run(k);
@@ -123,7 +132,7 @@ BOOST_AUTO_TEST_CASE(two_ranks_equal_one_rank_with_the_global_batch) {
       max_diff = std::max(max_diff, (a - b).abs().max().item<double>());
       max_abs = std::max(max_abs, b.abs().max().item<double>());
     }
-    BOOST_TEST_INFO((images ? "unet" : "mlp") << ": max |2 ranks - 1 rank| = " << max_diff << " (max |w| " << max_abs << ")");
+    BOOST_TEST_INFO(net << ": max |2 ranks - 1 rank| = " << max_diff << " (max |w| " << max_abs << ")");
     BOOST_TEST(max_diff < 1e-4);
     // Sanity: training moved the weights far more than that tolerance.
     train::Trainer init(cfg, *self, dir + "/init");

@@ -2,6 +2,7 @@
 // resampling equals its direct definition; forward shapes at 32 and 256; and reference
 // checkpoints (tests/fixtures, written by make_reference_checkpoints.py on Debian's
 // python3-torch) import to networks whose outputs equal the reference definition's.
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -178,6 +179,41 @@ BOOST_AUTO_TEST_CASE(imported_networks_reproduce_the_reference_outputs) {
     // Adam moments are mapped by the optimizer's parameter ids: the first trainable one.
     BOOST_TEST(loaded.exp_avg_sq.size() == loaded.ema.size());
   }
+}
+
+// Full-size networks, when SCORCH_REFERENCE_DIR holds <job>.pth and <job>_expected.pt
+// ({x, labels, out_model, out_ema} from the reference) for any of the jobs/ networks.
+BOOST_AUTO_TEST_CASE(full_size_jobs_when_reference_files_are_given) {
+  const char* dir = std::getenv("SCORCH_REFERENCE_DIR");
+  if (dir == nullptr) {
+    BOOST_TEST_MESSAGE("SCORCH_REFERENCE_DIR not set: full-size comparison not run");
+    return;
+  }
+  int checked = 0;
+  for (const char* name : {"cifar10_ve_ncsnpp_continuous", "cifar10_ve_ncsnpp_deep_continuous",
+                           "cifar10_vp_ddpmpp_continuous", "cifar10_vp_ddpmpp_deep_continuous",
+                           "cifar10_subvp_ddpmpp_continuous", "cifar10_subvp_ddpmpp_deep_continuous",
+                           "cifar10_vp_ncsnpp_continuous", "celebahq256_ve_ncsnpp_continuous"}) {
+    const std::string base = std::string(dir) + "/" + name;
+    if (!std::filesystem::exists(base + ".pth") || !std::filesystem::exists(base + "_expected.pt")) continue;
+    auto cfg = load_config(job(name), {});
+    auto net = models::make_model(cfg);
+    auto st = io::convert_reference(io::read_score_sde_pytorch(base + ".pth"), *net, cfg, base + ".pth");
+    auto expected = io::load_torch_zip(base + "_expected.pt").toGenericDict();
+    auto x = expected.at("x").toTensor(), labels = expected.at("labels").toTensor();
+    net->eval();
+    torch::NoGradGuard ng;
+    for (bool ema : {false, true}) {
+      auto want = expected.at(ema ? "out_ema" : "out_model").toTensor();
+      train::load_weights(*net, st, ema);
+      auto y = net->forward(x, labels);
+      const double diff = max_abs_diff(y, want), scale = want.abs().max().item<double>();
+      BOOST_TEST_MESSAGE(name << (ema ? " EMA" : " raw") << ": max |diff| " << diff << " (output scale " << scale << ")");
+      BOOST_TEST(diff < 1e-4 * scale, name << (ema ? " EMA" : " raw") << ": max diff " << diff);
+    }
+    ++checked;
+  }
+  BOOST_TEST(checked > 0, "SCORCH_REFERENCE_DIR=" << dir << " holds no <job>.pth + <job>_expected.pt pair");
 }
 
 BOOST_AUTO_TEST_CASE(checkpoints_of_another_network_are_refused_by_name) {

@@ -38,6 +38,15 @@ int decode(const Common& opt, const std::string& latents, const std::string& out
 // A reference checkpoint (`from`: score-sde-pytorch) for the network of --config -> `out`.
 int import_checkpoint(const std::string& from, const std::string& src, const Common& opt, const std::string& out,
                       dist::Communicator& comm);
+// Forward+backward speed and peak memory of the job's network on the DSM loss.
+struct BenchOptions {
+  int64_t batch = 8;
+  int64_t steps = 5;
+  int64_t warmup = 1;
+  std::string device = "cpu";     // cpu | cuda | cuda:N
+  std::string precision = "fp32"; // fp32 | bf16 (autocast)
+};
+int bench(const Common& opt, const BenchOptions& b, dist::Communicator& comm);
 // Prints images of a samples or dataset file (/images) as text.
 int preview(const std::string& file, int64_t count);
 

@@ -173,6 +173,8 @@ torch::Tensor NCSNppImpl::forward(const torch::Tensor& x_in, const torch::Tensor
   if (m.conditional) {
     temb = at<torch::nn::LinearImpl>(i++)->forward(temb);
     temb = at<torch::nn::LinearImpl>(i++)->forward(act_(temb));
+  } else {
+    temb = torch::Tensor();  // unconditional: the blocks ignore time (their Dense_0 exists but is unused)
   }
   auto res = [&](const torch::Tensor& h) { return at<ResnetBlockppImpl>(i++)->forward(h, temb); };
 

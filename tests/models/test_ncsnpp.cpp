@@ -135,6 +135,33 @@ BOOST_AUTO_TEST_CASE(forward_shapes_at_32_and_256_with_small_nf) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(every_option_combination_runs) {
+  // The structural options the published configs do not use, on a small network.
+  torch::manual_seed(6);
+  const std::vector<std::vector<std::string>> variants = {
+      {"model.conditional=false", "model.scale_by_sigma=false"},
+      {"model.resblock_type=\"ddpm\"", "model.resamp_with_conv=false"},
+      {"model.resblock_type=\"ddpm\"", "model.fir=false", "model.progressive=\"residual\""},
+      {"model.progressive=\"residual\"", "model.progressive_input=\"input_skip\"", "model.progressive_combine=\"cat\""},
+      {"model.skip_rescale=false", "model.init_scale=0.5", "model.nonlinearity=\"elu\""},
+      {"model.embedding_type=\"positional\"", "model.scale_by_sigma=true"}};
+  for (auto sets : variants) {
+    sets.insert(sets.end(), {"model.nf=8", "model.num_res_blocks=1", "model.ch_mult=[1,2,2]", "data.image_size=16",
+                             "model.attn_resolutions=[8]"});
+    auto cfg = load_config(job("cifar10_ve_ncsnpp_continuous"), sets);
+    auto net = models::make_model(cfg);
+    auto x = torch::rand({2, 3, 16, 16});
+    auto labels = cfg.model.embedding_type == "fourier" ? torch::tensor({0.5f, 20.0f}) : torch::tensor({10.0f, 900.0f});
+    auto y = net->forward(x, labels);
+    BOOST_TEST(y.sizes() == x.sizes(), sets[0]);
+    BOOST_TEST(torch::isfinite(y).all().item<bool>(), sets[0]);
+    if (!cfg.model.conditional) {  // no time input: the output ignores the label
+      net->eval();
+      BOOST_TEST(torch::allclose(net->forward(x, labels), net->forward(x, labels * 2)));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(bad_options_are_refused_with_the_key) {
   auto msg = error_of([] { load_config(job("cifar10_ve_ncsnpp_continuous"), {"training.continuous=false"}); });
   BOOST_TEST(msg.find("embedding_type") != std::string::npos, msg);

@@ -134,7 +134,10 @@ int info(const Common& opt, bool list_keys, dist::Communicator& comm) {
     fmt::print("model         analytic_gmm ({} components, exact score, no parameters)\n", r.cfg.model.gmm_means.size());
   } else {
     auto model = models::make_model(r.cfg);
-    fmt::print("model         {} ({} parameters)\n", r.cfg.model.name, models::count_parameters(*model));
+    const auto n = std::to_string(models::count_parameters(*model));
+    std::string grouped;  // 62758915 -> 62,758,915
+    for (size_t i = 0; i < n.size(); ++i) grouped += (i > 0 && (n.size() - i) % 3 == 0 ? "," : "") + n.substr(i, 1);
+    fmt::print("model         {} ({} parameters, {})\n", r.cfg.model.name, n, grouped);
   }
   fmt::print("sde           {}\n", r.cfg.training.sde);
   auto shape = r.cfg.item_shape();

@@ -41,7 +41,9 @@ class Unpickler {
     while (true) {
       const uint8_t op = byte();
       switch (op) {
-        case 0x80: byte(); break;  // PROTO
+        case 0x80: byte(); break;             // PROTO
+        case 0x95: le<uint64_t>(); break;     // FRAME (protocol 4): a length hint
+        case 0x94: memo_[static_cast<uint32_t>(memo_.size())] = stack_.back(); break;  // MEMOIZE
         case '.': return pop();    // STOP
         case '(': marks_.push_back(stack_.size()); break;
         case '0': pop(); break;
@@ -128,6 +130,13 @@ class Unpickler {
         case 'c': {  // GLOBAL module\nname\n
           std::string mod = line(), name = line();
           globals_.push_back(Global{mod + "." + name});
+          stack_.emplace_back(fmt::format("\x01global:{}", globals_.size() - 1));
+          break;
+        }
+        case 0x93: {  // STACK_GLOBAL (protocol 4)
+          auto name = pop(), mod = pop();
+          SCORCH_CHECK(name.isString() && mod.isString(), "{}: malformed pickle (STACK_GLOBAL)", path_);
+          globals_.push_back(Global{mod.toStringRef() + "." + name.toStringRef()});
           stack_.emplace_back(fmt::format("\x01global:{}", globals_.size() - 1));
           break;
         }

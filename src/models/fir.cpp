@@ -1,6 +1,6 @@
-// FIR resampling (upfirdn2d) as zero insertion + padding + one single-channel conv2d over
-// the B*C planes; the fused conv variants follow StyleGAN2's padding arithmetic so the
-// results equal "resample, then conv" without padding twice.
+// FIR resampling. upfirdn2d is the definition (zero insertion, padding, one conv over the
+// B*C planes); the layers use a separable, depthwise version of it (transposed conv for
+// upsampling). The fused conv variants follow StyleGAN2's padding arithmetic.
 #include "scorch/models/fir.h"
 
 #include "scorch/core/error.h"
@@ -34,38 +34,78 @@ torch::Tensor upfirdn2d(const torch::Tensor& x, const torch::Tensor& kernel, int
   return y.reshape({B, C, y.size(2), y.size(3)});
 }
 
+namespace {
+
+// The same operation for a separable kernel outer(k1, k1), one axis at a time with depthwise
+// convolutions; upsampling uses a strided transposed convolution instead of multiplying
+// inserted zeros. `axis` 2 = H, 3 = W.
+torch::Tensor upfirdn_axis(const torch::Tensor& x, const torch::Tensor& k1, int64_t up, int64_t down, int64_t pad0,
+                           int64_t pad1, int64_t axis) {
+  const int64_t C = x.size(1), n = x.size(axis), K = k1.size(0);
+  std::vector<int64_t> wshape = axis == 2 ? std::vector<int64_t>{C, 1, K, 1} : std::vector<int64_t>{C, 1, 1, K};
+  std::vector<int64_t> one = axis == 2 ? std::vector<int64_t>{1, 1, K, 1} : std::vector<int64_t>{1, 1, 1, K};
+  auto pads = [axis](int64_t a, int64_t b) {
+    return axis == 2 ? std::vector<int64_t>{0, 0, a, b} : std::vector<int64_t>{a, b, 0, 0};
+  };
+  std::vector<int64_t> stride_up = axis == 2 ? std::vector<int64_t>{up, 1} : std::vector<int64_t>{1, up};
+  std::vector<int64_t> stride_down = axis == 2 ? std::vector<int64_t>{down, 1} : std::vector<int64_t>{1, down};
+  const int64_t out_len = (n * up + pad0 + pad1 - K) / down + 1;
+  if (up > 1) {
+    SCORCH_CHECK(down == 1, "upfirdn: up- and down-sampling at once is not supported on the fast path");
+    // y[o] = sum_m x[m] k[o + K-1 - (up m + pad0)]: scatter x through k (unflipped), then shift.
+    auto w = k1.to(x.options()).reshape(one).expand(wshape).contiguous();
+    const std::vector<int64_t> no_pad{0, 0}, dil{1, 1};
+    auto y = torch::conv_transpose2d(x, w, torch::Tensor(), stride_up, no_pad, no_pad, C, dil);
+    const int64_t shift = K - 1 - pad0, len = y.size(axis);
+    return torch::constant_pad_nd(y, pads(-shift, out_len + shift - len));
+  }
+  auto w = k1.flip({0}).to(x.options()).reshape(one).expand(wshape).contiguous();
+  const std::vector<int64_t> no_pad{0, 0}, dil{1, 1};
+  return torch::conv2d(torch::constant_pad_nd(x, pads(pad0, pad1)), w, torch::Tensor(), stride_down, no_pad, dil, C);
+}
+
+// 1-D kernel k / sum(k) * gain_1d: its outer product is setup_kernel(k, gain_1d^2).
+torch::Tensor kernel_1d(const std::vector<int64_t>& k, double gain_1d) {
+  std::vector<double> kd(k.begin(), k.end());
+  auto t = torch::tensor(kd, torch::kFloat64);
+  return t / t.sum() * gain_1d;
+}
+
+torch::Tensor upfirdn_separable(const torch::Tensor& x, const torch::Tensor& k1, int64_t up, int64_t down, int64_t pad0,
+                                int64_t pad1) {
+  return upfirdn_axis(upfirdn_axis(x, k1, up, down, pad0, pad1, 2), k1, up, down, pad0, pad1, 3);
+}
+
+}  // namespace
+
 torch::Tensor upsample_2d(const torch::Tensor& x, const std::vector<int64_t>& k, int64_t factor) {
-  auto kk = setup_kernel(k, static_cast<double>(factor * factor));
-  const int64_t p = kk.size(0) - factor;
-  return upfirdn2d(x, kk, factor, 1, (p + 1) / 2 + factor - 1, p / 2);
+  const int64_t p = static_cast<int64_t>(k.size()) - factor;
+  return upfirdn_separable(x, kernel_1d(k, static_cast<double>(factor)), factor, 1, (p + 1) / 2 + factor - 1, p / 2);
 }
 
 torch::Tensor downsample_2d(const torch::Tensor& x, const std::vector<int64_t>& k, int64_t factor) {
-  auto kk = setup_kernel(k);
-  const int64_t p = kk.size(0) - factor;
-  return upfirdn2d(x, kk, 1, factor, (p + 1) / 2, p / 2);
+  const int64_t p = static_cast<int64_t>(k.size()) - factor;
+  return upfirdn_separable(x, kernel_1d(k, 1.0), 1, factor, (p + 1) / 2, p / 2);
 }
 
 torch::Tensor upsample_conv_2d(const torch::Tensor& x, const torch::Tensor& w, const std::vector<int64_t>& k,
                                int64_t factor) {
   const int64_t kc = w.size(2);
   SCORCH_CHECK(w.size(3) == kc && kc % 2 == 1, "upsample_conv_2d needs an odd square kernel, got {}x{}", kc, w.size(3));
-  auto kk = setup_kernel(k, static_cast<double>(factor * factor));
-  const int64_t p = (kk.size(0) - factor) - (kc - 1);
+  const int64_t p = (static_cast<int64_t>(k.size()) - factor) - (kc - 1);
   // The transposed conv scatters x through the flipped kernel: out[f*i + a] += x[i] w[K-1-a],
   // i.e. a full correlation of the zero-upsampled input with w; the FIR pass then fills in.
   auto wt = w.flip({2, 3}).transpose(0, 1);  // [I, O, kh, kw]
   auto y = torch::conv_transpose2d(x, wt, {}, /*stride=*/factor);
-  return upfirdn2d(y, kk, 1, 1, (p + 1) / 2 + factor - 1, p / 2 + 1);
+  return upfirdn_separable(y, kernel_1d(k, static_cast<double>(factor)), 1, 1, (p + 1) / 2 + factor - 1, p / 2 + 1);
 }
 
 torch::Tensor conv_downsample_2d(const torch::Tensor& x, const torch::Tensor& w, const std::vector<int64_t>& k,
                                  int64_t factor) {
   const int64_t kc = w.size(2);
   SCORCH_CHECK(w.size(3) == kc, "conv_downsample_2d needs a square kernel, got {}x{}", kc, w.size(3));
-  auto kk = setup_kernel(k);
-  const int64_t p = (kk.size(0) - factor) + (kc - 1);
-  auto y = upfirdn2d(x, kk, 1, 1, (p + 1) / 2, p / 2);
+  const int64_t p = (static_cast<int64_t>(k.size()) - factor) + (kc - 1);
+  auto y = upfirdn_separable(x, kernel_1d(k, 1.0), 1, 1, (p + 1) / 2, p / 2);
   return torch::conv2d(y, w, {}, /*stride=*/factor);
 }
 

@@ -3,6 +3,8 @@
 // upsampling). The fused conv variants follow StyleGAN2's padding arithmetic.
 #include "scorch/models/fir.h"
 
+#include <map>
+
 #include "scorch/core/error.h"
 
 namespace scorch::models::fir {
@@ -36,6 +38,21 @@ torch::Tensor upfirdn2d(const torch::Tensor& x, const torch::Tensor& kernel, int
 
 namespace {
 
+// The taps of a 1-D kernel as a [1,1,K,1] or [1,1,1,K] tensor on x's device and dtype, made
+// once per thread (no host-to-device copy per layer call).
+torch::Tensor device_taps(const torch::Tensor& k1, bool flip, int64_t axis, const torch::TensorOptions& opt) {
+  thread_local std::map<std::string, torch::Tensor> cache;
+  const int64_t K = k1.size(0);
+  std::string key = fmt::format("{}|{}|{}|{}|", flip, axis, opt.device().str(), static_cast<int>(opt.dtype().toScalarType()));
+  for (int64_t i = 0; i < K; ++i) key += fmt::format("{:.17g},", k1[i].item<double>());
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  std::vector<int64_t> shape = axis == 2 ? std::vector<int64_t>{1, 1, K, 1} : std::vector<int64_t>{1, 1, 1, K};
+  auto t = (flip ? k1.flip({0}) : k1).to(opt).reshape(shape);
+  cache.emplace(key, t);
+  return t;
+}
+
 // The same operation for a separable kernel outer(k1, k1), one axis at a time with depthwise
 // convolutions; upsampling uses a strided transposed convolution instead of multiplying
 // inserted zeros. `axis` 2 = H, 3 = W.
@@ -43,7 +60,6 @@ torch::Tensor upfirdn_axis(const torch::Tensor& x, const torch::Tensor& k1, int6
                            int64_t pad1, int64_t axis) {
   const int64_t C = x.size(1), n = x.size(axis), K = k1.size(0);
   std::vector<int64_t> wshape = axis == 2 ? std::vector<int64_t>{C, 1, K, 1} : std::vector<int64_t>{C, 1, 1, K};
-  std::vector<int64_t> one = axis == 2 ? std::vector<int64_t>{1, 1, K, 1} : std::vector<int64_t>{1, 1, 1, K};
   auto pads = [axis](int64_t a, int64_t b) {
     return axis == 2 ? std::vector<int64_t>{0, 0, a, b} : std::vector<int64_t>{a, b, 0, 0};
   };
@@ -53,13 +69,13 @@ torch::Tensor upfirdn_axis(const torch::Tensor& x, const torch::Tensor& k1, int6
   if (up > 1) {
     SCORCH_CHECK(down == 1, "upfirdn: up- and down-sampling at once is not supported on the fast path");
     // y[o] = sum_m x[m] k[o + K-1 - (up m + pad0)]: scatter x through k (unflipped), then shift.
-    auto w = k1.to(x.options()).reshape(one).expand(wshape).contiguous();
+    auto w = device_taps(k1, false, axis, x.options()).expand(wshape).contiguous();
     const std::vector<int64_t> no_pad{0, 0}, dil{1, 1};
     auto y = torch::conv_transpose2d(x, w, torch::Tensor(), stride_up, no_pad, no_pad, C, dil);
     const int64_t shift = K - 1 - pad0, len = y.size(axis);
     return torch::constant_pad_nd(y, pads(-shift, out_len + shift - len));
   }
-  auto w = k1.flip({0}).to(x.options()).reshape(one).expand(wshape).contiguous();
+  auto w = device_taps(k1, true, axis, x.options()).expand(wshape).contiguous();
   const std::vector<int64_t> no_pad{0, 0}, dil{1, 1};
   return torch::conv2d(torch::constant_pad_nd(x, pads(pad0, pad1)), w, torch::Tensor(), stride_down, no_pad, dil, C);
 }

@@ -95,9 +95,8 @@ int main(int argc, char** argv) {
       ->required();
   add_common(im, common, false);
   im->add_option("--out", imp_out,
-                 "scorch checkpoint to write; as <workdir>/checkpoints/ckpt_<9-digit step>.h5 it is what train "
-                 "resumes from and sample/eval pick up")
-      ->required();
+                 "scorch checkpoint to write (default with --workdir: <workdir>/checkpoints/ckpt_<9-digit step>.h5, "
+                 "which train resumes from and sample/eval pick up)");
   im->footer(
       "The network is built from --config (e.g. jobs/cifar10_ve_ncsnpp_deep_continuous.toml); every tensor of the "
       "file must match it by name and shape, or nothing is written.");

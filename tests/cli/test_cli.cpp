@@ -341,10 +341,11 @@ BOOST_AUTO_TEST_CASE(import_then_sample_and_resume_training) {
                            " --set training.batch_size=4 --set training.snapshot_freq=100";
   const std::string w = d / "run";
   auto r = run(scorch_cmd(1) + " import --from score-sde-pytorch " + fx + "ncsnpp_ve.pth --config " + fx +
-               "ncsnpp_ve.toml" + sets + " --out " + w + "/checkpoints/ckpt_000000003.h5");
+               "ncsnpp_ve.toml" + sets + " --workdir " + w);  // -> <workdir>/checkpoints/ckpt_<step>.h5
   BOOST_TEST_INFO(r.out);
   BOOST_REQUIRE(r.code == 0);
   BOOST_TEST(r.out.find("step 3") != std::string::npos);
+  BOOST_TEST(fs::exists(w + "/checkpoints/ckpt_000000003.h5"));
 
   r = run(scorch_cmd(1) + " info --workdir " + w);
   BOOST_TEST(r.out.find("12719 parameters") != std::string::npos, r.out);

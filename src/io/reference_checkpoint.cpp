@@ -86,7 +86,8 @@ ReferenceCheckpoint read_score_sde_pytorch(const std::string& path) {
 
   auto ema = as_dict(get(top, "ema", w), w + ": ema");
   r.ema_decay = as_double(get(ema, "decay", w + ": ema"), w + ": ema.decay");
-  r.ema_num_updates = as_int(get(ema, "num_updates", w + ": ema"), w + ": ema.num_updates");
+  auto updates = get(ema, "num_updates", w + ": ema");  // None when the EMA ran without update counting
+  r.ema_num_updates = updates.isNone() ? 0 : as_int(updates, w + ": ema.num_updates");
   for (const auto& v : as_list(get(ema, "shadow_params", w + ": ema"), w + ": ema.shadow_params")) {
     SCORCH_CHECK(v.isTensor(), "{}: ema.shadow_params holds a non-tensor", path);
     r.ema_shadow.push_back(v.toTensor());

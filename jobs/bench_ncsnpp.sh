@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Forward+backward cost of the paper's CIFAR-10 networks on the DSM loss (no optimizer, no
 # all-reduce): time per image and peak memory at batch 8 on the CPU (all cores, one
-# process), printed side by side; on a machine whose LibTorch sees a GPU, also images/s
+# process; fp32 and bf16 autocast), printed side by side; on a machine whose LibTorch sees a GPU, also images/s
 # at batch 128 in fp32 and bf16. Usage: bash jobs/bench_ncsnpp.sh [STEPS]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,8 +15,10 @@ run() {  # job device precision batch -> "ms/image images/s peakMiB"
 }
 printf "%-34s %-6s %-5s %6s %10s %10s %10s\n" job device prec batch ms/image images/s peakMiB
 for job in cifar10_vp_ddpmpp_continuous cifar10_ve_ncsnpp_continuous; do
-  read -r ms ips rss < <(run "$job" cpu fp32 8)
-  printf "%-34s %-6s %-5s %6s %10s %10s %10s\n" "$job" cpu fp32 8 "$ms" "$ips" "$rss"
+  for prec in fp32 bf16; do
+    read -r ms ips rss < <(run "$job" cpu "$prec" 8)
+    printf "%-34s %-6s %-5s %6s %10s %10s %10s\n" "$job" cpu "$prec" 8 "$ms" "$ips" "$rss"
+  done
 done
 if build/scorch bench --config jobs/cifar10_vp_ddpmpp_continuous.toml --device cuda --steps 1 --warmup 0 --batch 1 \
      >/dev/null 2>&1; then

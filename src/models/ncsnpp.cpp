@@ -216,11 +216,11 @@ torch::Tensor NCSNppImpl::forward(const torch::Tensor& x_in, const torch::Tensor
     if (contains(m.attn_resolutions, h.size(-1))) h = at<AttnBlockppImpl>(i++)->forward(h);
     if (prog != "none") {
       if (lvl == num_res - 1) {
-        pyramid = act_(at<torch::nn::GroupNormImpl>(i++)->forward(h));
+        pyramid = act_(apply_norm(*at<torch::nn::GroupNormImpl>(i++), h));
         pyramid = at<torch::nn::Conv2dImpl>(i++)->forward(pyramid);
       } else if (prog == "output_skip") {
         pyramid = at<UpsampleImpl>(i++)->forward(pyramid);
-        auto ph = act_(at<torch::nn::GroupNormImpl>(i++)->forward(h));
+        auto ph = act_(apply_norm(*at<torch::nn::GroupNormImpl>(i++), h));
         ph = at<torch::nn::Conv2dImpl>(i++)->forward(ph);
         pyramid = pyramid + ph;
       } else {
@@ -235,7 +235,7 @@ torch::Tensor NCSNppImpl::forward(const torch::Tensor& x_in, const torch::Tensor
   if (prog == "output_skip") {
     h = pyramid;
   } else {
-    h = act_(at<torch::nn::GroupNormImpl>(i++)->forward(h));
+    h = act_(apply_norm(*at<torch::nn::GroupNormImpl>(i++), h));
     h = at<torch::nn::Conv2dImpl>(i++)->forward(h);
   }
   SCORCH_CHECK(i == all_modules_->size(), "ncsnpp: forward used {} of {} modules", i, all_modules_->size());

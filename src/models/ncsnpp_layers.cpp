@@ -39,6 +39,11 @@ torch::nn::GroupNorm group_norm(int64_t channels) {
   return torch::nn::GroupNorm(torch::nn::GroupNormOptions(std::min<int64_t>(channels / 4, 32), channels).eps(1e-6));
 }
 
+torch::Tensor apply_norm(torch::nn::GroupNormImpl& norm, const torch::Tensor& x) {
+  const auto dtype = norm.weight.scalar_type();
+  return norm.forward(x.scalar_type() == dtype ? x : x.to(dtype));
+}
+
 torch::nn::Linear dense(int64_t in, int64_t out) {
   auto l = torch::nn::Linear(in, out);
   default_init(l->weight, l->bias, 1.0);
@@ -85,7 +90,7 @@ AttnBlockppImpl::AttnBlockppImpl(int64_t channels, bool skip_rescale, double ini
 
 torch::Tensor AttnBlockppImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), Wd = x.size(3);
-  auto h = norm_(x);
+  auto h = apply_norm(*norm_, x);
   auto q = nin_[0](h).reshape({B, C, H * Wd});
   auto k = nin_[1](h).reshape({B, C, H * Wd});
   auto v = nin_[2](h).reshape({B, C, H * Wd});
@@ -166,7 +171,7 @@ ResnetBlockppImpl::ResnetBlockppImpl(const ResBlockOptions& o, Act act) : o_(o),
 
 torch::Tensor ResnetBlockppImpl::forward(const torch::Tensor& x_in, const torch::Tensor& temb) {
   auto x = x_in;
-  auto h = act_(norm0_(x));
+  auto h = act_(apply_norm(*norm0_, x));
   if (o_.up) {
     h = o_.fir ? fir::upsample_2d(h, o_.fir_kernel) : fir::naive_upsample_2d(h);
     x = o_.fir ? fir::upsample_2d(x, o_.fir_kernel) : fir::naive_upsample_2d(x);
@@ -176,7 +181,7 @@ torch::Tensor ResnetBlockppImpl::forward(const torch::Tensor& x_in, const torch:
   }
   h = conv0_(h);
   if (temb.defined()) h = h + dense0_(act_(temb)).unsqueeze(-1).unsqueeze(-1);
-  h = conv1_(drop_(act_(norm1_(h))));
+  h = conv1_(drop_(act_(apply_norm(*norm1_, h))));
   if (conv2_) x = conv2_(x);
   if (nin_) x = nin_(x);
   return o_.skip_rescale ? (x + h) / kSqrt2 : x + h;

@@ -60,26 +60,6 @@ Loaded load_score_model(const Common& opt) {
   return l;
 }
 
-// Logs "label: done/total, ETA" about every 10% on rank 0.
-class Progress {
- public:
-  Progress(std::string label, int64_t total) : label_(std::move(label)), total_(total), t0_(clock::now()) {}
-  void tick(int64_t done) {
-    if (done * 10 / total_ == last_decile_ && done != total_) return;
-    last_decile_ = done * 10 / total_;
-    double el = std::chrono::duration<double>(clock::now() - t0_).count();
-    spdlog::info("{}: {}/{} | {} elapsed | ETA {}", label_, done, total_, format_duration(el),
-                 format_duration(el / static_cast<double>(done) * static_cast<double>(total_ - done)));
-  }
-
- private:
-  using clock = std::chrono::steady_clock;
-  std::string label_;
-  int64_t total_;
-  clock::time_point t0_;
-  int64_t last_decile_ = 0;
-};
-
 // Writes samples like `scorch sample` does: /samples float32 in data space and, for image
 // data, /images uint8 [N,H,W,C] plus a PNG grid beside the file.
 void write_samples(const std::string& path, const torch::Tensor& all, const Config& cfg, int64_t step, int64_t nfe,

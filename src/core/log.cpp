@@ -23,4 +23,14 @@ std::string format_duration(double s) {
   return fmt::format("{}s", sec);
 }
 
+Progress::Progress(std::string label, int64_t total) : label_(std::move(label)), total_(total), t0_(clock::now()) {}
+
+void Progress::tick(int64_t done) {
+  if (done * 10 / total_ == last_decile_ && done != total_) return;
+  last_decile_ = done * 10 / total_;
+  double el = std::chrono::duration<double>(clock::now() - t0_).count();
+  spdlog::info("{}: {}/{} | {} elapsed | ETA {}", label_, done, total_, format_duration(el),
+               format_duration(el / static_cast<double>(done) * static_cast<double>(total_ - done)));
+}
+
 }  // namespace scorch

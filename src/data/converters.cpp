@@ -11,6 +11,7 @@
 #include <map>
 
 #include "scorch/core/error.h"
+#include "scorch/core/log.h"
 #include "scorch/data/dataset.h"
 #include "scorch/dist/sharding.h"
 
@@ -200,7 +201,7 @@ int64_t prepare_image_folder(const std::string& dir, int64_t resolution, const s
   const int64_t block = 512;
   torch::Tensor all;
   if (comm.rank() == 0) all = torch::empty({n, resolution, resolution, 3}, torch::kUInt8);
-  int64_t last_decile = -1;
+  Progress progress("prepare images", n);
   for (int64_t start = 0; start < n; start += block) {
     const int64_t len = std::min(block, n - start);
     auto mine = dist::shard_range(len, comm.rank(), comm.size());
@@ -216,11 +217,7 @@ int64_t prepare_image_folder(const std::string& dir, int64_t resolution, const s
     auto gathered = comm.gather_rows(part, 0);
     if (comm.rank() == 0) {
       all.narrow(0, start, len).copy_(gathered);
-      const int64_t decile = (start + len) * 10 / n;
-      if (decile != last_decile) {
-        spdlog::info("prepare images: {}/{}", start + len, n);
-        last_decile = decile;
-      }
+      progress.tick(start + len);
     }
   }
   if (comm.rank() == 0) write_images(out, all, torch::Tensor());

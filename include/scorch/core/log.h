@@ -3,6 +3,8 @@
 #pragma once
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace scorch {
@@ -11,5 +13,19 @@ void init_logging(int rank, int world_size);
 
 // "1h02m", "3m05s", "12s": durations for ETAs.
 std::string format_duration(double seconds);
+
+// Logs "label: done/total | elapsed | ETA" about every 10% of `total` (info level: rank 0).
+class Progress {
+ public:
+  Progress(std::string label, int64_t total);
+  void tick(int64_t done);
+
+ private:
+  using clock = std::chrono::steady_clock;
+  std::string label_;
+  int64_t total_;
+  clock::time_point t0_;
+  int64_t last_decile_ = 0;
+};
 
 }  // namespace scorch

@@ -156,16 +156,30 @@ std::vector<std::string> prepare_cifar10(const std::string& raw, const std::stri
   return {train_path, test_path};
 }
 
-torch::Tensor load_image_square(const std::string& path, int64_t resolution) {
-  int w = 0, h = 0, c = 0;
-  stbi_uc* px = stbi_load(path.c_str(), &w, &h, &c, 3);
-  SCORCH_CHECK(px != nullptr, "cannot decode image '{}': {}", path, stbi_failure_reason());
-  std::unique_ptr<stbi_uc, void (*)(void*)> guard(px, stbi_image_free);
+namespace {
+
+// A decoded image, RGB interleaved (grey is promoted by stb).
+struct RgbImage {
+  std::unique_ptr<stbi_uc, void (*)(void*)> px{nullptr, stbi_image_free};
+  int w = 0, h = 0;
+};
+
+RgbImage decode_rgb(const std::string& path) {
+  RgbImage img;
+  int c = 0;
+  img.px.reset(stbi_load(path.c_str(), &img.w, &img.h, &c, 3));
+  SCORCH_CHECK(img.px != nullptr, "cannot decode image '{}': {}", path, stbi_failure_reason());
+  return img;
+}
+
+// Centre crop to a square, then resize to R x R: uint8 [R,R,3].
+torch::Tensor crop_resize(const RgbImage& img, int64_t resolution, const std::string& path) {
+  const int w = img.w, h = img.h;
   const int side = std::min(w, h);
   const int x0 = (w - side) / 2, y0 = (h - side) / 2;
   const int R = static_cast<int>(resolution);
   auto out = torch::empty({resolution, resolution, 3}, torch::kUInt8);
-  const stbi_uc* crop = px + (static_cast<size_t>(y0) * w + x0) * 3;
+  const stbi_uc* crop = img.px.get() + (static_cast<size_t>(y0) * w + x0) * 3;
   if (side == R) {
     for (int r = 0; r < R; ++r)
       std::memcpy(out.data_ptr<uint8_t>() + static_cast<size_t>(r) * R * 3, crop + static_cast<size_t>(r) * w * 3,
@@ -175,6 +189,12 @@ torch::Tensor load_image_square(const std::string& path, int64_t resolution) {
                  "cannot resize image '{}' ({}x{}) to {}x{}", path, w, h, R, R);
   }
   return out;
+}
+
+}  // namespace
+
+torch::Tensor load_image_square(const std::string& path, int64_t resolution) {
+  return crop_resize(decode_rgb(path), resolution, path);
 }
 
 int64_t prepare_image_folder(const std::string& dir, int64_t resolution, const std::string& out,
@@ -208,11 +228,10 @@ int64_t prepare_image_folder(const std::string& dir, int64_t resolution, const s
     auto part = torch::empty({mine.size(), resolution, resolution, 3}, torch::kUInt8);
     for (int64_t i = mine.begin; i < mine.end; ++i) {
       const auto& f = files[static_cast<size_t>(start + i)];
-      int w = 0, h = 0, c = 0;
-      SCORCH_CHECK(stbi_info(f.c_str(), &w, &h, &c) == 1, "cannot decode image '{}': {}", f, stbi_failure_reason());
-      SCORCH_CHECK(w == w0 && h == h0, "image '{}' is {}x{}, but '{}' is {}x{}: a folder must hold one size", f, w, h,
-                   files[0], w0, h0);
-      part[i - mine.begin].copy_(load_image_square(f, resolution));
+      auto img = decode_rgb(f);  // one read per file: the size check uses the decoded header
+      SCORCH_CHECK(img.w == w0 && img.h == h0, "image '{}' is {}x{}, but '{}' is {}x{}: a folder must hold one size",
+                   f, img.w, img.h, files[0], w0, h0);
+      part[i - mine.begin].copy_(crop_resize(img, resolution, f));
     }
     auto gathered = comm.gather_rows(part, 0);
     if (comm.rank() == 0) {

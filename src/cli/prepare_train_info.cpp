@@ -47,6 +47,16 @@ Resolved resolve(const Common& opt, bool need_ckpt) {
   return r;
 }
 
+namespace {
+// "wrote FILE: N images HxWxC": from the dataset's shape, without reading the pixels back.
+void log_written_images(const std::string& path) {
+  auto f = h5::File::open_read(path);
+  auto s = h5::shape(f.id(), "images");
+  spdlog::info("wrote {}: {} images {}x{}x{}{}", path, s.at(0), s.at(1), s.at(2), s.at(3),
+               h5::exists(f.id(), "labels") ? " with labels" : "");
+}
+}  // namespace
+
 int prepare(const PrepareOptions& opt, dist::Communicator& comm) {
   const std::string& dataset = opt.dataset;
   const std::string& out = opt.out;
@@ -55,11 +65,7 @@ int prepare(const PrepareOptions& opt, dist::Communicator& comm) {
   if (dataset == "cifar10") {
     SCORCH_CHECK(!opt.raw.empty(), "prepare cifar10 needs --raw FOLDER_OR_TARBALL (cifar-10-binary.tar.gz)");
     if (comm.rank() == 0) {
-      for (const auto& p : data::prepare_cifar10(opt.raw, out)) {
-        auto ds = data::load(p);
-        spdlog::info("wrote {}: {} images {}x{}x{} with labels", p, ds.size(), ds.images.size(1), ds.images.size(2),
-                     ds.images.size(3));
-      }
+      for (const auto& p : data::prepare_cifar10(opt.raw, out)) log_written_images(p);
     }
     comm.barrier();
     return 0;
@@ -67,8 +73,8 @@ int prepare(const PrepareOptions& opt, dist::Communicator& comm) {
   if (dataset == "images") {
     SCORCH_CHECK(!opt.dir.empty() && opt.resolution > 0, "prepare images needs --dir FOLDER and --resolution R");
     if (comm.rank() == 0 && fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
-    const int64_t n = data::prepare_image_folder(opt.dir, opt.resolution, out, comm);
-    if (comm.rank() == 0) spdlog::info("wrote {}: {} images {}x{}x3", out, n, opt.resolution, opt.resolution);
+    data::prepare_image_folder(opt.dir, opt.resolution, out, comm);
+    if (comm.rank() == 0) log_written_images(out);
     return 0;
   }
   if (dataset == "mixture") {
@@ -92,10 +98,8 @@ int prepare(const PrepareOptions& opt, dist::Communicator& comm) {
   }
   if (comm.rank() == 0) {
     fs::create_directories(out);
-    for (const auto& p : data::prepare_fashion_mnist(opt.raw.empty() ? "/usr/share/datasets/fashion-mnist" : opt.raw, out)) {
-      auto ds = data::load(p);
-      spdlog::info("wrote {}: {} images {}x{}x{}", p, ds.size(), ds.images.size(1), ds.images.size(2), ds.images.size(3));
-    }
+    for (const auto& p : data::prepare_fashion_mnist(opt.raw.empty() ? "/usr/share/datasets/fashion-mnist" : opt.raw, out))
+      log_written_images(p);
   }
   comm.barrier();
   return 0;

@@ -141,15 +141,17 @@ TrainState convert_reference(const ReferenceCheckpoint& ref, models::ScoreNet& n
     out[name] = it->second.to(mine.dtype()).contiguous();
   };
   std::vector<std::pair<std::string, torch::Tensor>> all_params, trainable;
+  std::set<std::string> known;
   for (const auto& p : net.named_parameters()) {
     all_params.emplace_back(p.key(), p.value());
     if (p.value().requires_grad()) trainable.emplace_back(p.key(), p.value());
     check_into(p.key(), p.value(), st.params);
+    known.insert(p.key());
   }
-  for (const auto& b : net.named_buffers()) check_into(b.key(), b.value(), st.buffers);
-  std::set<std::string> known;
-  for (const auto& p : net.named_parameters()) known.insert(p.key());
-  for (const auto& b : net.named_buffers()) known.insert(b.key());
+  for (const auto& b : net.named_buffers()) {
+    check_into(b.key(), b.value(), st.buffers);
+    known.insert(b.key());
+  }
   for (const auto& [name, t] : ref.model)
     if (!known.count(name) && !(name == "sigmas" && cfg.model.name == "ncsnpp"))
       extra.push_back(fmt::format("extra 'module.{}' {} has no counterpart in the job's network", name,

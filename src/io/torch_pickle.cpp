@@ -87,18 +87,14 @@ class Unpickler {
         case 0x87: tuple(3); break;
         case 't': tuple(stack_.size() - pop_mark()); break;
         case 'l': {
-          size_t m = pop_mark();
           c10::impl::GenericList l(c10::AnyType::get());
-          for (size_t i = m; i < stack_.size(); ++i) l.push_back(stack_[i]);
-          stack_.resize(m);
+          append_from(l, pop_mark());
           stack_.emplace_back(l);
           break;
         }
         case 'd': {
-          size_t m = pop_mark();
           auto d = new_dict();
-          for (size_t i = m; i + 1 < stack_.size(); i += 2) d.insert_or_assign(stack_[i], stack_[i + 1]);
-          stack_.resize(m);
+          set_items_from(d, pop_mark());
           stack_.emplace_back(d);
           break;
         }
@@ -108,10 +104,8 @@ class Unpickler {
           break;
         }
         case 'e': {  // APPENDS
-          size_t m = pop_mark();
-          auto l = list_at(m - 1);
-          for (size_t i = m; i < stack_.size(); ++i) l.push_back(stack_[i]);
-          stack_.resize(m);
+          const size_t m = pop_mark();
+          append_from(list_at(m - 1), m);
           break;
         }
         case 's': {  // SETITEM
@@ -121,10 +115,8 @@ class Unpickler {
           break;
         }
         case 'u': {  // SETITEMS
-          size_t m = pop_mark();
-          auto d = dict_at(m - 1);
-          for (size_t i = m; i + 1 < stack_.size(); i += 2) d.insert_or_assign(stack_[i], stack_[i + 1]);
-          stack_.resize(m);
+          const size_t m = pop_mark();
+          set_items_from(dict_at(m - 1), m);
           break;
         }
         case 'c': {  // GLOBAL module\nname\n
@@ -195,6 +187,15 @@ class Unpickler {
     auto it = memo_.find(i);
     SCORCH_CHECK(it != memo_.end(), "{}: malformed pickle (memo {} unset)", path_, i);
     return it->second;
+  }
+  // Moves stack_[from:] into the list (LIST, APPENDS) or, as key/value pairs, the dict (DICT, SETITEMS).
+  void append_from(c10::impl::GenericList l, size_t from) {
+    for (size_t i = from; i < stack_.size(); ++i) l.push_back(stack_[i]);
+    stack_.resize(from);
+  }
+  void set_items_from(c10::impl::GenericDict d, size_t from) {
+    for (size_t i = from; i + 1 < stack_.size(); i += 2) d.insert_or_assign(stack_[i], stack_[i + 1]);
+    stack_.resize(from);
   }
   static c10::impl::GenericDict new_dict() { return c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get()); }
   void tuple(size_t n) {

@@ -28,8 +28,9 @@ TrainState read_header(const h5::File& f, const std::string& path) {
   SCORCH_CHECK(h5::has_attr(f.id(), "format") && h5::get_attr_string(f.id(), "format", path) == kCheckpointFormat,
                "{} is not a scorch checkpoint (no format=\"{}\" attribute)", path, kCheckpointFormat);
   int64_t version = h5::get_attr_int(f.id(), "version", path);
-  SCORCH_CHECK(version == kCheckpointVersion, "{}: checkpoint version {} is not supported (this scorch reads {})",
-               path, version, kCheckpointVersion);
+  SCORCH_CHECK(version >= kOldestCheckpointVersion && version <= kCheckpointVersion,
+               "{}: checkpoint version {} is not supported (this scorch reads versions {} to {})", path, version,
+               kOldestCheckpointVersion, kCheckpointVersion);
   TrainState st;
   st.step = h5::get_attr_int(f.id(), "step", path);
   st.world_size = h5::get_attr_int(f.id(), "world_size", path);
@@ -61,6 +62,7 @@ void save_checkpoint(const std::string& path, const TrainState& st) {
     h5::Handle o(H5Gopen2(f, "optimizer", H5P_DEFAULT), H5Gclose);
     h5::set_attr(o.id(), "step", st.adam_steps);
     if (st.rng.defined()) h5::write_tensor(f, "rng/default", st.rng);
+    if (st.rng_cuda.defined()) h5::write_tensor(f, "rng/cuda", st.rng_cuda);
   });
 }
 
@@ -88,7 +90,16 @@ TrainState load_checkpoint(const std::string& path) {
     st.adam_steps = h5::get_attr_int(o.id(), "step", path);
   }
   if (h5::exists(f.id(), "rng/default")) st.rng = h5::read_tensor(f.id(), "rng/default", path);
+  if (h5::exists(f.id(), "rng/cuda")) st.rng_cuda = h5::read_tensor(f.id(), "rng/cuda", path);
   return st;
+}
+
+TensorMap weights(const TrainState& st, bool use_ema) {
+  TensorMap w = st.params;
+  if (use_ema) {
+    for (const auto& [name, t] : st.ema) w[name] = t;
+  }
+  return w;
 }
 
 std::string checkpoint_path(const std::string& workdir, int64_t step) {

@@ -29,13 +29,13 @@ LogpResult logp_ode(const models::ScoreFn& score, const sde::SDE& s, const torch
     return sampling::OdeState{f, div.to(torch::kFloat64)};
   };
   sampling::OdeStats stats;
-  auto y = sampling::rk45(rhs, {x0.detach().clone(), torch::zeros({x0.size(0)}, torch::kFloat64)}, eps, s.T(), opt,
+  auto y = sampling::rk45(rhs, {x0.detach().clone(), torch::zeros({x0.size(0)}, x0.options().dtype(torch::kFloat64))}, eps, s.T(), opt,
                           &stats);
   return {s.prior_logp(y[0]).to(torch::kFloat64) + y[1], y[0], stats.nfe};
 }
 
 torch::Tensor rademacher(at::IntArrayRef shape, at::Generator& gen) {
-  return torch::randint(0, 2, shape, gen, torch::kFloat32) * 2.0 - 1.0;
+  return torch::randint(0, 2, shape, gen, torch::TensorOptions().dtype(torch::kFloat32).device(gen.device())) * 2.0 - 1.0;
 }
 
 torch::Tensor bits_per_dim(const torch::Tensor& logp, int64_t D, double offset) {

@@ -27,7 +27,7 @@ std::pair<torch::Tensor, torch::Tensor> AnalyticGMM::components(const sde::SDE& 
                                                                 const torch::Tensor& t) const {
   auto x = x_in.to(torch::kFloat64);
   const double D = static_cast<double>(x.size(1));
-  auto [a, std] = s.marginal_prob(torch::ones({t.size(0), 1}, torch::kFloat64), t.to(torch::kFloat64));
+  auto [a, std] = s.marginal_prob(torch::ones({t.size(0), 1}, t.options().dtype(torch::kFloat64)), t.to(torch::kFloat64));
   auto v = a * a * stds_.pow(2).unsqueeze(0) + (std * std).unsqueeze(1);   // [B,K]
   auto diff = x.unsqueeze(1) - a.unsqueeze(2) * means_.unsqueeze(0);       // [B,K,D]
   auto logn = -0.5 * D * (2 * M_PI * v).log() - diff.pow(2).sum(2) / (2 * v);  // [B,K]
@@ -44,10 +44,18 @@ torch::Tensor AnalyticGMM::logp(const sde::SDE& s, const torch::Tensor& x, const
   return torch::logsumexp(components(s, x, t).first, 1);
 }
 
+void AnalyticGMM::to(const torch::Device& device) {
+  means_ = means_.to(device);
+  stds_ = stds_.to(device);
+  log_w_ = log_w_.to(device);
+}
+
 std::pair<torch::Tensor, torch::Tensor> AnalyticGMM::sample(int64_t n, at::Generator& gen) const {
-  auto k = torch::multinomial(log_w_.exp(), n, /*replacement=*/true, gen);
-  auto z = torch::randn({n, means_.size(1)}, gen, torch::kFloat64);
-  return {(means_.index_select(0, k) + stds_.index_select(0, k).unsqueeze(1) * z).to(torch::kFloat32), k};
+  const auto opt = torch::TensorOptions().dtype(torch::kFloat64).device(gen.device());
+  auto means = means_.to(gen.device()), stds = stds_.to(gen.device());
+  auto k = torch::multinomial(log_w_.exp().to(gen.device()), n, /*replacement=*/true, gen);
+  auto z = torch::randn({n, means.size(1)}, gen, opt);
+  return {(means.index_select(0, k) + stds.index_select(0, k).unsqueeze(1) * z).to(torch::kFloat32), k};
 }
 
 }  // namespace scorch::models

@@ -24,13 +24,14 @@ ScoreNetPtr make_model(const Config& cfg) {
 ScoreFn make_score_fn(ScoreNet& net, const sde::SDE& s, bool continuous) {
   if (continuous) {
     return [&net, &s](const torch::Tensor& x, const torch::Tensor& t) {
-      return s.score_from_output(net.forward(x, s.time_label(t)), t);
+      // The network may run under autocast: the score is formed in x's precision.
+      return s.score_from_output(net.forward(x, s.time_label(t)).to(x.scalar_type()), t);
     };
   }
   const double N1 = static_cast<double>(s.N() - 1);
   if (s.name() == "vesde") {
     return [&net, &s, N1](const torch::Tensor& x, const torch::Tensor& t) {
-      return net.forward(x, ((s.T() - t) * N1).round());
+      return net.forward(x, ((s.T() - t) * N1).round()).to(x.scalar_type());
     };
   }
   if (s.name() == "vpsde") {
@@ -38,10 +39,37 @@ ScoreFn make_score_fn(ScoreNet& net, const sde::SDE& s, bool continuous) {
     return [&net, s1m, N1](const torch::Tensor& x, const torch::Tensor& t) {
       auto labels = t * N1;
       auto std = s1m.index_select(0, labels.to(torch::kInt64));
-      return -net.forward(x, labels) / sde::per_item(std, x);
+      return -net.forward(x, labels).to(x.scalar_type()) / sde::per_item(std, x);
     };
   }
   SCORCH_THROW("discrete-time score models exist for vesde (SMLD) and vpsde (DDPM), not {}", s.name());
+}
+
+NamedTensors named(const torch::OrderedDict<std::string, torch::Tensor>& d) {
+  NamedTensors out;
+  for (const auto& it : d) out.emplace_back(it.key(), it.value());
+  return out;
+}
+
+void copy_named(const TensorMap& src, const NamedTensors& dst, const std::string& what) {
+  for (const auto& [name, t] : dst) {
+    auto it = src.find(name);
+    SCORCH_CHECK(it != src.end(), "checkpoint lacks {} '{}' that the model has (was it trained with another model config?)",
+                 what, name);
+    SCORCH_CHECK(it->second.sizes() == t.sizes(), "checkpoint {} '{}' has shape [{}] but the model expects [{}]", what,
+                 name, fmt::join(it->second.sizes(), ", "), fmt::join(t.sizes(), ", "));
+  }
+  for (const auto& [name, t] : src) {
+    bool found = std::any_of(dst.begin(), dst.end(), [&](const auto& p) { return p.first == name; });
+    SCORCH_CHECK(found, "checkpoint has {} '{}' that the model does not have", what, name);
+  }
+  torch::NoGradGuard ng;
+  for (const auto& [name, t] : dst) t.copy_(src.at(name));
+}
+
+void load_weights(ScoreNet& model, const TensorMap& params, const TensorMap& buffers) {
+  copy_named(params, named(model.named_parameters()), "parameter");
+  copy_named(buffers, named(model.named_buffers()), "buffer");
 }
 
 int64_t count_parameters(const torch::nn::Module& m) {

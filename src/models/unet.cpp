@@ -1,5 +1,5 @@
-// The small U-Net. Module names are stable ("down1.res0.conv0.weight") because they are
-// the checkpoint's dataset names.
+// The small U-Net. Module names are stable ("down1_res0.conv0.weight", "mid_attn.q.bias")
+// because they are the checkpoint's dataset names.
 #include "scorch/models/unet.h"
 
 #include <cmath>

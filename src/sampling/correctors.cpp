@@ -17,7 +17,7 @@ torch::Tensor alpha_at(const sde::SDE& s, const torch::Tensor& t) {
   if (auto* vp = dynamic_cast<const sde::VPSDE*>(&s)) {  // VP and sub-VP
     return vp->alphas().index_select(0, s.step_index(t)).to(torch::kFloat32);
   }
-  return torch::ones({t.size(0)}, torch::kFloat32);
+  return torch::ones({t.size(0)}, t.options().dtype(torch::kFloat32));
 }
 
 class Langevin final : public Corrector {
@@ -32,7 +32,7 @@ class Langevin final : public Corrector {
       auto noise = torch::randn(x.sizes(), gen, x.options());
       torch::Tensor step;
       if (annealed_) {
-        auto std = s_.marginal_prob(torch::zeros({t.size(0), 1}), t).second;
+        auto std = s_.marginal_prob(torch::zeros({t.size(0), 1}, t.options()), t).second;
         step = (snr_ * std).pow(2) * 2.0 * alpha;  // [B]
       } else {
         auto grad_norm = grad.flatten(1).norm(2, 1).mean();

@@ -17,10 +17,12 @@ SampleResult pc_sample(const std::string& predictor_name, const std::string& cor
   auto corrector = make_corrector(corrector_name, s, counted, cfg.snr, cfg.n_steps_each);
   const int64_t N = s.N();
   auto x = s.prior_sampling(shape, gen);
+  // The time grid on the host (score_sde's linspace(T, eps, N)); each t on x's device.
   auto ts = torch::linspace(s.T(), eps, N, torch::kFloat64);
+  const auto* grid = ts.data_ptr<double>();
   torch::Tensor x_mean = x;
   for (int64_t i = 0; i < N; ++i) {
-    auto t = torch::full({shape[0]}, ts[i].item<double>(), torch::kFloat32);
+    auto t = torch::full({shape[0]}, grid[i], x.options().dtype(torch::kFloat32));
     auto c = corrector->step(x, t, gen);
     auto p = predictor->step(c.x, t, gen);
     x = p.x;
@@ -35,7 +37,7 @@ SampleResult ode_flow(const sde::SDE& s, const models::ScoreFn& score, const tor
   torch::NoGradGuard ng;
   const int64_t B = x0.size(0);
   OdeRhs rhs = [&](double t, const OdeState& y) {
-    auto tt = torch::full({B}, t, torch::kFloat32);
+    auto tt = torch::full({B}, t, y[0].options().dtype(torch::kFloat32));
     return OdeState{s.reverse_drift(y[0], tt, score(y[0], tt), /*probability_flow=*/true)};
   };
   OdeStats stats;
@@ -50,7 +52,7 @@ SampleResult ode_sample(const sde::SDE& s, const models::ScoreFn& score, at::Int
   auto x = flow.x;
   int64_t nfe = flow.nfe;
   if (denoise) {
-    auto t = torch::full({shape[0]}, eps, torch::kFloat32);
+    auto t = torch::full({shape[0]}, eps, x.options().dtype(torch::kFloat32));
     auto [f, G] = s.reverse_discretize(x, t, score(x, t), /*probability_flow=*/false);
     x = x - f;
     ++nfe;

@@ -19,7 +19,7 @@ std::pair<torch::Tensor, torch::Tensor> VESDE::marginal_prob(const torch::Tensor
 }
 
 torch::Tensor VESDE::prior_sampling(at::IntArrayRef shape, at::Generator& gen) const {
-  return torch::randn(shape, gen, torch::kFloat32) * sigma_max_;
+  return torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32).device(gen.device())) * sigma_max_;
 }
 
 torch::Tensor VESDE::prior_logp(const torch::Tensor& z) const { return gaussian_logp(z, sigma_max_); }

@@ -20,7 +20,7 @@ std::pair<torch::Tensor, torch::Tensor> VPSDE::marginal_prob(const torch::Tensor
 }
 
 torch::Tensor VPSDE::prior_sampling(at::IntArrayRef shape, at::Generator& gen) const {
-  return torch::randn(shape, gen, torch::kFloat32);
+  return torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32).device(gen.device()));
 }
 
 torch::Tensor VPSDE::prior_logp(const torch::Tensor& z) const { return gaussian_logp(z, 1.0); }

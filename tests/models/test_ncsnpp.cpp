@@ -1,7 +1,8 @@
-// NCSN++ / DDPM++: parameter counts of every reference job equal REFERENCE.md; FIR
-// resampling equals its direct definition; forward shapes at 32 and 256; and reference
-// checkpoints (tests/fixtures, written by make_reference_checkpoints.py on Debian's
-// python3-torch) import to networks whose outputs equal the reference definition's.
+// NCSN++ / DDPM++: parameter counts of every reference job equal those of score_sde_pytorch's
+// models/ncsnpp.py with the published configs; FIR resampling equals its direct definition;
+// forward shapes at 32 and 256; and reference checkpoints (tests/fixtures, written by
+// make_reference_checkpoints.py on Debian's python3-torch) import to networks whose outputs
+// equal the reference definition's.
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,7 +13,6 @@
 #include "scorch/io/torch_pickle.h"
 #include "scorch/models/fir.h"
 #include "scorch/models/model.h"
-#include "scorch/train/trainer.h"
 #include "test_paths.h"
 
 using namespace scorch;
@@ -197,10 +197,10 @@ BOOST_AUTO_TEST_CASE(imported_networks_reproduce_the_reference_outputs) {
     net->eval();
     torch::NoGradGuard ng;
     const double scale = out_model.abs().max().item<double>();
-    train::load_weights(*net, loaded, /*use_ema=*/false);
+    models::load_weights(*net, io::weights(loaded, /*use_ema=*/false), loaded.buffers);
     auto y = net->forward(x, labels);
     BOOST_TEST(max_abs_diff(y, out_model) < 1e-4 * scale, name << ": raw weights, max diff " << max_abs_diff(y, out_model));
-    train::load_weights(*net, loaded, /*use_ema=*/true);
+    models::load_weights(*net, io::weights(loaded, /*use_ema=*/true), loaded.buffers);
     y = net->forward(x, labels);
     BOOST_TEST(max_abs_diff(y, out_ema) < 1e-4 * scale, name << ": EMA weights, max diff " << max_abs_diff(y, out_ema));
     // Adam moments are mapped by the optimizer's parameter ids: the first trainable one.
@@ -232,7 +232,7 @@ BOOST_AUTO_TEST_CASE(full_size_jobs_when_reference_files_are_given) {
     torch::NoGradGuard ng;
     for (bool ema : {false, true}) {
       auto want = expected.at(ema ? "out_ema" : "out_model").toTensor();
-      train::load_weights(*net, st, ema);
+      models::load_weights(*net, io::weights(st, ema), st.buffers);
       auto y = net->forward(x, labels);
       const double diff = max_abs_diff(y, want), scale = want.abs().max().item<double>();
       BOOST_TEST_MESSAGE(name << (ema ? " EMA" : " raw") << ": max |diff| " << diff << " (output scale " << scale << ")");

@@ -33,7 +33,8 @@ void write_points(const std::string& path, const torch::Tensor& points_f32, cons
 // uint8 [B,H,W,C] -> float32 [B,C,H,W] in [0,1]. With `dequant_noise` (U[0,1) [B,C,H,W])
 // applies uniform dequantisation (u + 255 x) / 256.
 torch::Tensor images_to_unit(const torch::Tensor& u8_nhwc, const torch::Tensor& dequant_noise = {});
-// Scaler and inverse scaler of REFERENCE.md: [0,1] <-> [-1,1] when centered.
+// Scaler and inverse scaler of score_sde's datasets.py (get_data_scaler,
+// get_data_inverse_scaler): [0,1] <-> [-1,1] when centered.
 torch::Tensor scale(const torch::Tensor& x01, bool centered);
 torch::Tensor unscale(const torch::Tensor& x, bool centered);
 // float [B,C,H,W] in [0,1] -> uint8 [B,H,W,C] (clamped, rounded).

@@ -10,6 +10,8 @@
 //   /ema/<name>           attrs on /ema: decay, num_updates
 //   /optimizer/exp_avg/<name>, /optimizer/exp_avg_sq/<name>   attr on /optimizer: step
 //   /rng/default          uint8 [world_size, S]: torch's CPU generator state of each rank
+//   /rng/cuda             uint8 [world_size, S]: each rank's CUDA generator (GPU runs; version 2)
+// Version 2 added /rng/cuda; version 1 files load unchanged.
 #pragma once
 #include <torch/torch.h>
 
@@ -30,11 +32,13 @@ struct TrainState {
   double ema_decay = 0;
   int64_t ema_updates = 0;
   int64_t adam_steps = 0;
-  torch::Tensor rng;  // uint8 [world_size, S]
+  torch::Tensor rng;       // uint8 [world_size, S]: CPU generators (dropout on the CPU)
+  torch::Tensor rng_cuda;  // uint8 [world_size, S']: CUDA generators, or undefined
 };
 
 constexpr const char* kCheckpointFormat = "scorch-checkpoint";
-constexpr int64_t kCheckpointVersion = 1;
+constexpr int64_t kCheckpointVersion = 2;       // written
+constexpr int64_t kOldestCheckpointVersion = 1;  // still read
 
 // Writes `path` atomically: `path`.tmp, fsync, rename. A failure leaves no partial file.
 void save_checkpoint(const std::string& path, const TrainState& st);
@@ -43,6 +47,10 @@ void save_checkpoint(const std::string& path, const TrainState& st);
 TrainState load_checkpoint(const std::string& path);
 // Reads only the attributes and the config (fast: `scorch info`).
 TrainState load_checkpoint_header(const std::string& path);
+
+// The network weights a checkpoint holds: the raw parameters, or with `use_ema` the EMA
+// of the trainable ones (the non-trainable ones, e.g. a fixed Fourier W, stay raw).
+TensorMap weights(const TrainState& st, bool use_ema);
 
 // <workdir>/checkpoints/ckpt_<step, 9 digits>.h5
 std::string checkpoint_path(const std::string& workdir, int64_t step);

@@ -1,6 +1,7 @@
 // Import of score_sde_pytorch checkpoints (`torch.save` zip files holding
 // {model, ema, optimizer, step}) into scorch's TrainState, mapping every tensor by name and
-// refusing missing, extra or mis-shaped ones. Read with LibTorch's own unpickler, on the CPU.
+// refusing missing, extra or mis-shaped ones. Read with scorch's own pickle reader
+// (io/torch_pickle.h: LibTorch 1.13's unpickler lacks opcodes these files use), on the CPU.
 #pragma once
 #include <map>
 #include <string>

@@ -1,4 +1,4 @@
-// Reader of `torch.save` zip files (torch >= 1.6): the pickle (protocol 2) of the saved
+// Reader of `torch.save` zip files (torch >= 1.6): the pickle (protocols 2 to 4) of the saved
 // object with tensors rebuilt from the archive's storages, on the CPU. LibTorch 1.13's own
 // unpickler lacks opcodes that plain Python containers use (APPEND), hence this one.
 #pragma once

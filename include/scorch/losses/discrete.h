@@ -1,4 +1,4 @@
-// The discrete-time losses of score_sde (REFERENCE.md): SMLD for VE (noise levels indexed in
+// The discrete-time losses of score_sde (losses.py: get_smld_loss_fn, get_ddpm_loss_fn): SMLD for VE (noise levels indexed in
 // descending sigma, target -noise/sigma^2, weight sigma^2) and DDPM for VP (epsilon
 // prediction with alphas_cumprod). The network is called with the integer level as label.
 #pragma once

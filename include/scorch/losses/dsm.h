@@ -1,6 +1,7 @@
-// Continuous-time denoising score matching (REFERENCE.md, Losses). The caller draws the
-// times and the noise, so that they can be a function of global sample indices (the same
-// result on 1 rank or 64) and so that tests can pass known values.
+// Continuous-time denoising score matching (Song et al. 2021, eq. 7; score_sde's losses.py,
+// get_sde_loss_fn). The caller draws the times and the noise, so that they can be a
+// function of global sample indices (the same result on 1 rank or 64) and so that tests
+// can pass known values.
 #pragma once
 #include <torch/torch.h>
 

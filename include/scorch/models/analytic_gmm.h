@@ -17,7 +17,9 @@ class AnalyticGMM {
   torch::Tensor score(const sde::SDE& s, const torch::Tensor& x, const torch::Tensor& t) const;
   // log p_t(x) in nats, [B] (t = 0 gives the data density).
   torch::Tensor logp(const sde::SDE& s, const torch::Tensor& x, const torch::Tensor& t) const;
-  // n exact samples of p_0, [n,D], and their component indices [n].
+  // Moves the mixture's parameters to `device` (where score and logp compute).
+  void to(const torch::Device& device);
+  // n exact samples of p_0, [n,D], and their component indices [n], on the generator's device.
   std::pair<torch::Tensor, torch::Tensor> sample(int64_t n, at::Generator& gen) const;
   int64_t dim() const { return means_.size(1); }
 

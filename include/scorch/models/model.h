@@ -1,11 +1,16 @@
 // Score networks: a module mapping (x [B,...], label [B]) to an output of x's shape, which
-// the SDE turns into a score. Variants: a small U-Net for images, an MLP for point data;
-// `make_model` builds one from `model.name`. Time embeddings are shared here.
+// the SDE turns into a score. Variants: NCSN++/DDPM++ (ncsnpp.h, score_sde_pytorch's
+// models/ncsnpp.py), a small U-Net for images (unet.h) and an MLP for point data (mlp.h);
+// `make_model` builds one from `model.name` (analytic_gmm is an exact score, not a network:
+// analytic_gmm.h). Time embeddings and weight loading are shared here.
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "scorch/core/config.h"
 
@@ -23,6 +28,19 @@ ScoreNetPtr make_model(const Config& cfg);
 
 // Every parameter, trainable or not (the fixed Fourier W counts, as in the reference).
 int64_t count_parameters(const torch::nn::Module& m);
+
+// Tensors by module path ("down0_res0.conv0.weight"), as checkpoints store them.
+using TensorMap = std::map<std::string, torch::Tensor>;
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+NamedTensors named(const torch::OrderedDict<std::string, torch::Tensor>& d);
+
+// Copies `src` into `dst` by name (any device: copy_ moves the data). Every name and shape
+// is checked before the first tensor is written; `what` names the kind in errors
+// ("parameter", "buffer", "EMA tensor").
+void copy_named(const TensorMap& src, const NamedTensors& dst, const std::string& what);
+
+// Loads weights into `model`: its parameters from `params`, its buffers from `buffers`.
+void load_weights(ScoreNet& model, const TensorMap& params, const TensorMap& buffers);
 
 // Sinusoidal embedding of labels [B] -> [B, dim] (DDPM; max_positions 10000).
 torch::Tensor positional_embedding(const torch::Tensor& labels, int64_t dim, double max_positions = 10000.0);

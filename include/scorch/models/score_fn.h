@@ -1,6 +1,6 @@
 // The score s(x, t) ~ grad log p_t(x) as samplers, losses and the likelihood consume it:
-// a network plus an SDE (label and output conventions of REFERENCE.md), or any analytic
-// function in tests.
+// a network plus an SDE (label and output conventions of score_sde's models/utils.py,
+// get_score_fn), or any analytic function in tests.
 #pragma once
 #include <functional>
 

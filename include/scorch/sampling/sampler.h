@@ -1,6 +1,7 @@
 // Sampling the reverse-time SDE from the prior. Predictor-corrector (PC) sampling: at each
-// of N times from T to eps the corrector runs first, then the predictor (REFERENCE.md);
-// the ODE sampler integrates the probability-flow ODE with adaptive RK45 instead.
+// of N times from T to eps the corrector runs first, then the predictor (score_sde's
+// sampling.py, get_pc_sampler); the ODE sampler integrates the probability-flow ODE with
+// adaptive RK45 instead. Tensors live on the device of the generator and the input.
 // Predictors: euler_maruyama, reverse_diffusion, ancestral_sampling, none.
 // Correctors: langevin, ald, none. Factories build them by name and list the valid names.
 #pragma once

@@ -1,6 +1,8 @@
 // The forward SDE dx = f(x,t) dt + g(t) dw on t in [0, T=1], its closed-form perturbation
 // kernel and prior, and the reverse-time / probability-flow drifts built from a score.
-// Variants: VE, VP, sub-VP (REFERENCE.md); `make_sde` picks one from `training.sde`.
+// Variants: VE, VP, sub-VP (Song et al. 2021, section 3.4; score_sde's sde_lib.py);
+// `make_sde` picks one from `training.sde`. Its discretisation tables live on the device of
+// the tensors it works with (`to`); every tensor it creates takes its options from its input.
 #pragma once
 #include <torch/torch.h>
 
@@ -19,12 +21,14 @@ class SDE {
   double T() const { return 1.0; }
   int64_t N() const { return N_; }
   virtual std::string name() const = 0;
+  // Moves the discretisation tables (betas, sigmas) to `device`: call once, before use.
+  virtual void to(const torch::Device& device) {}
 
   // Drift f(x,t) [B,...] and diffusion g(t) [B], for x [B,...] and t [B].
   virtual std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& t) const = 0;
   // Mean [B,...] and std [B] of p_0t(x_t | x_0).
   virtual std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const = 0;
-  // A draw from p_T, shape [B,...].
+  // A draw from p_T, shape [B,...], on the generator's device.
   virtual torch::Tensor prior_sampling(at::IntArrayRef shape, at::Generator& gen) const = 0;
   // log p_T(z) per item, [B].
   virtual torch::Tensor prior_logp(const torch::Tensor& z) const = 0;
@@ -37,7 +41,7 @@ class SDE {
 
   // One step of the forward discretisation at t [B]: (f [B,...], G [B]) with
   // x_{i+1} = x_i + f + G z. Default Euler-Maruyama with dt = 1/N; VE and VP override it
-  // with the SMLD and DDPM chains of REFERENCE.md.
+  // with the SMLD and DDPM chains (score_sde's sde_lib.py, VESDE/VPSDE.discretize).
   virtual std::pair<torch::Tensor, torch::Tensor> discretize(const torch::Tensor& x, const torch::Tensor& t) const;
   // Discrete step index i = floor(t (N-1) / T) of t [B], int64 [B].
   torch::Tensor step_index(const torch::Tensor& t) const;

@@ -1,5 +1,5 @@
-// The three SDEs of Song et al.: VE (SMLD limit), VP (DDPM limit), sub-VP. Formulas are
-// those of REFERENCE.md; each lives in its own .cpp.
+// The three SDEs of Song et al. 2021 (eqs. 9, 11 and 15; score_sde's sde_lib.py): VE (SMLD
+// limit), VP (DDPM limit), sub-VP. Each lives in its own .cpp.
 #pragma once
 #include <cmath>
 
@@ -16,6 +16,7 @@ class VPSDE : public SDE {
         betas_(torch::linspace(beta_min / static_cast<double>(N), beta_max / static_cast<double>(N), N,
                                torch::kFloat64)) {}
   std::string name() const override { return "vpsde"; }
+  void to(const torch::Device& device) override { betas_ = betas_.to(device); }
   std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& t) const override;
   std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const override;
   torch::Tensor prior_sampling(at::IntArrayRef shape, at::Generator& gen) const override;
@@ -56,6 +57,7 @@ class VESDE : public SDE {
         sigma_max_(sigma_max),
         sigmas_(torch::exp(torch::linspace(std::log(sigma_min), std::log(sigma_max), N, torch::kFloat64))) {}
   std::string name() const override { return "vesde"; }
+  void to(const torch::Device& device) override { sigmas_ = sigmas_.to(device); }
   std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& t) const override;
   std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const override;
   torch::Tensor prior_sampling(at::IntArrayRef shape, at::Generator& gen) const override;

@@ -1,62 +1,91 @@
-// `scorch bench`: forward+backward throughput and peak memory of a job's network on the
-// DSM loss at a fixed batch, on the CPU or a GPU, in fp32 or bf16 autocast. The training
-// step without the all-reduce and optimizer: what the network itself costs.
-#include <ATen/autocast_mode.h>
+// `scorch bench`: measurements users run on their own machines, each printing its figures
+// side by side from one run.
+//   net        forward+backward of a job's network on the DSM loss (no optimizer, no
+//              communication): time per image and peak memory, fp32 or bf16 autocast.
+//   allreduce  like nccl-tests' all_reduce_perf: sizes from --min-bytes to --max-bytes
+//              (x2), time, algorithm and bus bandwidth for each backend, beside a plain
+//              MPI_Allreduce loop; inputs are crafted so that every reduced value is exactly
+//              predictable, errors are counted on every rank and all-reduced into the exit
+//              status.
+//   train      whole training steps of a job (data, forward, backward, exposed
+//              communication, optimizer + EMA) with overlap on and off: images/s and the
+//              step-time breakdown.
+#include <ATen/CPUGeneratorImpl.h>
+#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <memory>
 
 #include "scorch/cli/commands.h"
+#include "scorch/cli/common.h"
 #include "scorch/core/error.h"
+#include "scorch/core/random.h"
+#include "scorch/core/torch_compat.h"
+#include "scorch/data/dataset.h"
+#include "scorch/dist/backend.h"
 #include "scorch/losses/dsm.h"
 #include "scorch/models/model.h"
 #include "scorch/models/score_fn.h"
 #include "scorch/sde/sde.h"
+#include "scorch/train/trainer.h"
+
+namespace fs = std::filesystem;
 
 namespace scorch::cli {
 
 namespace {
+
+using clock_type = std::chrono::steady_clock;
+
 double peak_rss_mib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux: KiB
 }
-}  // namespace
 
-int bench(const Common& opt, const BenchOptions& b, dist::Communicator& comm) {
-  SCORCH_CHECK(b.batch > 0 && b.steps > 0, "bench: --batch and --steps must be positive");
-  SCORCH_CHECK(b.precision == "fp32" || b.precision == "bf16", "bench: --precision must be fp32 or bf16, not '{}'",
-               b.precision);
-  Config cfg = load_config(opt.config, opt.sets);
-  torch::Device device(b.device);
-  SCORCH_CHECK(!device.is_cuda() || torch::cuda::is_available(), "bench: --device {} but CUDA is not available",
-               b.device);
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+// ---------------------------------------------------------------- bench net
+struct NetOptions {
+  Common common;
+  int64_t batch = 8, steps = 5, warmup = 1;
+  std::string precision = "fp32";
+};
+
+int bench_net(const NetOptions& b, dist::Communicator& comm) {
+  SCORCH_CHECK(b.batch > 0 && b.steps > 0, "bench net: --batch and --steps must be positive");
+  Config cfg = load_config(b.common.config, b.common.sets);
+  const auto device = dist::choose_device(cfg.dist.device, comm);
   const double rss_before_model = peak_rss_mib();
   torch::manual_seed(static_cast<uint64_t>(cfg.seed));
   auto net = models::make_model(cfg);
   net->to(device);
   net->train();
+  if (device.is_cuda()) compat::set_tf32(cfg.training.tf32);
   auto sde = sde::make_sde(cfg);
+  sde->to(device);
   auto score = models::make_score_fn(*net, *sde, cfg.training.continuous);
-  auto shape = cfg.item_shape();
-  shape.insert(shape.begin(), b.batch);
-  auto x0 = torch::rand(shape, torch::TensorOptions().device(device));
+  auto x0 = torch::rand(with_batch(b.batch, cfg.item_shape()), torch::TensorOptions().device(device));
   if (cfg.data.centered) x0 = x0 * 2 - 1;
   const bool bf16 = b.precision == "bf16";
-  if (bf16) {
-    if (device.is_cuda()) {
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(true);
-    } else {
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
-    }
-  }
   auto step = [&] {
     auto t = torch::rand({b.batch}, x0.options()) * (sde->T() - losses::kTrainEps) + losses::kTrainEps;
     auto z = torch::randn_like(x0);
-    auto loss = losses::dsm_loss(score, *sde, x0, t, z, {cfg.training.reduce_mean, cfg.training.likelihood_weighting});
+    torch::Tensor loss;
+    {
+      compat::AutocastGuard autocast(device, bf16);
+      loss = losses::dsm_loss(score, *sde, x0, t, z, {cfg.training.reduce_mean, cfg.training.likelihood_weighting});
+    }
     loss.backward();
     for (auto& p : net->parameters())
       if (p.grad().defined()) p.grad().zero_();
@@ -64,24 +93,300 @@ int bench(const Common& opt, const BenchOptions& b, dist::Communicator& comm) {
   };
   for (int64_t i = 0; i < b.warmup; ++i) step();
   const double rss_before = peak_rss_mib();
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = clock_type::now();
   for (int64_t i = 0; i < b.steps; ++i) step();
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (bf16) {
-    at::autocast::set_enabled(false);
-    at::autocast::set_cpu_enabled(false);
-    at::autocast::clear_cache();
-  }
+  const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
   if (comm.rank() == 0) {
     const double per_image = secs / static_cast<double>(b.steps * b.batch);
-    fmt::print("bench: {} ({} parameters), batch {}, {} on {}, {} threads\n", opt.config.empty() ? "defaults" : opt.config,
-               models::count_parameters(*net), b.batch, b.precision, b.device, torch::get_num_threads());
+    fmt::print("bench: {} ({} parameters), batch {}, {} on {}, {} threads\n",
+               b.common.config.empty() ? "defaults" : b.common.config, models::count_parameters(*net), b.batch,
+               b.precision, dist::describe_device(device), torch::get_num_threads());
     fmt::print("bench: forward+backward {:.3f} s/step, {:.1f} ms/image, {:.2f} images/s over {} steps\n",
                secs / static_cast<double>(b.steps), per_image * 1e3, 1.0 / per_image, b.steps);
     fmt::print("bench: peak RSS {:.0f} MiB (model built: +{:.0f} MiB, training steps: +{:.0f} MiB over the model)\n",
                peak_rss_mib(), rss_before - rss_before_model, peak_rss_mib() - rss_before);
   }
   return 0;
+}
+
+// ---------------------------------------------------------------- bench allreduce
+struct AllreduceOptions {
+  std::string min_bytes = "8", max_bytes = "256M";
+  int iters = 20, warmup = 5;
+  std::string backend = "all";
+  std::string device = "auto";
+};
+
+int64_t parse_bytes(const std::string& s) {
+  SCORCH_CHECK(!s.empty(), "empty size");
+  size_t pos = 0;
+  const double v = std::stod(s, &pos);
+  const std::string unit = s.substr(pos);
+  double m = 1;
+  if (unit == "K" || unit == "k") m = 1024;
+  else if (unit == "M") m = 1024.0 * 1024;
+  else if (unit == "G") m = 1024.0 * 1024 * 1024;
+  else SCORCH_CHECK(unit.empty(), "size '{}': unit must be K, M or G", s);
+  return static_cast<int64_t>(v * m);
+}
+
+// Rank r holds (r + 1) * (j % 7 + 1) at element j: every sum is an integer far below 2^24,
+// exact in float32 whatever the order of summation.
+torch::Tensor crafted(int64_t count, int rank, const torch::Device& device) {
+  auto j = torch::arange(count, torch::kInt64).remainder(7) + 1;
+  return (j * (rank + 1)).to(torch::kFloat32).to(device);
+}
+
+int64_t count_errors(const torch::Tensor& reduced, int world) {
+  const int64_t count = reduced.numel();
+  auto expect = crafted(count, 0, torch::kCPU) * static_cast<float>(world * (world + 1) / 2);
+  return (reduced.cpu() != expect).sum().item<int64_t>();
+}
+
+int bench_allreduce(const AllreduceOptions& o, dist::Communicator& comm) {
+  const int64_t lo = std::max<int64_t>(parse_bytes(o.min_bytes), 4), hi = parse_bytes(o.max_bytes);
+  SCORCH_CHECK(hi >= lo, "--max-bytes must be at least --min-bytes");
+  SCORCH_CHECK(o.iters > 0 && o.warmup >= 0, "--iters must be positive");
+  SCORCH_CHECK(o.backend == "all" || o.backend == "mpi" || o.backend == "nccl", "--backend: all, mpi or nccl");
+  const auto device = dist::choose_device(o.device, comm);
+  struct Candidate {
+    std::string label;
+    std::shared_ptr<dist::Communicator> comm;
+    torch::Device device;
+  };
+  std::vector<Candidate> backends;
+  if (o.backend != "nccl") backends.push_back({"mpi", dist::make_data_communicator("mpi", device, comm), device});
+  if (o.backend != "mpi" && device.is_cuda() && dist::nccl_compiled())
+    backends.push_back({"nccl", dist::make_data_communicator("nccl", device, comm), device});
+  SCORCH_CHECK(!backends.empty(), "--backend nccl: needs a GPU and a build with NCCL");
+  const int W = comm.size();
+  const double bus_factor = W > 1 ? 2.0 * (W - 1) / W : 1.0;
+  if (comm.rank() == 0) {
+    fmt::print("# scorch bench allreduce: {} ranks, float32 sum in place, {} iterations (+{} warm-up), tensors on {}\n",
+               W, o.iters, o.warmup, dist::describe_device(device));
+    fmt::print("# bus bandwidth = algorithm bandwidth x 2(W-1)/W; time = slowest rank; errors over all ranks\n");
+    std::string head = fmt::format("{:>12} {:>11}", "size(B)", "count");
+    for (const auto& b : backends) head += fmt::format(" | {:>9} {:>8} {:>8} {:>6}", b.label + "(us)", "algbw", "busbw", "errors");
+    head += fmt::format(" | {:>9} {:>8} {:>8}", "plain(us)", "algbw", "busbw");
+    fmt::print("{}\n", head);
+  }
+  int64_t total_errors = 0;
+  std::vector<double> bus_sums(backends.size() + 1, 0.0);
+  int rows = 0;
+  for (int64_t bytes = lo; bytes <= hi; bytes *= 2) {
+    const int64_t count = std::max<int64_t>(bytes / 4, 1);
+    std::string line = fmt::format("{:>12} {:>11}", count * 4, count);
+    for (size_t bi = 0; bi < backends.size(); ++bi) {
+      auto& b = backends[bi];
+      auto buf = torch::zeros({count}, torch::TensorOptions().dtype(torch::kFloat32).device(b.device));
+      for (int i = 0; i < o.warmup; ++i) b.comm->allreduce_sum(buf);
+      if (b.device.is_cuda()) torch::cuda::synchronize();
+      comm.barrier();
+      auto t0 = clock_type::now();
+      std::vector<dist::WorkPtr> works;
+      for (int i = 0; i < o.iters; ++i) works.push_back(b.comm->iallreduce_sum(buf));
+      for (auto& w : works) w->wait();
+      if (b.device.is_cuda()) torch::cuda::synchronize();
+      const double mine = std::chrono::duration<double>(clock_type::now() - t0).count() / o.iters;
+      const double t = comm.all_gather(torch::tensor({mine}, torch::kFloat64)).max().item<double>();
+      // Correctness on crafted inputs, in a fresh buffer.
+      auto check = crafted(count, comm.rank(), b.device);
+      b.comm->allreduce_sum(check);
+      auto errs = torch::tensor({count_errors(check, W)}, torch::kInt64);
+      comm.allreduce_sum(errs);
+      const int64_t e = errs.item<int64_t>();
+      total_errors += e;
+      const double algbw = static_cast<double>(count * 4) / t / 1e9;
+      bus_sums[bi] += algbw * bus_factor;
+      line += fmt::format(" | {:>9.1f} {:>8.3f} {:>8.3f} {:>6}", t * 1e6, algbw, algbw * bus_factor, e);
+    }
+    {
+      auto buf = torch::zeros({count}, torch::kFloat32);
+      const double mine = dist::time_plain_mpi_allreduce(buf, o.iters, o.warmup);
+      const double t = comm.all_gather(torch::tensor({mine}, torch::kFloat64)).max().item<double>();
+      const double algbw = static_cast<double>(count * 4) / t / 1e9;
+      bus_sums.back() += algbw * bus_factor;
+      line += fmt::format(" | {:>9.1f} {:>8.3f} {:>8.3f}", t * 1e6, algbw, algbw * bus_factor);
+    }
+    ++rows;
+    if (comm.rank() == 0) fmt::print("{}\n", line);
+  }
+  if (comm.rank() == 0) {
+    std::string avg = "# average bus bandwidth (GB/s):";
+    for (size_t bi = 0; bi < backends.size(); ++bi) avg += fmt::format(" {} {:.3f}", backends[bi].label, bus_sums[bi] / rows);
+    avg += fmt::format(", plain MPI_Allreduce loop {:.3f}", bus_sums.back() / rows);
+    fmt::print("{}\n# errors: {}\n", avg, total_errors);
+  }
+  return total_errors == 0 ? 0 : 1;
+}
+
+// ---------------------------------------------------------------- bench train
+struct TrainOptions {
+  Common common;
+  int64_t steps = 10, warmup = 2, synthetic = 0;
+};
+
+struct TrainFigures {
+  double images_per_s = 0, step = 0;
+  train::StepTimes med;
+  int64_t buckets = 0, in_backward = 0;
+};
+
+TrainFigures time_training(const Config& cfg, dist::Communicator& comm, const torch::Device& device,
+                           const TrainOptions& o) {
+  train::Trainer trainer(cfg, comm, "", device);
+  for (int64_t i = 0; i < o.warmup; ++i) trainer.train_step();
+  // Throughput: steps back to back, one synchronisation at the end.
+  if (device.is_cuda()) torch::cuda::synchronize();
+  comm.barrier();
+  auto t0 = clock_type::now();
+  for (int64_t i = 0; i < o.steps; ++i) trainer.train_step();
+  if (device.is_cuda()) torch::cuda::synchronize();
+  const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  const double slowest = comm.all_gather(torch::tensor({secs}, torch::kFloat64)).max().item<double>();
+  // Breakdown: the same number of steps with the phases timed (device synchronised between them).
+  trainer.set_profiling(true);
+  std::vector<double> data, fwd, bwd, com, opt, total;
+  int64_t in_bwd = 0;
+  for (int64_t i = 0; i < o.steps; ++i) {
+    trainer.train_step();
+    const auto& t = trainer.last_times();
+    data.push_back(t.data);
+    fwd.push_back(t.forward);
+    bwd.push_back(t.backward);
+    com.push_back(t.comm);
+    opt.push_back(t.optimizer);
+    total.push_back(t.data + t.forward + t.backward + t.comm + t.optimizer);
+    in_bwd = t.buckets_in_backward;
+  }
+  TrainFigures f;
+  f.images_per_s = static_cast<double>(o.steps * cfg.training.batch_size) / slowest;
+  f.step = slowest / static_cast<double>(o.steps);
+  f.med.data = median(data);
+  f.med.forward = median(fwd);
+  f.med.backward = median(bwd);
+  f.med.comm = median(com);
+  f.med.optimizer = median(opt);
+  f.buckets = static_cast<int64_t>(trainer.reducer().buckets().size());
+  f.in_backward = in_bwd;
+  return f;
+}
+
+int bench_train(const TrainOptions& o, dist::Communicator& comm) {
+  SCORCH_CHECK(o.steps > 0 && o.warmup >= 0, "bench train: --steps must be positive");
+  Config cfg = load_config(o.common.config, o.common.sets);
+  const auto device = dist::choose_device(cfg.dist.device, comm);
+  std::string synthetic_path;
+  if (o.synthetic > 0 || cfg.data.path.empty()) {
+    // Random images of the job's shape in a temporary file (rank 0 writes, everyone reads).
+    const int64_t n = std::max<int64_t>(o.synthetic, cfg.training.batch_size * 4);
+    synthetic_path = (fs::temp_directory_path() / fmt::format("scorch_bench_{}.h5", getpid())).string();
+    auto name = torch::zeros({1, 256}, torch::kUInt8);
+    if (comm.rank() == 0) {
+      std::memcpy(name.data_ptr(), synthetic_path.data(), std::min<size_t>(synthetic_path.size(), 255));
+      auto g = at::make_generator<at::CPUGeneratorImpl>(1);
+      if (cfg.is_image_data()) {
+        data::write_images(synthetic_path,
+                           torch::randint(0, 256, {n, cfg.data.image_size, cfg.data.image_size, cfg.data.num_channels},
+                                          g, torch::kInt64)
+                               .to(torch::kUInt8),
+                           torch::Tensor());
+      } else {
+        data::write_points(synthetic_path, torch::randn({n, cfg.data.dim}, g), torch::Tensor());
+      }
+    }
+    comm.broadcast(name, 0);
+    synthetic_path = std::string(static_cast<const char*>(name.data_ptr()));
+    cfg.data.path = synthetic_path;
+  }
+  TrainFigures on, off;
+  {
+    Config c = cfg;
+    c.dist.overlap = true;
+    on = time_training(c, comm, device, o);
+  }
+  {
+    Config c = cfg;
+    c.dist.overlap = false;
+    off = time_training(c, comm, device, o);
+  }
+  comm.barrier();
+  if (comm.rank() == 0) {
+    if (!synthetic_path.empty()) fs::remove(synthetic_path);
+    fmt::print("# scorch bench train: {} ({}), {} ranks on {}, global batch {} ({} per rank{}), {}, {} threads\n",
+               o.common.config.empty() ? "defaults" : o.common.config, cfg.model.name, comm.size(),
+               dist::describe_device(device), cfg.training.batch_size, cfg.training.batch_size / comm.size(),
+               cfg.training.grad_accum > 1 ? fmt::format(" in {} micro-batches", cfg.training.grad_accum) : "",
+               cfg.training.precision + (cfg.training.channels_last ? "+channels_last" : ""), torch::get_num_threads());
+    fmt::print("# {} timed steps after {} warm-up; breakdown = medians of a second pass with the phases timed\n",
+               o.steps, o.warmup);
+    fmt::print("{:<8} {:>10} {:>9} | {:>8} {:>8} {:>8} {:>9} {:>8} | {:>7} {:>9}\n", "overlap", "images/s", "step ms",
+               "data", "forward", "backward", "comm exp", "opt+ema", "buckets", "in bwd");
+    for (const auto& [label, f] : {std::pair{"on", on}, std::pair{"off", off}}) {
+      fmt::print("{:<8} {:>10.2f} {:>9.1f} | {:>8.1f} {:>8.1f} {:>8.1f} {:>9.1f} {:>8.1f} | {:>7} {:>9}\n", label,
+                 f.images_per_s, f.step * 1e3, f.med.data * 1e3, f.med.forward * 1e3, f.med.backward * 1e3,
+                 f.med.comm * 1e3, f.med.optimizer * 1e3, f.buckets, f.in_backward);
+    }
+    const double share_on = on.med.comm / std::max(on.med.data + on.med.forward + on.med.backward + on.med.comm + on.med.optimizer, 1e-12);
+    const double share_off = off.med.comm / std::max(off.med.data + off.med.forward + off.med.backward + off.med.comm + off.med.optimizer, 1e-12);
+    fmt::print("# exposed communication share of the step: overlap on {:.1f}%, off {:.1f}%; overlap on/off throughput "
+               "{:.3f}x\n",
+               100 * share_on, 100 * share_off, on.images_per_s / off.images_per_s);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command bench_command() {
+  auto net = std::make_shared<NetOptions>();
+  auto ar = std::make_shared<AllreduceOptions>();
+  auto tr = std::make_shared<TrainOptions>();
+  auto apps = std::make_shared<std::array<CLI::App*, 3>>();
+  Command c;
+  c.name = "bench";
+  c.help = "benchmarks: net (forward+backward of a network), allreduce (collectives), train (whole training steps)";
+  c.declare = [=](CLI::App& app) {
+    app.require_subcommand(1);
+    auto* n = app.add_subcommand("net", "forward+backward time per image and peak memory of a job's network (DSM loss)");
+    add_common(*n, net->common, false);
+    n->add_option("--batch", net->batch, "images per step")->capture_default_str();
+    n->add_option("--steps", net->steps, "timed steps")->capture_default_str();
+    n->add_option("--warmup", net->warmup, "untimed steps first")->capture_default_str();
+    n->add_option("--precision", net->precision, "fp32, or bf16 (autocast)")
+        ->check(CLI::IsMember({"fp32", "bf16"}))
+        ->capture_default_str();
+    n->footer("The device is dist.device (--set dist.device=cuda).");
+    auto* a = app.add_subcommand("allreduce", "all-reduce time and bandwidth per size and backend (like nccl-tests)");
+    a->add_option("--min-bytes", ar->min_bytes, "smallest message (suffix K, M, G)")->capture_default_str();
+    a->add_option("--max-bytes", ar->max_bytes, "largest message; sizes double from the smallest")
+        ->capture_default_str();
+    a->add_option("--iters", ar->iters, "timed all-reduces per size")->capture_default_str();
+    a->add_option("--warmup", ar->warmup, "untimed all-reduces per size first")->capture_default_str();
+    a->add_option("--backend", ar->backend, "all (MPI, and NCCL when built with it and on GPUs) | mpi | nccl")
+        ->check(CLI::IsMember({"all", "mpi", "nccl"}))
+        ->capture_default_str();
+    a->add_option("--device", ar->device, "where the buffers live: auto | cpu | cuda")
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+        ->capture_default_str();
+    a->footer("Exit status 1 if any reduced value differs from its exact expectation on any rank.");
+    auto* t = app.add_subcommand("train", "images/s and step-time breakdown of training, overlap on and off");
+    add_common(*t, tr->common, false);
+    t->add_option("--steps", tr->steps, "timed steps (per pass)")->capture_default_str();
+    t->add_option("--warmup", tr->warmup, "untimed steps first")->capture_default_str();
+    t->add_option("--synthetic", tr->synthetic,
+                  "use N random images of the job's shape instead of data.path (default when data.path is empty)")
+        ->capture_default_str();
+    t->footer("Writes nothing but a temporary synthetic dataset; use --set for dist.*, training.precision, "
+              "training.channels_last, training.grad_accum.");
+    *apps = {n, a, t};
+  };
+  c.run = [=](dist::Communicator& comm) {
+    if (*(*apps)[0]) return bench_net(*net, comm);
+    if (*(*apps)[1]) return bench_allreduce(*ar, comm);
+    return bench_train(*tr, comm);
+  };
+  return c;
 }
 
 }  // namespace scorch::cli

@@ -1,0 +1,69 @@
+// What the subcommands share: the common options (--config, --workdir, --set, --ckpt),
+// config resolution (defaults <- the checkpoint's config <- --config <- --set), the device
+// choice, and a score model ready to sample with.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "scorch/core/config.h"
+#include "scorch/dist/communicator.h"
+#include "scorch/models/analytic_gmm.h"
+#include "scorch/models/model.h"
+#include "scorch/models/score_fn.h"
+#include "scorch/sde/sde.h"
+
+namespace CLI {
+class App;
+}
+
+namespace scorch::cli {
+
+struct Common {
+  std::string config;             // --config jobs/X.toml
+  std::string workdir;            // --workdir DIR
+  std::string ckpt;               // --ckpt FILE (default: newest in workdir)
+  std::vector<std::string> sets;  // --set section.key=value
+};
+
+// Adds --config, --workdir, --set (and --ckpt when `ckpt`) to `app`, bound to `c`.
+void add_common(CLI::App& app, Common& c, bool ckpt);
+
+// The checkpoint to use (--ckpt, else newest in --workdir) and the config it resolves to.
+// With `need_ckpt`, a missing checkpoint is an error unless the model is analytic_gmm.
+struct Resolved {
+  Config cfg;
+  std::string ckpt;     // "" when none was given or found
+  std::string workdir;  // --workdir, or the run directory holding --ckpt
+};
+Resolved resolve(const Common& opt, bool need_ckpt);
+
+// A score function on this rank's device: a network with the EMA weights of a checkpoint,
+// or the exact analytic_gmm model (no checkpoint; step 0). Chooses the device (collective:
+// rank 0 logs the placement).
+struct Loaded {
+  Resolved r;
+  torch::Device device{torch::kCPU};
+  int64_t step = 0;
+  std::unique_ptr<sde::SDE> sde;
+  models::ScoreNetPtr net;
+  std::unique_ptr<models::AnalyticGMM> gmm;
+  models::ScoreFn score;
+};
+Loaded load_score_model(const Common& opt, dist::Communicator& comm);
+
+// [b, item...]
+std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item);
+
+// Writes samples as `scorch sample` does: /samples float32 in data space and, for image
+// data, /images uint8 [N,H,W,C] plus a PNG grid beside the file. `all` on the CPU.
+void write_samples(const std::string& path, const torch::Tensor& all, const Config& cfg, int64_t step, int64_t nfe,
+                   const std::string& how);
+
+// Runs `fn(begin, count)` on this rank's chunks of [0, n) (chunks of `chunk` items, dealt
+// out contiguously) and gathers the results on rank 0 in order (float32 [n, item...] on the
+// CPU; undefined elsewhere).
+torch::Tensor sharded(int64_t n, int64_t chunk, dist::Communicator& comm, const std::vector<int64_t>& item,
+                      const std::function<torch::Tensor(int64_t begin, int64_t count)>& fn);
+
+}  // namespace scorch::cli

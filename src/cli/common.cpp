@@ -1,0 +1,120 @@
+// Shared pieces of the subcommands (see cli/common.h).
+#include "scorch/cli/common.h"
+
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+
+#include "scorch/core/error.h"
+#include "scorch/core/log.h"
+#include "scorch/data/dataset.h"
+#include "scorch/data/image_grid.h"
+#include "scorch/dist/backend.h"
+#include "scorch/dist/sharding.h"
+#include "scorch/io/checkpoint.h"
+#include "scorch/io/hdf5.h"
+
+namespace fs = std::filesystem;
+
+namespace scorch::cli {
+
+void add_common(CLI::App& app, Common& c, bool ckpt) {
+  app.add_option("--config", c.config, "TOML job file (e.g. jobs/fashion_mnist.toml)")->check(CLI::ExistingFile);
+  app.add_option("--workdir", c.workdir, "run directory: config.toml, checkpoints/, samples/, eval/");
+  app.add_option("--set", c.sets,
+                 "override one key: --set section.key=VALUE (a TOML value: 0.5, true, [1,2], \"s\"; bare words "
+                 "are strings). Repeatable; applied after --config. Devices: --set dist.device=cuda|cpu")
+      ->type_name("KEY=VALUE");
+  if (ckpt) app.add_option("--ckpt", c.ckpt, "checkpoint file (default: the newest in --workdir/checkpoints)");
+}
+
+Resolved resolve(const Common& opt, bool need_ckpt) {
+  Resolved r;
+  r.workdir = opt.workdir;
+  r.ckpt = opt.ckpt;
+  if (r.ckpt.empty() && !r.workdir.empty()) r.ckpt = io::latest_checkpoint(r.workdir);
+  if (r.workdir.empty() && !r.ckpt.empty()) {
+    auto dir = fs::absolute(r.ckpt).parent_path();
+    r.workdir = (dir.filename() == "checkpoints" ? dir.parent_path() : dir).string();
+  }
+  Config cfg;
+  cfg.sources.push_back("defaults");
+  if (!r.ckpt.empty()) {
+    apply_toml_string(cfg, io::load_checkpoint_header(r.ckpt).config_toml, r.ckpt + ":/config");
+  }
+  if (!opt.config.empty()) apply_toml_file(cfg, opt.config);
+  for (const auto& s : opt.sets) apply_override(cfg, s);
+  validate(cfg);
+  r.cfg = cfg;
+  // analytic_gmm is an exact score: it needs no checkpoint.
+  if (need_ckpt && cfg.model.name != "analytic_gmm") {
+    SCORCH_CHECK(!r.ckpt.empty(), "no checkpoint: pass --ckpt FILE, or a --workdir whose checkpoints/ holds one{}",
+                 r.workdir.empty() ? "" : fmt::format(" ('{}/checkpoints' has none)", r.workdir));
+  }
+  return r;
+}
+
+Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
+  Loaded l;
+  l.r = resolve(opt, /*need_ckpt=*/true);
+  l.device = dist::choose_device(l.r.cfg.dist.device, comm);
+  l.sde = sde::make_sde(l.r.cfg);
+  l.sde->to(l.device);
+  if (l.r.cfg.model.name == "analytic_gmm") {
+    SCORCH_CHECK(!l.r.workdir.empty(), "analytic_gmm: pass --workdir DIR for the outputs");
+    l.gmm = std::make_unique<models::AnalyticGMM>(l.r.cfg.model);
+    l.gmm->to(l.device);
+    l.score = [g = l.gmm.get(), s = l.sde.get()](const torch::Tensor& x, const torch::Tensor& t) {
+      return g->score(*s, x, t);
+    };
+    spdlog::info("exact score of a {}-component Gaussian mixture in {} dimensions", l.r.cfg.model.gmm_means.size(),
+                 l.gmm->dim());
+    return l;
+  }
+  auto st = io::load_checkpoint(l.r.ckpt);
+  l.step = st.step;
+  l.net = models::make_model(l.r.cfg);
+  models::load_weights(*l.net, io::weights(st, /*use_ema=*/true), st.buffers);
+  l.net->to(l.device);
+  l.net->eval();
+  l.score = models::make_score_fn(*l.net, *l.sde, l.r.cfg.training.continuous);
+  spdlog::info("loaded EMA weights of {} (step {}) on {}", l.r.ckpt, l.step, l.device.str());
+  return l;
+}
+
+std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item) {
+  std::vector<int64_t> s{b};
+  s.insert(s.end(), item.begin(), item.end());
+  return s;
+}
+
+void write_samples(const std::string& path, const torch::Tensor& all, const Config& cfg, int64_t step, int64_t nfe,
+                   const std::string& how) {
+  h5::write_atomically(path, [&](hid_t f) {
+    h5::write_tensor(f, "samples", all);
+    if (cfg.is_image_data()) h5::write_tensor(f, "images", data::unit_to_images(all));
+    h5::set_attr(f, "step", step);
+    h5::set_attr(f, "nfe", nfe);
+    h5::set_attr(f, "sampler", how);
+    h5::write_string(f, "config", to_toml(cfg));
+  });
+  fmt::print("{} items ({} NFE each) -> {}\n", all.size(0), nfe, path);
+  if (cfg.is_image_data()) {
+    auto imgs = data::unit_to_images(all.slice(0, 0, std::min<int64_t>(all.size(0), 100)));
+    auto png = path.substr(0, path.size() - 3) + ".png";
+    data::write_png_grid(png, imgs, imgs.size(1) < 64 ? 2 : 1);
+    fmt::print("grid of {} -> {}\n", imgs.size(0), png);
+  }
+}
+
+torch::Tensor sharded(int64_t n, int64_t chunk, dist::Communicator& comm, const std::vector<int64_t>& item,
+                      const std::function<torch::Tensor(int64_t begin, int64_t count)>& fn) {
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  auto mine = dist::shard_range(chunks, comm.rank(), comm.size());
+  std::vector<torch::Tensor> out;
+  for (int64_t c = mine.begin; c < mine.end; ++c) out.push_back(fn(c * chunk, std::min(chunk, n - c * chunk)).cpu());
+  auto local = out.empty() ? torch::empty(with_batch(0, item), torch::kFloat32) : torch::cat(out);
+  return comm.gather_rows(local.to(torch::kFloat32).contiguous(), 0);
+}
+
+}  // namespace scorch::cli

@@ -43,7 +43,7 @@ std::vector<Field> schema(Config& c) {
     f.push_back(Field{std::move(key), p, std::move(help)});
     return f.back();
   };
-  f.reserve(64);
+  f.reserve(96);
   add("seed", &c.seed, "global random seed").min(0);
 
   add("training.sde", &c.training.sde, "SDE: vesde | vpsde | subvpsde").one_of({"vesde", "vpsde", "subvpsde"});
@@ -54,6 +54,13 @@ std::vector<Field> schema(Config& c) {
   add("training.continuous", &c.training.continuous, "continuous-time DSM; false: SMLD (vesde) / DDPM (vpsde)");
   add("training.reduce_mean", &c.training.reduce_mean, "loss: mean over data dims (else 0.5*sum)");
   add("training.likelihood_weighting", &c.training.likelihood_weighting, "loss weight g(t)^2 instead of sigma^2");
+  add("training.grad_accum", &c.training.grad_accum,
+      "micro-batches per optimiser step: each rank computes its share of batch_size in this many passes")
+      .min(1);
+  add("training.precision", &c.training.precision, "fp32 | bf16 (autocast of the forward pass; norms and loss in fp32)")
+      .one_of({"fp32", "bf16"});
+  add("training.channels_last", &c.training.channels_last, "NHWC (channels-last) memory layout for image networks");
+  add("training.tf32", &c.training.tf32, "TF32 tensor-core math for float32 on Ampere and later GPUs");
 
   add("sampling.method", &c.sampling.method, "sampler: pc (predictor-corrector) | ode (probability flow, RK45)")
       .one_of({"pc", "ode"});
@@ -133,6 +140,17 @@ std::vector<Field> schema(Config& c) {
   add("eval.atol", &c.eval.atol, "absolute tolerance of the likelihood ODE (RK45)").min(0, true);
   add("eval.hutchinson", &c.eval.hutchinson, "Hutchinson-Skilling noise: rademacher | gaussian")
       .one_of({"rademacher", "gaussian"});
+
+  add("dist.device", &c.dist.device, "auto | cpu | cuda (one GPU per rank, chosen by the node-local rank)")
+      .one_of({"auto", "cpu", "cuda"});
+  add("dist.backend", &c.dist.backend, "gradient collectives: auto (NCCL for GPUs when built with it) | mpi | nccl")
+      .one_of({"auto", "mpi", "nccl"});
+  add("dist.bucket_mb", &c.dist.bucket_mb, "gradient bucket size in MiB").min(0, true);
+  add("dist.first_bucket_mb", &c.dist.first_bucket_mb, "size of the first (earliest) gradient bucket in MiB")
+      .min(0, true);
+  add("dist.overlap", &c.dist.overlap, "all-reduce gradient buckets while backward runs (false: after it)");
+  add("dist.check_every", &c.dist.check_every, "compare parameter checksums across ranks every N steps (0: never)")
+      .min(0);
   return f;
 }
 

@@ -1,8 +1,19 @@
-// Communicator over MPI for CPU tensors. Large buffers are sent in pieces of at most
-// 2^30 elements because MPI counts are ints.
+// Communicator over MPI. Each communicator duplicates its MPI communicator (its own context,
+// so two communicators never match each other's collectives) and, when MPI provides
+// MPI_THREAD_MULTIPLE, owns one communication thread that runs its collectives in
+// submission order: an all-reduce submitted from a gradient hook then proceeds while
+// backward goes on (c10d's ProcessGroupMPI works the same way). Synchronous collectives go
+// through the same queue so that the order is identical on every rank. CUDA tensors are
+// copied to host memory at submission (which waits for the caller's stream) and back in
+// wait(). Large buffers are sent in pieces of at most 2^30 elements (MPI counts are ints).
 #include <mpi.h>
 
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <limits>
+#include <mutex>
+#include <thread>
 
 #include "scorch/core/error.h"
 #include "scorch/dist/communicator.h"
@@ -33,36 +44,141 @@ void check(int rc, const char* what) {
 
 constexpr int64_t kMaxCount = int64_t(1) << 30;
 
+// One queued collective and its completion state.
+class MpiWork final : public Work {
+ public:
+  MpiWork(std::function<void()> fn, torch::Tensor target, torch::Tensor staged)
+      : fn_(std::move(fn)), target_(std::move(target)), staged_(std::move(staged)) {}
+
+  void run() {
+    std::exception_ptr err;
+    try {
+      fn_();
+    } catch (...) {
+      err = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    error_ = err;
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  void wait() override {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return done_; });
+      if (error_) std::rethrow_exception(error_);
+    }
+    // A CUDA tensor was reduced in a host copy: bring the result back (once).
+    if (staged_.defined()) {
+      target_.copy_(staged_);
+      staged_ = torch::Tensor();
+    }
+  }
+
+ private:
+  std::function<void()> fn_;
+  torch::Tensor target_;  // keeps the caller's tensor alive until the collective is done
+  torch::Tensor staged_;  // host copy of a CUDA `target_`
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::exception_ptr error_;
+};
+
+// A collective with nothing to do (a world of one).
+class DoneWork final : public Work {
+ public:
+  void wait() override {}
+};
+
 class MpiCommunicator final : public Communicator {
  public:
-  explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+  explicit MpiCommunicator(MPI_Comm parent) {
+    check(MPI_Comm_dup(parent, &comm_), "Comm_dup");
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
+    MPI_Comm local;
+    check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local), "Comm_split_type");
+    MPI_Comm_rank(local, &local_rank_);
+    MPI_Comm_size(local, &local_size_);
+    MPI_Comm_free(&local);
+    if (size_ > 1 && mpi_thread_multiple()) worker_ = std::thread([this] { loop(); });
   }
+
+  ~MpiCommunicator() override {
+    if (worker_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        closing_ = true;
+      }
+      cv_.notify_all();
+      worker_.join();
+    }
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
+
   int rank() const override { return rank_; }
   int size() const override { return size_; }
-  std::string name() const override { return fmt::format("mpi({} ranks)", size_); }
+  int local_rank() const override { return local_rank_; }
+  int local_size() const override { return local_size_; }
+  std::string name() const override {
+    return fmt::format("mpi({} ranks, {})", size_, worker_.joinable() ? "communication thread" : "caller's thread");
+  }
+  torch::Device device() const override { return torch::kCPU; }
 
-  void allreduce_sum(torch::Tensor& t) override {
-    SCORCH_CHECK(t.is_contiguous() && t.device().is_cpu(), "MPI allreduce needs a contiguous CPU tensor");
-    if (size_ == 1) return;
+  WorkPtr iallreduce_sum(const torch::Tensor& t) override {
+    SCORCH_CHECK(t.is_contiguous(), "MPI allreduce needs a contiguous tensor");
     auto type = mpi_type(t.scalar_type());
-    auto* base = static_cast<char*>(t.data_ptr());
-    for (int64_t off = 0; off < t.numel(); off += kMaxCount) {
-      int n = static_cast<int>(std::min(kMaxCount, t.numel() - off));
-      check(MPI_Allreduce(MPI_IN_PLACE, base + off * t.element_size(), n, type, MPI_SUM, comm_), "Allreduce");
-    }
+    if (size_ == 1) return std::make_shared<DoneWork>();
+    torch::Tensor staged = t.device().is_cpu() ? torch::Tensor() : t.to(torch::kCPU);
+    torch::Tensor buf = staged.defined() ? staged : t;
+    auto fn = [this, buf, type] {
+      auto* base = static_cast<char*>(buf.data_ptr());
+      for (int64_t off = 0; off < buf.numel(); off += kMaxCount) {
+        int n = static_cast<int>(std::min(kMaxCount, buf.numel() - off));
+        check(MPI_Allreduce(MPI_IN_PLACE, base + off * buf.element_size(), n, type, MPI_SUM, comm_), "Allreduce");
+      }
+    };
+    return submit(std::move(fn), t, staged);
   }
 
   void broadcast(torch::Tensor& t, int root) override {
-    SCORCH_CHECK(t.is_contiguous() && t.device().is_cpu(), "MPI broadcast needs a contiguous CPU tensor");
+    SCORCH_CHECK(t.is_contiguous(), "MPI broadcast needs a contiguous tensor");
     if (size_ == 1) return;
-    auto* base = static_cast<char*>(t.data_ptr());
+    torch::Tensor staged = t.device().is_cpu() ? torch::Tensor() : t.to(torch::kCPU);
+    torch::Tensor buf = staged.defined() ? staged : t;
+    submit(
+        [this, buf, root] {
+          auto* base = static_cast<char*>(buf.data_ptr());
+          int64_t bytes = buf.numel() * static_cast<int64_t>(buf.element_size());
+          for (int64_t off = 0; off < bytes; off += kMaxCount) {
+            int n = static_cast<int>(std::min(kMaxCount, bytes - off));
+            check(MPI_Bcast(base + off, n, MPI_BYTE, root, comm_), "Bcast");
+          }
+        },
+        t, staged)
+        ->wait();
+  }
+
+  torch::Tensor all_gather(const torch::Tensor& t_in) override {
+    auto t = t_in.contiguous().cpu();
     int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
-    for (int64_t off = 0; off < bytes; off += kMaxCount) {
-      int n = static_cast<int>(std::min(kMaxCount, bytes - off));
-      check(MPI_Bcast(base + off, n, MPI_BYTE, root, comm_), "Bcast");
-    }
+    SCORCH_CHECK(bytes < std::numeric_limits<int>::max(), "all_gather: tensor too large for one MPI call");
+    std::vector<int64_t> shape{size_};
+    shape.insert(shape.end(), t.sizes().begin(), t.sizes().end());
+    auto out = torch::empty(shape, t.options());
+    submit(
+        [this, t, out, bytes] {
+          check(MPI_Allgather(t.data_ptr(), static_cast<int>(bytes), MPI_BYTE, out.data_ptr(), static_cast<int>(bytes),
+                              MPI_BYTE, comm_),
+                "Allgather");
+        },
+        t, torch::Tensor())
+        ->wait();
+    return out.to(t_in.device());
   }
 
   torch::Tensor gather_rows(const torch::Tensor& t_in, int root) override {
@@ -76,39 +192,82 @@ class MpiCommunicator final : public Communicator {
     int64_t rows = t.dim() == 0 ? 1 : t.size(0);
     auto my_bytes = rows * row_bytes;
     SCORCH_CHECK(my_bytes < std::numeric_limits<int>::max(), "gather_rows: shard too large for one MPI call");
-    std::vector<int> counts(static_cast<size_t>(size_)), displs(static_cast<size_t>(size_));
-    int mine = static_cast<int>(my_bytes);
-    check(MPI_Gather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm_), "Gather");
     torch::Tensor out;
-    char* recv = nullptr;
-    if (rank_ == root) {
-      int64_t total = 0;
-      for (int r = 0; r < size_; ++r) {
-        displs[static_cast<size_t>(r)] = static_cast<int>(total);
-        total += counts[static_cast<size_t>(r)];
-      }
-      SCORCH_CHECK(total < std::numeric_limits<int>::max(), "gather_rows: result too large for one MPI call");
-      auto s = t.dim() == 0 ? std::vector<int64_t>{} : t.sizes().vec();
-      if (!s.empty()) s[0] = total / row_bytes;
-      out = torch::empty(s.empty() ? std::vector<int64_t>{total / row_bytes} : s, t.options());
-      recv = static_cast<char*>(out.data_ptr());
-    }
-    check(MPI_Gatherv(t.data_ptr(), mine, MPI_BYTE, recv, counts.data(), displs.data(), MPI_BYTE, root, comm_),
-          "Gatherv");
+    submit(
+        [&] {
+          std::vector<int> counts(static_cast<size_t>(size_)), displs(static_cast<size_t>(size_));
+          int mine = static_cast<int>(my_bytes);
+          check(MPI_Gather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm_), "Gather");
+          char* recv = nullptr;
+          if (rank_ == root) {
+            int64_t total = 0;
+            for (int r = 0; r < size_; ++r) {
+              displs[static_cast<size_t>(r)] = static_cast<int>(total);
+              total += counts[static_cast<size_t>(r)];
+            }
+            SCORCH_CHECK(total < std::numeric_limits<int>::max(), "gather_rows: result too large for one MPI call");
+            auto s = t.dim() == 0 ? std::vector<int64_t>{} : t.sizes().vec();
+            if (!s.empty()) s[0] = total / row_bytes;
+            out = torch::empty(s.empty() ? std::vector<int64_t>{total / row_bytes} : s, t.options());
+            recv = static_cast<char*>(out.data_ptr());
+          }
+          check(MPI_Gatherv(t.data_ptr(), mine, MPI_BYTE, recv, counts.data(), displs.data(), MPI_BYTE, root, comm_),
+                "Gatherv");
+        },
+        t, torch::Tensor())
+        ->wait();
     return out;
   }
 
-  void barrier() override { check(MPI_Barrier(comm_), "Barrier"); }
+  void barrier() override {
+    submit([this] { check(MPI_Barrier(comm_), "Barrier"); }, {}, {})->wait();
+  }
+
   [[noreturn]] void abort(int code) override {
     MPI_Abort(comm_, code);
     std::abort();
   }
 
  private:
-  MPI_Comm comm_;
-  int rank_ = 0;
-  int size_ = 1;
+  // Runs `fn` on the communication thread (in submission order), or right here without one.
+  std::shared_ptr<MpiWork> submit(std::function<void()> fn, torch::Tensor target, torch::Tensor staged) {
+    auto w = std::make_shared<MpiWork>(std::move(fn), std::move(target), std::move(staged));
+    if (!worker_.joinable()) {
+      w->run();
+      return w;
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      queue_.push_back(w);
+    }
+    cv_.notify_one();
+    return w;
+  }
+
+  void loop() {
+    for (;;) {
+      std::shared_ptr<MpiWork> w;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return closing_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // closing and drained
+        w = queue_.front();
+        queue_.pop_front();
+      }
+      w->run();
+    }
+  }
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+  std::thread worker_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<MpiWork>> queue_;
+  bool closing_ = false;
 };
+
+int g_thread_level = MPI_THREAD_SINGLE;
 
 }  // namespace
 
@@ -116,8 +275,9 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   int inited = 0;
   MPI_Initialized(&inited);
   if (!inited) {
-    int provided = 0;
-    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &g_thread_level);
+  } else {
+    MPI_Query_thread(&g_thread_level);
   }
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -130,7 +290,21 @@ MpiSession::~MpiSession() {
   if (!finalized) MPI_Finalize();
 }
 
+bool mpi_thread_multiple() { return g_thread_level >= MPI_THREAD_MULTIPLE; }
+
 std::unique_ptr<Communicator> mpi_world() { return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD); }
 std::unique_ptr<Communicator> mpi_self() { return std::make_unique<MpiCommunicator>(MPI_COMM_SELF); }
+
+double time_plain_mpi_allreduce(torch::Tensor buf, int iters, int warmup) {
+  SCORCH_CHECK(buf.device().is_cpu() && buf.is_contiguous() && buf.numel() < kMaxCount,
+               "time_plain_mpi_allreduce: a contiguous CPU tensor of fewer than 2^30 elements");
+  const auto type = mpi_type(buf.scalar_type());
+  const int n = static_cast<int>(buf.numel());
+  for (int i = 0; i < warmup; ++i) check(MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), n, type, MPI_SUM, MPI_COMM_WORLD), "Allreduce");
+  check(MPI_Barrier(MPI_COMM_WORLD), "Barrier");
+  const double t0 = MPI_Wtime();
+  for (int i = 0; i < iters; ++i) check(MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), n, type, MPI_SUM, MPI_COMM_WORLD), "Allreduce");
+  return (MPI_Wtime() - t0) / std::max(iters, 1);
+}
 
 }  // namespace scorch::dist

@@ -20,26 +20,39 @@ double Adam::lr_at(int64_t step) const {
   return cfg_.lr * std::min(static_cast<double>(step) / static_cast<double>(cfg_.warmup), 1.0);
 }
 
-double Adam::step(int64_t step) {
+torch::Tensor Adam::step(int64_t step) {
   torch::NoGradGuard ng;
-  std::vector<torch::Tensor> ps;
-  for (const auto& [name, p] : params_) ps.push_back(p);
-  double norm = cfg_.grad_clip >= 0 ? torch::nn::utils::clip_grad_norm_(ps, cfg_.grad_clip)
-                                    : torch::nn::utils::clip_grad_norm_(ps, std::numeric_limits<double>::infinity());
+  std::vector<torch::Tensor> ps, gs, ms, vs;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& p = params_[i].second;
+    if (!p.grad().defined()) continue;
+    ps.push_back(p);
+    gs.push_back(p.grad());
+    ms.push_back(m_[i]);
+    vs.push_back(v_[i]);
+  }
   ++t_;
+  if (ps.empty()) return torch::zeros({}, params_.front().second.options());
+  // torch.nn.utils.clip_grad_norm_: the 2-norm of the per-tensor norms, and the gradients
+  // scaled by min(1, max_norm / (norm + 1e-6)), kept on the device.
+  auto norm = torch::stack(at::_foreach_norm(gs, 2)).norm(2);
+  if (cfg_.grad_clip >= 0) {
+    auto coef = (cfg_.grad_clip / (norm + 1e-6)).clamp_max(1.0);
+    for (auto& g : gs) g.mul_(coef);
+  }
   const double lr = lr_at(step), b1 = cfg_.beta1, b2 = cfg_.beta2;
   const double bc1 = 1.0 - std::pow(b1, static_cast<double>(t_));
   const double bc2 = 1.0 - std::pow(b2, static_cast<double>(t_));
-  for (size_t i = 0; i < params_.size(); ++i) {
-    auto& p = params_[i].second;
-    if (!p.grad().defined()) continue;
-    auto g = p.grad();
-    if (cfg_.weight_decay != 0) g = g.add(p, cfg_.weight_decay);
-    m_[i].mul_(b1).add_(g, 1.0 - b1);
-    v_[i].mul_(b2).addcmul_(g, g, 1.0 - b2);
-    auto denom = (v_[i].sqrt() / std::sqrt(bc2)).add_(cfg_.eps);
-    p.addcdiv_(m_[i], denom, -lr / bc1);
-  }
+  auto grads = gs;
+  if (cfg_.weight_decay != 0) grads = at::_foreach_add(gs, ps, cfg_.weight_decay);
+  at::_foreach_mul_(ms, b1);
+  at::_foreach_add_(ms, grads, 1.0 - b1);
+  at::_foreach_mul_(vs, b2);
+  at::_foreach_addcmul_(vs, grads, grads, 1.0 - b2);
+  auto denom = at::_foreach_sqrt(vs);
+  at::_foreach_div_(denom, std::sqrt(bc2));
+  at::_foreach_add_(denom, cfg_.eps);
+  at::_foreach_addcdiv_(ps, ms, denom, -lr / bc1);
   return norm;
 }
 
@@ -51,7 +64,13 @@ void EMA::update(const std::vector<std::pair<std::string, torch::Tensor>>& param
   torch::NoGradGuard ng;
   ++n_;
   double d = std::min(decay_, (1.0 + static_cast<double>(n_)) / (10.0 + static_cast<double>(n_)));
-  for (size_t i = 0; i < shadow_.size(); ++i) shadow_[i].sub_((shadow_[i] - params[i].second) * (1.0 - d));
+  std::vector<torch::Tensor> ps;
+  ps.reserve(params.size());
+  for (const auto& [name, p] : params) ps.push_back(p);
+  // shadow -= (shadow - p) * (1 - d), in three multi-tensor kernels.
+  auto diff = at::_foreach_sub(shadow_, ps);
+  at::_foreach_mul_(diff, 1.0 - d);
+  at::_foreach_sub_(shadow_, diff);
 }
 
 void EMA::copy_to(const std::vector<std::pair<std::string, torch::Tensor>>& params) const {

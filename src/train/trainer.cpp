@@ -1,22 +1,28 @@
 // The training loop and its checkpoint state. Randomness: the data order is a function of
-// (seed, epoch), the per-step noise of (seed, step), dropout uses each rank's torch default
-// generator (saved per rank). Nothing depends on the number of ranks except dropout.
+// (seed, epoch) and each row's noise of (seed, step, row) (train/batches.h); dropout uses
+// each rank's default generator of its device (seeded per rank, saved per rank). Nothing
+// depends on the number of ranks except dropout.
 #include "scorch/train/trainer.h"
 
-#include <csignal>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include "scorch/core/error.h"
 #include "scorch/core/log.h"
+#include "scorch/core/random.h"
+#include "scorch/core/stop.h"
+#include "scorch/core/torch_compat.h"
+#include "scorch/dist/backend.h"
 #include "scorch/dist/sharding.h"
 #include "scorch/losses/discrete.h"
 #include "scorch/losses/dsm.h"
-#include "scorch/sde/variants.h"
 #include "scorch/models/score_fn.h"
+#include "scorch/sde/variants.h"
 
 namespace fs = std::filesystem;
 
@@ -24,43 +30,16 @@ namespace scorch::train {
 
 namespace {
 
-volatile std::sig_atomic_t g_stop = 0;
-void on_stop_signal(int) { g_stop = 1; }
-
-uint64_t splitmix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
+using clock_type = std::chrono::steady_clock;
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
-at::Generator generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+constexpr int64_t kPrefetchDepth = 2;  // host batches prepared ahead of the running step
 
-NamedTensors named(const torch::OrderedDict<std::string, torch::Tensor>& d) {
-  NamedTensors out;
-  for (const auto& it : d) out.emplace_back(it.key(), it.value());
-  return out;
-}
-
-void copy_checked(const io::TensorMap& src, const NamedTensors& dst, const std::string& what) {
-  for (const auto& [name, t] : dst) {
-    auto it = src.find(name);
-    SCORCH_CHECK(it != src.end(), "checkpoint lacks {} '{}' that the model has (was it trained with another model config?)",
-                 what, name);
-    SCORCH_CHECK(it->second.sizes() == t.sizes(), "checkpoint {} '{}' has shape [{}] but the model expects [{}]", what,
-                 name, fmt::join(it->second.sizes(), ", "), fmt::join(t.sizes(), ", "));
-  }
-  for (const auto& [name, t] : src) {
-    bool found = std::any_of(dst.begin(), dst.end(), [&](const auto& p) { return p.first == name; });
-    SCORCH_CHECK(found, "checkpoint has {} '{}' that the model does not have", what, name);
-  }
-  torch::NoGradGuard ng;
-  for (const auto& [name, t] : dst) t.copy_(src.at(name));
-}
-
-io::TensorMap to_map(const NamedTensors& v) {
+io::TensorMap to_host_map(const NamedTensors& v) {
   io::TensorMap m;
-  for (const auto& [name, t] : v) m[name] = t.detach().clone();
+  for (const auto& [name, t] : v) m[name] = t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true);
   return m;
 }
 
@@ -70,133 +49,165 @@ NamedTensors zip(const NamedTensors& names, std::vector<torch::Tensor>& tensors)
   return out;
 }
 
+// The default generator dropout draws from on `device`.
+at::Generator dropout_generator(const torch::Device& device) {
+  if (device.is_cuda()) return at::detail::getCUDAHooks().getDefaultCUDAGenerator(device.index());
+  return at::detail::getDefaultCPUGenerator();
+}
+
 }  // namespace
 
-void install_stop_handlers() {
-  std::signal(SIGTERM, on_stop_signal);
-  std::signal(SIGUSR1, on_stop_signal);
-}
-bool stop_requested() { return g_stop != 0; }
-
-uint64_t derive_seed(uint64_t seed, std::initializer_list<uint64_t> parts) {
-  uint64_t h = splitmix(seed);
-  for (auto p : parts) h = splitmix(h ^ splitmix(p + 0x632be59bd9b4e019ULL));
-  return h;
-}
-
-Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdir)
-    : cfg_(cfg), comm_(comm), workdir_(std::move(workdir)) {
+Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdir, torch::Device device)
+    : cfg_(cfg), comm_(comm), workdir_(std::move(workdir)), device_(device) {
   validate(cfg_);
-  dist::batch_share(cfg_.training.batch_size, comm_.rank(), comm_.size());  // divisibility check
+  const auto share = dist::batch_share(cfg_.training.batch_size, comm_.rank(), comm_.size(), cfg_.training.grad_accum);
   SCORCH_CHECK(!cfg_.data.path.empty(), "data.path is not set: point it at a training HDF5 file (scorch prepare ...)");
+  SCORCH_CHECK(cfg_.training.precision == "fp32" || cfg_.training.precision == "bf16",
+               "training.precision = \"{}\" is not one of: fp32, bf16", cfg_.training.precision);
   data_ = data::load(cfg_.data.path);
   data::check_matches(data_, cfg_);
-  steps_per_epoch_ = data_.size() / cfg_.training.batch_size;
-  SCORCH_CHECK(steps_per_epoch_ > 0, "{}: {} items are fewer than one batch (training.batch_size = {})",
-               cfg_.data.path, data_.size(), cfg_.training.batch_size);
 
   sde_ = sde::make_sde(cfg_);
+  sde_->to(device_);
+  batches_ = std::make_unique<BatchMaker>(cfg_, data_, share, /*pinned=*/device_.is_cuda(), sde_->T(), sde_->N());
   torch::manual_seed(cfg_.seed);  // identical on every rank; rank 0's weights win anyway
   model_ = models::make_model(cfg_);
   std::vector<torch::Tensor> all;
   for (auto& p : model_->parameters()) all.push_back(p);
   for (auto& b : model_->buffers()) all.push_back(b);
   dist::broadcast_tensors(comm_, all);
-  for (auto& [name, p] : named(model_->named_parameters()))
+  model_->to(device_);
+  if (cfg_.training.channels_last) {
+    torch::NoGradGuard ng;
+    for (auto& p : model_->parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+  if (device_.is_cuda()) compat::set_tf32(cfg_.training.tf32);
+  for (auto& [name, p] : models::named(model_->named_parameters()))
     if (p.requires_grad()) trainable_.emplace_back(name, p);
   adam_ = std::make_unique<optim::Adam>(trainable_, cfg_.optim);
   ema_ = std::make_unique<optim::EMA>(trainable_, cfg_.model.ema_rate);
+  grad_comm_ = dist::make_data_communicator(cfg_.dist.backend, device_, comm_);
+  reducer_ = std::make_unique<dist::Reducer>(
+      trainable_, *grad_comm_, dist::ReducerOptions{cfg_.dist.bucket_mb, cfg_.dist.first_bucket_mb, cfg_.dist.overlap});
   // Dropout draws from each rank's default generator: distinct per rank, saved per rank.
-  torch::manual_seed(derive_seed(static_cast<uint64_t>(cfg_.seed), {1, static_cast<uint64_t>(comm_.rank())}));
+  torch::manual_seed(derive_seed(static_cast<uint64_t>(cfg_.seed), Stream::kDropout, {static_cast<uint64_t>(comm_.rank())}));
 }
 
-torch::Tensor Trainer::epoch_permutation(int64_t epoch) {
-  if (epoch != cached_epoch_) {
-    auto g = generator(derive_seed(static_cast<uint64_t>(cfg_.seed), {2, static_cast<uint64_t>(epoch)}));
-    cached_perm_ = torch::randperm(data_.size(), g, torch::kInt64);
-    cached_epoch_ = epoch;
-  }
-  return cached_perm_;
+Trainer::~Trainer() = default;
+
+void Trainer::sync_for_timing() const {
+  if (profiling_ && device_.is_cuda()) torch::cuda::synchronize(device_.index());
 }
 
-double Trainer::train_step() {
-  const int64_t B = cfg_.training.batch_size;
-  const auto share = dist::batch_share(B, comm_.rank(), comm_.size());
-  const int64_t epoch = step_ / steps_per_epoch_, pos = step_ % steps_per_epoch_;
-  auto idx = epoch_permutation(epoch).slice(0, pos * B, (pos + 1) * B).slice(0, share.begin, share.end);
+HostBatch Trainer::next_batch() {
+  if (prefetch_ && prefetch_->next_step() == step_) return prefetch_->take(step_);
+  return batches_->make(step_);
+}
 
-  // Noise for the whole global batch, then this rank's rows: independent of the world size.
-  auto g = generator(derive_seed(static_cast<uint64_t>(cfg_.seed), {3, static_cast<uint64_t>(step_)}));
-  auto shape = cfg_.item_shape();
-  std::vector<int64_t> full{B};
-  full.insert(full.end(), shape.begin(), shape.end());
-  auto t_all = torch::rand({B}, g, torch::kFloat32) * (sde_->T() - losses::kTrainEps) + losses::kTrainEps;
-  auto z_all = torch::randn(full, g, torch::kFloat32);
-  torch::Tensor x0;
-  if (data_.is_image()) {
-    auto flip_all = torch::rand({B}, g, torch::kFloat32) < 0.5;
-    auto deq_all = torch::rand(full, g, torch::kFloat32);
-    auto u8 = data_.images.index_select(0, idx);
-    auto x01 = data::images_to_unit(u8, cfg_.data.uniform_dequantization ? deq_all.slice(0, share.begin, share.end)
-                                                                          : torch::Tensor());
-    if (cfg_.data.random_flip) {
-      auto flip = flip_all.slice(0, share.begin, share.end).reshape({-1, 1, 1, 1});
-      x01 = torch::where(flip, x01.flip({3}), x01);
-    }
-    x0 = data::scale(x01, cfg_.data.centered);
+Trainer::DeviceBatch Trainer::to_device(const HostBatch& hb, int64_t lo, int64_t hi) const {
+  const bool async = device_.is_cuda();  // from pinned memory
+  auto move = [&](const torch::Tensor& h) { return h.slice(0, lo, hi).to(device_, /*non_blocking=*/async); };
+  DeviceBatch d;
+  if (hb.images.defined()) {
+    // Dequantisation, flips and scaling on the device, from the uint8 rows.
+    auto x01 = data::images_to_unit(move(hb.images), hb.deq.defined() ? move(hb.deq) : torch::Tensor());
+    if (cfg_.data.random_flip) x01 = torch::where(move(hb.flip).reshape({-1, 1, 1, 1}), x01.flip({3}), x01);
+    d.x0 = data::scale(x01, cfg_.data.centered);
   } else {
-    x0 = data_.points.index_select(0, idx);
+    d.x0 = move(hb.points);
   }
-  auto t = t_all.slice(0, share.begin, share.end);
-  auto z = z_all.slice(0, share.begin, share.end);
+  d.t = move(hb.t);
+  d.z = move(hb.z);
+  if (hb.levels.defined()) d.levels = move(hb.levels);
+  const auto layout = cfg_.training.channels_last && d.x0.dim() == 4 ? torch::MemoryFormat::ChannelsLast
+                                                                      : torch::MemoryFormat::Contiguous;
+  d.x0 = d.x0.contiguous(layout);
+  d.z = d.z.contiguous(layout);
+  return d;
+}
 
-  model_->train();
-  for (auto& [name, p] : trainable_) p.mutable_grad() = torch::Tensor();
-  torch::Tensor loss;
+torch::Tensor Trainer::loss_of(const DeviceBatch& d) {
+  compat::AutocastGuard autocast(device_, cfg_.training.precision == "bf16");
   if (cfg_.training.continuous) {
     auto score = models::make_score_fn(*model_, *sde_);
-    loss = losses::dsm_loss(score, *sde_, x0, t, z, {cfg_.training.reduce_mean, cfg_.training.likelihood_weighting});
-  } else {
-    // Discrete levels for the global batch, drawn after everything else in this step.
-    auto labels = torch::randint(0, sde_->N(), {B}, g, torch::kInt64).slice(0, share.begin, share.end);
-    losses::OutputFn net = [this](const torch::Tensor& x, const torch::Tensor& l) { return model_->forward(x, l); };
-    loss = sde_->name() == "vesde"
-               ? losses::smld_loss_per_item(net, dynamic_cast<const sde::VESDE&>(*sde_), x0, labels, z,
-                                            cfg_.training.reduce_mean)
-                     .mean()
-               : losses::ddpm_loss_per_item(net, dynamic_cast<const sde::VPSDE&>(*sde_), x0, labels, z,
-                                            cfg_.training.reduce_mean)
-                     .mean();
+    return losses::dsm_loss(score, *sde_, d.x0, d.t, d.z,
+                            {cfg_.training.reduce_mean, cfg_.training.likelihood_weighting});
   }
-  loss.backward();
+  losses::OutputFn net = [this](const torch::Tensor& x, const torch::Tensor& l) {
+    return model_->forward(x, l).to(torch::kFloat32);
+  };
+  if (sde_->name() == "vesde") {
+    return losses::smld_loss_per_item(net, dynamic_cast<const sde::VESDE&>(*sde_), d.x0, d.levels, d.z,
+                                      cfg_.training.reduce_mean)
+        .mean();
+  }
+  return losses::ddpm_loss_per_item(net, dynamic_cast<const sde::VPSDE&>(*sde_), d.x0, d.levels, d.z,
+                                    cfg_.training.reduce_mean)
+      .mean();
+}
 
-  // One all-reduce: gradients, the loss and the stop flag (any rank signalled -> all stop).
-  auto extra = torch::stack({loss.detach().to(torch::kFloat32), torch::tensor(stop_requested() ? 1.0f : 0.0f)});
-  std::vector<torch::Tensor> ps;
-  for (auto& [name, p] : trainable_) ps.push_back(p);
-  dist::average_gradients(comm_, ps, &extra);
-  // Every rank acts on the reduced flag, never on its own signal: a signal that arrives
-  // on one rank after this point is seen by all ranks at the next step.
-  stop_agreed_ = extra[1].item<float>() > 0;
+torch::Tensor Trainer::train_step() {
+  times_ = StepTimes{};
+  auto t0 = clock_type::now();
+  HostBatch hb = next_batch();
+  times_.data += seconds_since(t0);
+  // The stop flag rides on the control plane, concurrently with the step: every rank acts
+  // on the reduced flag, never on its own signal, so all ranks stop after the same step.
+  auto stop_flag = torch::tensor({stop_requested() ? 1 : 0}, torch::kInt32);
+  auto stop_work = comm_.iallreduce_sum(stop_flag);
 
+  model_->train();
+  reducer_->zero_grad();
+  const int64_t k = cfg_.training.grad_accum, micro = hb.size() / k;
+  torch::Tensor loss_sum;
+  for (int64_t m = 0; m < k; ++m) {
+    t0 = clock_type::now();
+    auto d = to_device(hb, m * micro, (m + 1) * micro);
+    sync_for_timing();
+    times_.data += seconds_since(t0);
+    t0 = clock_type::now();
+    auto loss = loss_of(d);
+    sync_for_timing();
+    times_.forward += seconds_since(t0);
+    t0 = clock_type::now();
+    reducer_->set_sync(m == k - 1);  // only the last micro-batch launches all-reduces
+    (k == 1 ? loss : loss / static_cast<double>(k)).backward();
+    sync_for_timing();
+    times_.backward += seconds_since(t0);
+    loss_sum = loss_sum.defined() ? loss_sum + loss.detach() : loss.detach();
+  }
+  t0 = clock_type::now();
+  reducer_->finish();
+  sync_for_timing();
+  times_.comm = seconds_since(t0);
+  times_.buckets_in_backward = reducer_->launched_in_backward();
+
+  t0 = clock_type::now();
   adam_->step(step_);
   ++step_;
   ema_->update(trainable_);
-  return extra[0].item<double>();
+  sync_for_timing();
+  times_.optimizer = seconds_since(t0);
+
+  stop_work->wait();
+  stop_agreed_ = stop_flag.item<int>() > 0;
+  if (cfg_.dist.check_every > 0 && step_ % cfg_.dist.check_every == 0) dist::check_replicas(comm_, trainable_, step_);
+  return k == 1 ? loss_sum : loss_sum / static_cast<double>(k);
 }
 
 io::TrainState Trainer::state() const {
   io::TrainState st;
   st.step = step_;
   st.world_size = comm_.size();
-  st.epoch = step_ / steps_per_epoch_;
-  st.batch_in_epoch = step_ % steps_per_epoch_;
+  st.epoch = step_ / batches_->steps_per_epoch();
+  st.batch_in_epoch = step_ % batches_->steps_per_epoch();
   st.config_toml = to_toml(cfg_);
-  st.params = to_map(named(model_->named_parameters()));
-  st.buffers = to_map(named(model_->named_buffers()));
-  st.ema = to_map(zip(trainable_, ema_->shadow()));
-  st.exp_avg = to_map(zip(trainable_, adam_->exp_avg()));
-  st.exp_avg_sq = to_map(zip(trainable_, adam_->exp_avg_sq()));
+  st.params = to_host_map(models::named(model_->named_parameters()));
+  st.buffers = to_host_map(models::named(model_->named_buffers()));
+  st.ema = to_host_map(zip(trainable_, ema_->shadow()));
+  st.exp_avg = to_host_map(zip(trainable_, adam_->exp_avg()));
+  st.exp_avg_sq = to_host_map(zip(trainable_, adam_->exp_avg_sq()));
   st.ema_decay = ema_->decay();
   st.ema_updates = ema_->num_updates();
   st.adam_steps = adam_->num_steps();
@@ -205,8 +216,8 @@ io::TrainState Trainer::state() const {
 
 void Trainer::load_state(const io::TrainState& st) {
   // Everything is checked against the model before the first tensor is copied.
-  auto params = named(model_->named_parameters());
-  auto buffers = named(model_->named_buffers());
+  auto params = models::named(model_->named_parameters());
+  auto buffers = models::named(model_->named_buffers());
   for (const auto& [src, what] : {std::pair{&st.ema, "EMA tensor"}, std::pair{&st.exp_avg, "Adam exp_avg"},
                                   std::pair{&st.exp_avg_sq, "Adam exp_avg_sq"}}) {
     for (const auto& [name, p] : trainable_) {
@@ -215,8 +226,8 @@ void Trainer::load_state(const io::TrainState& st) {
                    what, name);
     }
   }
-  copy_checked(st.params, params, "parameter");
-  copy_checked(st.buffers, buffers, "buffer");
+  models::copy_named(st.params, params, "parameter");
+  models::copy_named(st.buffers, buffers, "buffer");
   torch::NoGradGuard ng;
   for (size_t i = 0; i < trainable_.size(); ++i) {
     const auto& name = trainable_[i].first;
@@ -227,14 +238,18 @@ void Trainer::load_state(const io::TrainState& st) {
   ema_->set_num_updates(st.ema_updates);
   adam_->set_num_steps(st.adam_steps);
   step_ = st.step;
-  if (st.rng.defined() && st.rng.size(0) == comm_.size()) {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    gen.set_state(st.rng[comm_.rank()].clone());
+  const bool same_world = st.rng.defined() && st.rng.size(0) == comm_.size();
+  const bool cuda_state = !device_.is_cuda() || (st.rng_cuda.defined() && st.rng_cuda.size(0) == comm_.size());
+  if (same_world && cuda_state) {
+    auto cpu = at::detail::getDefaultCPUGenerator();
+    cpu.set_state(st.rng[comm_.rank()].clone());
+    if (device_.is_cuda()) dropout_generator(device_).set_state(st.rng_cuda[comm_.rank()].clone());
   } else {
-    spdlog::warn("checkpoint was written by {} ranks, this job has {}: dropout RNG streams are re-seeded",
-                 st.world_size, comm_.size());
-    torch::manual_seed(derive_seed(static_cast<uint64_t>(cfg_.seed),
-                                   {4, static_cast<uint64_t>(step_), static_cast<uint64_t>(comm_.rank())}));
+    spdlog::warn("checkpoint was written by {} ranks{}, this job has {}{}: dropout RNG streams are re-seeded",
+                 st.world_size, st.rng_cuda.defined() ? " on GPUs" : "", comm_.size(),
+                 device_.is_cuda() ? " on GPUs" : "");
+    torch::manual_seed(derive_seed(static_cast<uint64_t>(cfg_.seed), Stream::kDropoutReseed,
+                                   {static_cast<uint64_t>(step_), static_cast<uint64_t>(comm_.rank())}));
   }
 }
 
@@ -249,10 +264,13 @@ std::string Trainer::resume_latest() {
 std::string Trainer::save_checkpoint() {
   auto rng = at::detail::getDefaultCPUGenerator().get_state();
   auto all = comm_.gather_rows(rng.unsqueeze(0), 0);
+  torch::Tensor all_cuda;
+  if (device_.is_cuda()) all_cuda = comm_.gather_rows(dropout_generator(device_).get_state().unsqueeze(0), 0);
   std::string path = io::checkpoint_path(workdir_, step_);
   if (comm_.rank() == 0) {
     auto st = state();
     st.rng = all;
+    st.rng_cuda = all_cuda;
     io::save_checkpoint(path, st);
     spdlog::info("checkpoint written: {}", path);
   }
@@ -274,49 +292,51 @@ bool Trainer::run(int64_t until) {
     spdlog::info("already at step {} (target {}): nothing to train", step_, until);
     return true;
   }
-  spdlog::info("training {} from step {} to {}: {} ranks x {} images, {} parameters", cfg_.model.name, step_, until,
-               comm_.size(), cfg_.training.batch_size / comm_.size(), models::count_parameters(*model_));
-  using clock = std::chrono::steady_clock;
-  auto t0 = clock::now(), t_last = t0;
+  spdlog::info("training {} from step {} to {}: {} ranks x {} images{} on {}, gradients over {} ({} buckets, overlap "
+               "{}), {} parameters, {}",
+               cfg_.model.name, step_, until, comm_.size(), cfg_.training.batch_size / comm_.size(),
+               cfg_.training.grad_accum > 1 ? fmt::format(" in {} micro-batches", cfg_.training.grad_accum) : "",
+               device_.str(), grad_comm_->name(), reducer_->buckets().size(), cfg_.dist.overlap ? "on" : "off",
+               models::count_parameters(*model_), cfg_.training.precision);
+  prefetch_ = std::make_unique<Prefetcher>([this](int64_t s) { return batches_->make(s); }, step_, until,
+                                           kPrefetchDepth);
+  auto t0 = clock_type::now(), t_last = t0;
   int64_t last_step = step_;
-  double loss_sum = 0;
+  torch::Tensor loss_sum;  // this rank's losses since the last log line (on the device)
   int64_t loss_n = 0;
+  bool finished = true;
   while (step_ < until) {
-    loss_sum += train_step();
+    auto loss = train_step();
+    loss_sum = loss_sum.defined() ? loss_sum + loss : loss;
     ++loss_n;
     bool last = step_ == until;
     if (step_ % cfg_.training.log_freq == 0 || last) {
-      auto now = clock::now();
+      // One small all-reduce of the summed losses: the only host synchronisation of a log line.
+      auto l = loss_sum.to(torch::kFloat64).reshape({1}).contiguous();
+      grad_comm_->allreduce_sum(l);
+      const double mean = l.item<double>() / static_cast<double>(comm_.size() * loss_n);
+      auto now = clock_type::now();
       double dt = std::chrono::duration<double>(now - t_last).count();
       double ips = static_cast<double>((step_ - last_step) * cfg_.training.batch_size) / std::max(dt, 1e-9);
       double per_step = std::chrono::duration<double>(now - t0).count() / static_cast<double>(step_ - start);
-      spdlog::info("step {:>7}/{} | loss {:.5f} | lr {:.2e} | {:.1f} img/s | ETA {}", step_, until,
-                   loss_sum / static_cast<double>(loss_n), adam_->lr_at(step_ - 1), ips,
-                   format_duration(per_step * static_cast<double>(until - step_)));
-      if (root) csv << fmt::format("{},{:.6g},{:.6g},{:.2f}\n", step_, loss_sum / loss_n, adam_->lr_at(step_ - 1), ips) << std::flush;
+      spdlog::info("step {:>7}/{} | loss {:.5f} | lr {:.2e} | {:.1f} img/s | ETA {}", step_, until, mean,
+                   adam_->lr_at(step_ - 1), ips, format_duration(per_step * static_cast<double>(until - step_)));
+      if (root) csv << fmt::format("{},{:.6g},{:.6g},{:.2f}\n", step_, mean, adam_->lr_at(step_ - 1), ips) << std::flush;
       t_last = now;
       last_step = step_;
-      loss_sum = 0;
+      loss_sum = torch::Tensor();
       loss_n = 0;
     }
     if (stop_agreed_) {
       spdlog::warn("stop requested (SIGTERM/SIGUSR1): checkpointing at step {}", step_);
       save_checkpoint();
-      return false;
+      finished = false;
+      break;
     }
     if (step_ % cfg_.training.snapshot_freq == 0 || last) save_checkpoint();
   }
-  return true;
-}
-
-void load_weights(models::ScoreNet& model, const io::TrainState& st, bool use_ema) {
-  auto params = named(model.named_parameters());
-  io::TensorMap src = st.params;
-  if (use_ema) {
-    for (const auto& [name, t] : st.ema) src[name] = t;  // trainable weights from the EMA
-  }
-  copy_checked(src, params, "parameter");
-  copy_checked(st.buffers, named(model.named_buffers()), "buffer");
+  prefetch_.reset();
+  return finished;
 }
 
 }  // namespace scorch::train

@@ -14,9 +14,13 @@ struct TrainingConfig {
   int64_t n_iters = 1300001;         // optimiser steps to train for
   int64_t snapshot_freq = 50000;     // checkpoint every this many steps (and at the end)
   int64_t log_freq = 50;             // progress line every this many steps (rank 0)
-  bool continuous = true;            // continuous-time DSM (discrete losses: later)
+  bool continuous = true;            // continuous-time DSM; false: SMLD (vesde) / DDPM (vpsde)
   bool reduce_mean = false;          // mean over data dims, else 0.5 * sum
   bool likelihood_weighting = false; // lambda = g^2 instead of sigma^2
+  int64_t grad_accum = 1;            // micro-batches per optimiser step (batch_size stays global)
+  std::string precision = "fp32";    // fp32 | bf16 (autocast of the forward pass)
+  bool channels_last = false;        // NHWC memory layout for image networks
+  bool tf32 = true;                  // TF32 matmuls/convolutions on Ampere+ GPUs
 };
 
 struct SamplingConfig {
@@ -98,6 +102,16 @@ struct EvalConfig {
   std::string hutchinson = "rademacher";  // trace-estimator noise: rademacher | gaussian
 };
 
+// Where ranks compute and how they communicate (see dist/backend.h, dist/reducer.h).
+struct DistConfig {
+  std::string device = "auto";   // auto | cpu | cuda (one GPU per rank, by node-local rank)
+  std::string backend = "auto";  // auto | mpi | nccl (gradients; MPI is always the control plane)
+  double bucket_mb = 25.0;       // gradient bucket size
+  double first_bucket_mb = 1.0;  // size of the first bucket (communication starts early)
+  bool overlap = true;           // all-reduce buckets during backward
+  int64_t check_every = 1000;    // compare parameter checksums across ranks every N steps (0: never)
+};
+
 struct Config {
   int64_t seed = 42;
   TrainingConfig training;
@@ -106,6 +120,7 @@ struct Config {
   OptimConfig optim;
   DataConfig data;
   EvalConfig eval;
+  DistConfig dist;
 
   // Where each layer came from, for messages ("defaults", "jobs/x.toml", "--set").
   std::vector<std::string> sources;

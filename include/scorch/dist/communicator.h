@@ -1,6 +1,14 @@
-// The communicator interface every distributed piece talks to: collectives on tensors,
-// in place. MPI implements it on CPU; an NCCL implementation for GPU tensors slots in
-// behind the same calls. Collectives must be called by every rank in the same order.
+// The communicator interface every distributed piece talks to: collectives on tensors, in
+// place, called by every rank in the same order. Two backends: MPI (CPU tensors; CUDA
+// tensors are staged through host memory, which is what tests with several ranks on one
+// GPU use) and NCCL (CUDA tensors, one GPU per rank; `nccl_communicator.h`). MPI is also
+// the control plane of every job: stop flags, barriers, small metadata.
+//
+// Asynchronous form: iallreduce_sum returns a Work handle, like c10d's ProcessGroup. For
+// MPI a communication thread per communicator runs the collectives in submission order
+// (needs MPI_THREAD_MULTIPLE; without it they run on the caller's thread at submission);
+// for NCCL they are enqueued on the communicator's own CUDA stream, ordered after the
+// caller's current stream with events.
 #pragma once
 #include <torch/torch.h>
 
@@ -9,25 +17,48 @@
 
 namespace scorch::dist {
 
+class Work {
+ public:
+  virtual ~Work() = default;
+  // Blocks until the collective is complete and its result may be used by the caller
+  // (CPU: the tensor holds it; CUDA: later work on the caller's current stream sees it).
+  // Rethrows an error of the collective.
+  virtual void wait() = 0;
+};
+using WorkPtr = std::shared_ptr<Work>;
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // This rank's index among the ranks of its node, and their number.
+  virtual int local_rank() const = 0;
+  virtual int local_size() const = 0;
   virtual std::string name() const = 0;
-  // Element-wise sum over ranks, in place. `t` contiguous; float32/float64/int64.
-  virtual void allreduce_sum(torch::Tensor& t) = 0;
+  // Where the collectives compute: the CPU for MPI, the communicator's GPU for NCCL.
+  virtual torch::Device device() const = 0;
+
+  // Element-wise sum over ranks, in place, asynchronously. `t` contiguous; float32,
+  // float64, int64 or int32 (NCCL also bfloat16). Do not touch `t` before wait().
+  virtual WorkPtr iallreduce_sum(const torch::Tensor& t) = 0;
   // Copies `t` from `root` to every rank, in place (same shape and dtype everywhere).
   virtual void broadcast(torch::Tensor& t, int root) = 0;
+  // Every rank's `t` (same shape and dtype everywhere) stacked: [size, ...t.shape].
+  virtual torch::Tensor all_gather(const torch::Tensor& t) = 0;
   // Concatenates every rank's `t` along dim 0 on `root` (other dims equal; row counts may
-  // differ). Returns the result on root and an undefined tensor elsewhere.
+  // differ). Returns the result (on the CPU) on root and an undefined tensor elsewhere.
   virtual torch::Tensor gather_rows(const torch::Tensor& t, int root) = 0;
   virtual void barrier() = 0;
   // Ends every rank of the job: used when one rank fails, so that no other rank hangs.
   [[noreturn]] virtual void abort(int code) = 0;
+
+  // Synchronous sum: iallreduce_sum(t) then wait().
+  void allreduce_sum(const torch::Tensor& t) { iallreduce_sum(t)->wait(); }
 };
 
-// Initialises MPI once per process (MPI_Init / MPI_Finalize with the object's lifetime).
+// Initialises MPI once per process (MPI_Init_thread asking for MPI_THREAD_MULTIPLE, and
+// MPI_Finalize with the object's lifetime).
 class MpiSession {
  public:
   MpiSession(int* argc, char*** argv);
@@ -36,8 +67,17 @@ class MpiSession {
   MpiSession& operator=(const MpiSession&) = delete;
 };
 
-// MPI_COMM_WORLD, or MPI_COMM_SELF (a world of one, e.g. for single-rank reference runs).
+// Whether MPI collectives can run on a communication thread (MPI_THREAD_MULTIPLE).
+bool mpi_thread_multiple();
+
+// A duplicate of MPI_COMM_WORLD, or of MPI_COMM_SELF (a world of one, e.g. for
+// single-rank reference runs): each communicator has its own MPI context and thread.
 std::unique_ptr<Communicator> mpi_world();
 std::unique_ptr<Communicator> mpi_self();
+
+// Benchmark baseline: seconds per MPI_Allreduce(MPI_IN_PLACE, sum) of the CPU tensor `buf`
+// on MPI_COMM_WORLD, called `iters` times in a plain loop on this thread after `warmup`
+// untimed calls (no communicator, queue or thread in between). Collective.
+double time_plain_mpi_allreduce(torch::Tensor buf, int iters, int warmup);
 
 }  // namespace scorch::dist

@@ -1,7 +1,9 @@
-// Adam as in PyTorch (bias-corrected, coupled L2 weight decay) with the reference's linear
-// lr warm-up and global gradient-norm clipping. Written out (30 lines) rather than wrapping
-// torch::optim::Adam so that its state is plain named tensors: checkpointed by parameter
-// name, bitwise restorable, and ready to be sharded later.
+// Adam as in PyTorch (bias-corrected, coupled L2 weight decay) with score_sde's linear lr
+// warm-up (losses.py, optimization_manager) and global gradient-norm clipping. Written out
+// rather than wrapping torch::optim::Adam so that its state is plain named tensors:
+// checkpointed by parameter name, bitwise restorable, and ready to be sharded later. The
+// update uses the multi-tensor (_foreach) kernels of PyTorch's foreach Adam, elementwise the
+// same arithmetic as its single-tensor loop, and never reads a value back to the host.
 #pragma once
 #include <torch/torch.h>
 
@@ -20,8 +22,9 @@ class Adam {
   // Learning rate at optimiser step `step` (0-based): lr * min(step / warmup, 1).
   double lr_at(int64_t step) const;
   // Clips the gradients (if grad_clip >= 0) and applies one Adam update with lr_at(step).
-  // Returns the gradient norm before clipping.
-  double step(int64_t step);
+  // Parameters whose grad is undefined are skipped, as PyTorch skips grad None. Returns the
+  // global gradient norm before clipping: a scalar tensor on the parameters' device.
+  torch::Tensor step(int64_t step);
 
   int64_t num_steps() const { return t_; }
   void set_num_steps(int64_t t) { t_ = t; }
@@ -36,8 +39,9 @@ class Adam {
   int64_t t_ = 0;  // updates applied (Adam's bias-correction step)
 };
 
-// Exponential moving average of the weights (REFERENCE.md): with n the update count after
-// incrementing, decay_eff = min(decay, (1+n)/(10+n)); shadow -= (1-decay_eff)(shadow - p).
+// Exponential moving average of the weights, as score_sde's models/ema.py
+// (ExponentialMovingAverage.update): with n the update count after incrementing,
+// decay_eff = min(decay, (1+n)/(10+n)); shadow -= (1-decay_eff)(shadow - p).
 class EMA {
  public:
   EMA(const std::vector<std::pair<std::string, torch::Tensor>>& params, double decay);

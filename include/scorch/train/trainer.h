@@ -1,8 +1,10 @@
-// Data-parallel training. Every rank holds the full model; rank 0's initial weights are
-// broadcast; each step draws one global batch (a seeded permutation per epoch) and one set
-// of noise for it (seeded by the step), each rank computes its rows, and gradients are
-// averaged with one all-reduce. So k steps on W ranks equal k steps on 1 rank (up to float
-// summation order), and a resumed run continues exactly where it stopped.
+// Data-parallel training on CPUs or GPUs. Every rank holds the full model (rank 0's
+// initial weights are broadcast); step s takes one global batch (a slice of the epoch's
+// permutation) whose per-row randomness is keyed by (seed, s, row) (train/batches.h); each
+// rank computes its rows, in `training.grad_accum` micro-batches, and the gradient buckets
+// are averaged while backward runs (dist/reducer.h). So k steps on W ranks equal k steps on
+// 1 rank (up to float summation order), and a resumed run continues exactly where it
+// stopped. The loss and the stop flag travel in small separate all-reduces.
 #pragma once
 #include <torch/torch.h>
 
@@ -12,22 +14,35 @@
 #include "scorch/core/config.h"
 #include "scorch/data/dataset.h"
 #include "scorch/dist/communicator.h"
+#include "scorch/dist/reducer.h"
 #include "scorch/io/checkpoint.h"
 #include "scorch/models/model.h"
 #include "scorch/optim/adam.h"
 #include "scorch/sde/sde.h"
+#include "scorch/train/batches.h"
 
 namespace scorch::train {
 
-using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+using models::NamedTensors;
 
-// A deterministic 64-bit seed from a base seed and indices (splitmix64 chain).
-uint64_t derive_seed(uint64_t seed, std::initializer_list<uint64_t> parts);
+// Seconds spent in each phase of the last step (filled when profiling is on; on a GPU the
+// device is synchronised at every phase boundary, which costs a little speed).
+struct StepTimes {
+  double data = 0;      // host batch (wait for the prefetcher) and copy to the device
+  double forward = 0;   // network and loss, every micro-batch
+  double backward = 0;  // backward passes (with overlap, communication runs inside them)
+  double comm = 0;      // waiting for gradient all-reduces after the last backward (exposed)
+  double optimizer = 0; // clipping, Adam and EMA
+  int64_t buckets_in_backward = 0;  // buckets launched by hooks during backward
+};
 
 class Trainer {
  public:
-  // Builds the model (rank 0's weights broadcast), optimiser and EMA, loads cfg.data.path.
-  Trainer(const Config& cfg, dist::Communicator& comm, std::string workdir);
+  // Builds the model on `device` (rank 0's weights broadcast over `comm`), the optimiser,
+  // the EMA and the gradient reducer, and loads cfg.data.path. `comm` is the control plane
+  // (MPI); gradients go over MPI or NCCL as dist.backend says. Collective.
+  Trainer(const Config& cfg, dist::Communicator& comm, std::string workdir, torch::Device device = torch::kCPU);
+  ~Trainer();
 
   // Resumes from the newest checkpoint in the workdir, if any. Returns its path or "".
   std::string resume_latest();
@@ -35,42 +50,54 @@ class Trainer {
   // snapshot_freq steps and at the end. Returns false if stopped early by SIGTERM/SIGUSR1
   // (after writing a checkpoint).
   bool run(int64_t until_step = -1);
-  // One optimiser step on the current global batch. Returns the rank-averaged loss.
-  double train_step();
+  // One optimiser step on the current global batch. Returns this rank's loss (a scalar on
+  // the device; reading it synchronises).
+  torch::Tensor train_step();
   // Collective: gathers RNG states; rank 0 writes the checkpoint. Returns its path.
   std::string save_checkpoint();
 
+  // The host batch of `step` for this rank (a pure function of seed, step and the rank's rows).
+  HostBatch make_batch(int64_t step) const { return batches_->make(step); }
+
   int64_t step() const { return step_; }
+  const torch::Device& device() const { return device_; }
   models::ScoreNet& model() { return *model_; }
   const NamedTensors& trainable() const { return trainable_; }
   optim::EMA& ema() { return *ema_; }
+  dist::Reducer& reducer() { return *reducer_; }
+  dist::Communicator& gradient_communicator() { return *grad_comm_; }
   io::TrainState state() const;
   void load_state(const io::TrainState& st);
+  void set_profiling(bool on) { profiling_ = on; }
+  const StepTimes& last_times() const { return times_; }
 
  private:
-  torch::Tensor epoch_permutation(int64_t epoch);
+  struct DeviceBatch {
+    torch::Tensor x0, t, z, levels;
+  };
+  DeviceBatch to_device(const HostBatch& hb, int64_t lo, int64_t hi) const;
+  torch::Tensor loss_of(const DeviceBatch& d);
+  HostBatch next_batch();
+  void sync_for_timing() const;
 
   Config cfg_;
   dist::Communicator& comm_;
   std::string workdir_;
+  torch::Device device_;
+  std::shared_ptr<dist::Communicator> grad_comm_;
   std::unique_ptr<sde::SDE> sde_;
   models::ScoreNetPtr model_;
   NamedTensors trainable_;
   std::unique_ptr<optim::Adam> adam_;
   std::unique_ptr<optim::EMA> ema_;
+  std::unique_ptr<dist::Reducer> reducer_;
   data::Dataset data_;
-  int64_t steps_per_epoch_ = 0;
+  std::unique_ptr<BatchMaker> batches_;
+  std::unique_ptr<Prefetcher> prefetch_;
   int64_t step_ = 0;
-  int64_t cached_epoch_ = -1;
-  torch::Tensor cached_perm_;
   bool stop_agreed_ = false;  // some rank was signalled (from the all-reduced flag)
+  bool profiling_ = false;
+  StepTimes times_;
 };
-
-// Copies a checkpoint's EMA (or raw) weights into `model`, checking names and shapes first.
-void load_weights(models::ScoreNet& model, const io::TrainState& st, bool use_ema);
-
-// Installs SIGTERM/SIGUSR1 handlers that ask the training loop to checkpoint and stop.
-void install_stop_handlers();
-bool stop_requested();
 
 }  // namespace scorch::train

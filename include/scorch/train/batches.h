@@ -1,0 +1,87 @@
+// What each training step consumes, prepared on the host ahead of time. The rows of step s
+// are a fixed slice of the epoch's permutation (seeded by (seed, epoch)); the randomness of
+// global row i of step s (diffusion time, Gaussian noise, flip, dequantisation noise,
+// discrete level) comes from its own generator keyed by (seed, step, i). So every row is
+// bitwise the same at any world size, and each rank draws only the rows it owns: the
+// per-rank cost is O(local batch), not O(global batch).
+//
+// A Prefetcher thread makes the next batches while the current step computes; on a GPU the
+// host tensors are pinned, so the trainer's copies to the device are asynchronous.
+#pragma once
+#include <torch/torch.h>
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "scorch/core/config.h"
+#include "scorch/data/dataset.h"
+#include "scorch/dist/sharding.h"
+
+namespace scorch::train {
+
+// One step's rows of one rank, on the host.
+struct HostBatch {
+  int64_t step = -1;
+  torch::Tensor images;  // uint8 [b,H,W,C], or undefined for point data
+  torch::Tensor points;  // float32 [b,D], or undefined for image data
+  torch::Tensor t;       // float32 [b], diffusion times in [eps, T)
+  torch::Tensor z;       // float32 [b, ...item], N(0, I)
+  torch::Tensor flip;    // bool [b] (image data)
+  torch::Tensor deq;     // float32 [b,C,H,W] U[0,1) dequantisation noise, or undefined
+  torch::Tensor levels;  // int64 [b] discrete noise levels (training.continuous = false), or undefined
+  int64_t size() const { return t.size(0); }
+};
+
+class BatchMaker {
+ public:
+  // `share`: the rows of each global batch that this rank owns. `pinned`: page-locked host
+  // memory (for asynchronous copies to a GPU). `num_levels`: N of discrete training.
+  BatchMaker(const Config& cfg, const data::Dataset& data, dist::Range share, bool pinned, double T, int64_t num_levels);
+  // The batch of `step`. Thread-safe; a pure function of (cfg.seed, step, share).
+  HostBatch make(int64_t step) const;
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+
+ private:
+  torch::Tensor permutation(int64_t epoch) const;
+
+  const Config& cfg_;
+  const data::Dataset& data_;
+  dist::Range share_;
+  bool pinned_;
+  double T_;
+  int64_t num_levels_;
+  int64_t steps_per_epoch_;
+  mutable std::mutex mu_;
+  mutable int64_t cached_epoch_ = -1;
+  mutable torch::Tensor cached_perm_;
+};
+
+// Runs `make(step)` for step = first, first+1, ... < end on a background thread, keeping at
+// most `depth` batches ready. take(step) must be called in the same order. An exception in
+// `make` reaches the caller of take(), never a stale batch.
+class Prefetcher {
+ public:
+  Prefetcher(std::function<HostBatch(int64_t)> make, int64_t first, int64_t end, int64_t depth);
+  ~Prefetcher();
+  Prefetcher(const Prefetcher&) = delete;
+  Prefetcher& operator=(const Prefetcher&) = delete;
+  HostBatch take(int64_t step);
+  int64_t next_step() const { return next_take_; }
+
+ private:
+  void loop();
+  std::function<HostBatch(int64_t)> make_;
+  int64_t next_make_, next_take_, end_, depth_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<HostBatch> ready_;
+  std::exception_ptr error_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace scorch::train

@@ -1,0 +1,125 @@
+// Host batches from keyed per-row streams, and the prefetch thread (see train/batches.h).
+#include "scorch/train/batches.h"
+
+#include "scorch/core/error.h"
+#include "scorch/core/random.h"
+#include "scorch/losses/dsm.h"
+
+namespace scorch::train {
+
+BatchMaker::BatchMaker(const Config& cfg, const data::Dataset& data, dist::Range share, bool pinned, double T,
+                       int64_t num_levels)
+    : cfg_(cfg), data_(data), share_(share), pinned_(pinned), T_(T), num_levels_(num_levels) {
+  steps_per_epoch_ = data_.size() / cfg_.training.batch_size;
+  SCORCH_CHECK(steps_per_epoch_ > 0, "{}: {} items are fewer than one batch (training.batch_size = {})", data_.path,
+               data_.size(), cfg_.training.batch_size);
+}
+
+torch::Tensor BatchMaker::permutation(int64_t epoch) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (epoch != cached_epoch_) {
+    auto g = make_generator(derive_seed(static_cast<uint64_t>(cfg_.seed), Stream::kEpochOrder,
+                                        {static_cast<uint64_t>(epoch)}));
+    cached_perm_ = torch::randperm(data_.size(), g, torch::kInt64);
+    cached_epoch_ = epoch;
+  }
+  return cached_perm_;
+}
+
+HostBatch BatchMaker::make(int64_t step) const {
+  const int64_t B = cfg_.training.batch_size, b = share_.size();
+  const int64_t epoch = step / steps_per_epoch_, pos = step % steps_per_epoch_;
+  auto idx = permutation(epoch).slice(0, pos * B + share_.begin, pos * B + share_.end);
+  auto opt = torch::TensorOptions().pinned_memory(pinned_);
+  auto with_rows = [b](std::vector<int64_t> item) {
+    item.insert(item.begin(), b);
+    return item;
+  };
+  HostBatch hb;
+  hb.step = step;
+  const bool images = data_.is_image();
+  if (images) {
+    hb.images = torch::empty(with_rows(data_.images.sizes().slice(1).vec()), opt.dtype(torch::kUInt8));
+    torch::index_select_out(hb.images, data_.images, 0, idx);
+  } else {
+    hb.points = torch::empty({b, data_.points.size(1)}, opt.dtype(torch::kFloat32));
+    torch::index_select_out(hb.points, data_.points, 0, idx);
+  }
+  const auto item = cfg_.item_shape();
+  auto uniforms = torch::empty({b, 2}, torch::kFloat32);
+  hb.z = torch::empty(with_rows(item), opt.dtype(torch::kFloat32));
+  const bool deq = images && cfg_.data.uniform_dequantization;
+  if (deq) hb.deq = torch::empty(with_rows(item), opt.dtype(torch::kFloat32));
+  const bool discrete = !cfg_.training.continuous;
+  if (discrete) hb.levels = torch::empty({b}, opt.dtype(torch::kInt64));
+  // Row i's stream, always drawn in this order: 2 uniforms (time, flip), the noise z, the
+  // dequantisation noise, the discrete level.
+  for (int64_t j = 0; j < b; ++j) {
+    const auto row = static_cast<uint64_t>(share_.begin + j);
+    auto g = make_generator(
+        derive_seed(static_cast<uint64_t>(cfg_.seed), Stream::kTrainRow, {static_cast<uint64_t>(step), row}));
+    uniforms[j].uniform_(0.0, 1.0, g);
+    hb.z[j].normal_(0.0, 1.0, g);
+    if (deq) hb.deq[j].uniform_(0.0, 1.0, g);
+    if (discrete) hb.levels[j] = torch::randint(0, num_levels_, {1}, g, torch::kInt64)[0];
+  }
+  hb.t = torch::empty({b}, opt.dtype(torch::kFloat32));
+  hb.t.copy_(uniforms.select(1, 0) * (T_ - losses::kTrainEps) + losses::kTrainEps);
+  if (images) {
+    hb.flip = torch::empty({b}, opt.dtype(torch::kBool));
+    hb.flip.copy_(uniforms.select(1, 1) < 0.5);
+  }
+  return hb;
+}
+
+Prefetcher::Prefetcher(std::function<HostBatch(int64_t)> make, int64_t first, int64_t end, int64_t depth)
+    : make_(std::move(make)), next_make_(first), next_take_(first), end_(end), depth_(std::max<int64_t>(depth, 1)) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+Prefetcher::~Prefetcher() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Prefetcher::loop() {
+  for (;;) {
+    int64_t step = 0;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return stop_ || static_cast<int64_t>(ready_.size()) < depth_; });
+      if (stop_ || next_make_ >= end_) return;
+      step = next_make_++;
+    }
+    try {
+      auto hb = make_(step);
+      std::lock_guard<std::mutex> lk(mu_);
+      ready_.push_back(std::move(hb));
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(mu_);
+      error_ = std::current_exception();
+      cv_.notify_all();
+      return;
+    }
+    cv_.notify_all();
+  }
+}
+
+HostBatch Prefetcher::take(int64_t step) {
+  std::unique_lock<std::mutex> lk(mu_);
+  SCORCH_CHECK(step == next_take_ && step < end_, "prefetcher: asked for step {} but the next prepared one is {}", step,
+               next_take_);
+  cv_.wait(lk, [&] { return !ready_.empty() || error_; });
+  if (ready_.empty()) std::rethrow_exception(error_);
+  auto hb = std::move(ready_.front());
+  ready_.pop_front();
+  ++next_take_;
+  cv_.notify_all();
+  return hb;
+}
+
+}  // namespace scorch::train

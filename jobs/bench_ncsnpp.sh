@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 STEPS=${1:-3}
 THREADS=${THREADS:-$(nproc)}
 run() {  # job device precision batch -> "ms/image images/s peakMiB"
-  build/scorch --threads "$THREADS" bench --config "jobs/$1.toml" --device "$2" --precision "$3" --batch "$4" \
+  build/scorch --threads "$THREADS" bench net --config "jobs/$1.toml" --set dist.device="$2" --precision "$3" --batch "$4" \
     --steps "$STEPS" --warmup 1 2>/dev/null |
     awk '/forward\+backward/ {ms=$5; ips=$7} /peak RSS/ {rss=$4} END {print ms, ips, rss}'
 }
@@ -20,7 +20,7 @@ for job in cifar10_vp_ddpmpp_continuous cifar10_ve_ncsnpp_continuous; do
     printf "%-34s %-6s %-5s %6s %10s %10s %10s\n" "$job" cpu "$prec" 8 "$ms" "$ips" "$rss"
   done
 done
-if build/scorch bench --config jobs/cifar10_vp_ddpmpp_continuous.toml --device cuda --steps 1 --warmup 0 --batch 1 \
+if build/scorch bench net --config jobs/cifar10_vp_ddpmpp_continuous.toml --set dist.device=cuda --steps 1 --warmup 0 --batch 1 \
      >/dev/null 2>&1; then
   for prec in fp32 bf16; do
     read -r ms ips rss < <(run cifar10_vp_ddpmpp_continuous cuda "$prec" 128)

@@ -1,13 +1,23 @@
-// Multi-rank tests, run under `mpiexec -np 2`. Collectives are checked on inputs whose
-// reduced values are exactly predictable, each rank counts its errors and the counts are
-// all-reduced (a failure on any rank fails every rank). Training on 2 ranks with B/2 each
-// must match training on 1 rank with batch B.
+// Multi-rank tests, run under `mpiexec -np 2` and `-np 3` (every case holds for any world
+// size W >= 2). Collectives are checked on inputs whose reduced values are exactly
+// predictable, each rank counts its errors and the counts are all-reduced (a failure on
+// any rank fails every rank). Training on W ranks with B/W rows each must match training
+// on 1 rank with batch B; the bucketed, overlapped reducer must match one plain all-reduce
+// of every gradient; gradient accumulation must match one big step; and every row's noise
+// must be bitwise the same whatever the world size.
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cmath>
+#include <cstring>
+
 #include "common.h"
+#include "scorch/core/random.h"
 #include "scorch/dist/communicator.h"
+#include "scorch/dist/reducer.h"
 #include "scorch/dist/sharding.h"
 #include "scorch/io/checkpoint.h"
+#include "scorch/losses/dsm.h"
+#include "scorch/models/score_fn.h"
 #include "scorch/train/trainer.h"
 
 using namespace scorch;
@@ -37,16 +47,60 @@ std::string shared_dir(dist::Communicator& comm, const std::string& tag) {
   return std::string(static_cast<char*>(buf.data_ptr()), buf.numel());
 }
 
+// The same tiny image config on every rank, its dataset written once by rank 0.
+Config image_config(dist::Communicator& world, const std::string& dir) {
+  Config cfg;
+  if (world.rank() == 0) cfg = test::tiny_image_config(dir + "/img.h5", 96);
+  world.barrier();
+  if (world.rank() != 0) {
+    cfg = test::tiny_image_config(dir + "/img_r" + std::to_string(world.rank()) + ".h5", 8);
+    cfg.data.path = dir + "/img.h5";  // the very same file as rank 0
+  }
+  cfg.training.batch_size = 4 * world.size();
+  return cfg;
+}
+Config point_config(dist::Communicator& world, const std::string& dir) {
+  Config cfg;
+  if (world.rank() == 0) cfg = test::tiny_point_config(dir + "/pts.h5", 256);
+  world.barrier();
+  if (world.rank() != 0) {
+    cfg = test::tiny_point_config(dir + "/pts_r" + std::to_string(world.rank()) + ".h5", 8);
+    cfg.data.path = dir + "/pts.h5";
+  }
+  cfg.training.batch_size = 8 * world.size();
+  return cfg;
+}
+
+// NCSN++ with FIR resampling and both pyramids, small.
+void make_ncsnpp(Config& cfg, bool conditional = true) {
+  cfg.model.name = "ncsnpp";
+  cfg.model.fir = true;
+  cfg.model.progressive = "output_skip";
+  cfg.model.progressive_input = "residual";
+  cfg.model.embedding_type = "fourier";
+  cfg.model.init_scale = 0.1;
+  cfg.model.conditional = conditional;
+}
+
+double max_diff(const train::NamedTensors& a, const train::NamedTensors& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, (a[i].second - b[i].second).abs().max().item<double>());
+  return m;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(distributed)
 
-BOOST_AUTO_TEST_CASE(world_has_two_ranks) {
+BOOST_AUTO_TEST_CASE(world_has_several_ranks) {
   auto comm = dist::mpi_world();
-  BOOST_REQUIRE_MESSAGE(comm->size() == 2, "run this suite with mpiexec -np 2 (got " << comm->size() << ")");
+  BOOST_REQUIRE_MESSAGE(comm->size() >= 2, "run this suite with mpiexec -np 2 or more (got " << comm->size() << ")");
+  BOOST_TEST(comm->local_size() == comm->size());  // one node here
+  BOOST_TEST(comm->local_rank() == comm->rank());
+  BOOST_TEST_MESSAGE("MPI_THREAD_MULTIPLE: " << dist::mpi_thread_multiple() << ", " << comm->name());
 }
 
-BOOST_AUTO_TEST_CASE(allreduce_is_exact) {
+BOOST_AUTO_TEST_CASE(allreduce_is_exact_sync_and_async) {
   auto comm = dist::mpi_world();
   const int r = comm->rank(), W = comm->size();
   int64_t errors = 0;
@@ -58,21 +112,39 @@ BOOST_AUTO_TEST_CASE(allreduce_is_exact) {
   auto d = torch::full({7}, std::ldexp(1.0, -r - 1), torch::kFloat64);  // 1/2 + 1/4 ...
   comm->allreduce_sum(d);
   errors += (d != (1.0 - std::ldexp(1.0, -W))).sum().item<int64_t>();
+  // Several collectives in flight, waited in reverse order: each completes with its own sum.
+  std::vector<torch::Tensor> bufs;
+  std::vector<dist::WorkPtr> works;
+  for (int k = 0; k < 6; ++k) {
+    bufs.push_back(torch::full({1000 * (k + 1)}, static_cast<int64_t>((k + 1) * (r + 1)), torch::kInt64));
+    works.push_back(comm->iallreduce_sum(bufs.back()));
+  }
+  for (int k = 5; k >= 0; --k) {
+    works[static_cast<size_t>(k)]->wait();
+    errors += (bufs[static_cast<size_t>(k)] != static_cast<int64_t>((k + 1) * W * (W + 1) / 2)).sum().item<int64_t>();
+  }
   BOOST_TEST(global_errors(*comm, errors) == 0);
 }
 
-BOOST_AUTO_TEST_CASE(broadcast_and_gather_rows) {
+BOOST_AUTO_TEST_CASE(broadcast_all_gather_and_gather_rows) {
   auto comm = dist::mpi_world();
-  const int r = comm->rank();
+  const int r = comm->rank(), W = comm->size();
   auto t = torch::full({3, 2}, static_cast<float>(r + 10));
   comm->broadcast(t, 0);
   int64_t errors = (t != 10.0f).sum().item<int64_t>();
-  // Unequal shards: rank r sends r+1 rows of value r.
+  auto g = comm->all_gather(torch::full({2}, static_cast<int64_t>(r * 7), torch::kInt64));
+  BOOST_TEST(g.sizes() == (std::vector<int64_t>{W, 2}));
+  for (int k = 0; k < W; ++k) errors += (g[k] != k * 7).sum().item<int64_t>();
+  // Unequal shards: rank k sends k+1 rows of value k.
   auto rows = torch::full({r + 1, 2}, static_cast<int64_t>(r), torch::kInt64);
   auto all = comm->gather_rows(rows, 0);
   if (r == 0) {
-    BOOST_TEST(all.size(0) == 3);
-    errors += (all[0] != 0).sum().item<int64_t>() + (all.slice(0, 1, 3) != 1).sum().item<int64_t>();
+    BOOST_TEST(all.size(0) == W * (W + 1) / 2);
+    int64_t at = 0;
+    for (int k = 0; k < W; ++k) {
+      errors += (all.slice(0, at, at + k + 1) != k).sum().item<int64_t>();
+      at += k + 1;
+    }
   } else {
     BOOST_TEST(!all.defined());
   }
@@ -93,57 +165,88 @@ BOOST_AUTO_TEST_CASE(sharding_covers_everything_once) {
   }
   auto msg = test::error_of([] { dist::batch_share(7, 0, 2); });
   BOOST_TEST(msg.find("training.batch_size = 7") != std::string::npos);
+  msg = test::error_of([] { dist::batch_share(8, 0, 2, 3); });
+  BOOST_TEST(msg.find("training.grad_accum = 3") != std::string::npos);
+  BOOST_TEST(test::error_of([] { dist::batch_share(12, 1, 2, 3); }).empty());
 }
 
-// 2 ranks x B/2 == 1 rank x B after k steps (float tolerance: only the summation order of
-// the gradient differs), for the image U-Net and the point MLP.
-BOOST_AUTO_TEST_CASE(two_ranks_equal_one_rank_with_the_global_batch) {
+// A batch that does not split over the ranks is refused before any work, naming the sizes
+// (scorch does not train with unequal shares).
+BOOST_AUTO_TEST_CASE(indivisible_batch_is_refused) {
+  auto world = dist::mpi_world();
+  std::string dir = shared_dir(*world, "indiv");
+  Config cfg = image_config(*world, dir);
+  cfg.training.batch_size = 4 * world->size() + 1;
+  auto msg = test::error_of([&] { train::Trainer t(cfg, *world, dir + "/run"); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find(fmt::format("training.batch_size = {} is not divisible by the {} ranks", cfg.training.batch_size,
+                                  world->size())) != std::string::npos);
+  world->barrier();
+  if (world->rank() == 0) std::filesystem::remove_all(dir);
+}
+
+// Row i of step s has the same time, noise, flip, dequantisation noise and data on every
+// world size, bitwise: a rank's batch is exactly its slice of the 1-rank batch.
+BOOST_AUTO_TEST_CASE(row_noise_is_bitwise_the_same_at_any_world_size) {
+  auto world = dist::mpi_world();
+  auto self = dist::mpi_self();
+  std::string dir = shared_dir(*world, "rows");
+  for (bool discrete : {false, true}) {
+    Config cfg = image_config(*world, dir);
+    cfg.training.continuous = !discrete;
+    train::Trainer many(cfg, *world, dir + "/many");
+    train::Trainer one(cfg, *self, dir + "/one");
+    const int64_t b = cfg.training.batch_size / world->size(), lo = world->rank() * b;
+    int64_t errors = 0;
+    for (int64_t step : {0, 1, 7, 23}) {  // 23 is in the second epoch (96 items, batches of 4W)
+      auto mine = many.make_batch(step);
+      auto all = one.make_batch(step);
+      BOOST_TEST(mine.size() == b);
+      for (const auto& [a, c] : {std::pair{mine.images, all.images}, std::pair{mine.t, all.t},
+                                 std::pair{mine.z, all.z}, std::pair{mine.flip, all.flip},
+                                 std::pair{mine.deq, all.deq}}) {
+        errors += !torch::equal(a, c.slice(0, lo, lo + b));
+      }
+      if (discrete) errors += !torch::equal(mine.levels, all.levels.slice(0, lo, lo + b));
+      // Different steps draw different noise.
+      if (step > 0) errors += torch::equal(mine.z, many.make_batch(0).z);
+    }
+    BOOST_TEST(global_errors(*world, errors) == 0);
+  }
+  world->barrier();
+  if (world->rank() == 0) std::filesystem::remove_all(dir);
+}
+
+// W ranks x B/W == 1 rank x B after k steps (float tolerance: only the summation order of
+// the gradient differs), for the image U-Net, the point MLP and NCSN++ (with and without
+// the time embedding, whose unused layers the reducer must handle).
+BOOST_AUTO_TEST_CASE(ranks_equal_one_rank_with_the_global_batch) {
   auto world = dist::mpi_world();
   auto self = dist::mpi_self();
   std::string dir = shared_dir(*world, "equiv");
-  for (const std::string net : {"unet", "mlp", "ncsnpp"}) {
-    const bool images = net != "mlp";
-    Config cfg;
-    if (world->rank() == 0) {
-      cfg = images ? test::tiny_image_config(dir + "/img.h5", 64) : test::tiny_point_config(dir + "/pts.h5", 256);
-    }
-    world->barrier();
-    if (world->rank() != 0) {
-      cfg = images ? test::tiny_image_config(dir + "/img_r1.h5", 64) : test::tiny_point_config(dir + "/pts_r1.h5", 256);
-      cfg.data.path = images ? dir + "/img.h5" : dir + "/pts.h5";  // the very same file as rank 0
-    }
+  for (const std::string net : {"unet", "mlp", "ncsnpp", "ncsnpp_unconditional"}) {
+    Config cfg = net == "mlp" ? point_config(*world, dir) : image_config(*world, dir);
     cfg.model.dropout = 0.0;  // dropout masks are per rank by design
-    if (net == "ncsnpp") {    // NCSN++ with FIR resampling and both pyramids
-      cfg.model.name = "ncsnpp";
-      cfg.model.fir = true;
-      cfg.model.progressive = "output_skip";
-      cfg.model.progressive_input = "residual";
-      cfg.model.embedding_type = "fourier";
-      cfg.model.init_scale = 0.1;
-    }
+    if (net.rfind("ncsnpp", 0) == 0) make_ncsnpp(cfg, net == "ncsnpp");
+    cfg.dist.bucket_mb = 0.02;  // several buckets even for these small networks
+    cfg.dist.first_bucket_mb = 0.005;
+    cfg.dist.check_every = 2;
     const int64_t k = 5;
-    train::Trainer two(cfg, *world, dir + "/two");
-    two.run(k);
+    train::Trainer many(cfg, *world, dir + "/many");
+    many.run(k);
     train::Trainer one(cfg, *self, dir + "/one_" + std::to_string(world->rank()));
     one.run(k);
-    double max_diff = 0, max_abs = 0;
-    for (size_t i = 0; i < two.trainable().size(); ++i) {
-      auto a = two.trainable()[i].second, b = one.trainable()[i].second;
-      max_diff = std::max(max_diff, (a - b).abs().max().item<double>());
-      max_abs = std::max(max_abs, b.abs().max().item<double>());
-    }
-    BOOST_TEST_INFO(net << ": max |2 ranks - 1 rank| = " << max_diff << " (max |w| " << max_abs << ")");
-    BOOST_TEST(max_diff < 1e-4);
+    const double diff = max_diff(many.trainable(), one.trainable());
+    BOOST_TEST_INFO(net << ": max |W ranks - 1 rank| = " << diff);
+    BOOST_TEST(diff < 1e-4);
+    BOOST_TEST(many.reducer().buckets().size() > 2u);
+    BOOST_TEST(many.reducer().unused_parameters().empty() == (net != "ncsnpp_unconditional"));
     // Sanity: training moved the weights far more than that tolerance.
     train::Trainer init(cfg, *self, dir + "/init");
-    double moved = 0;
-    for (size_t i = 0; i < init.trainable().size(); ++i) {
-      moved = std::max(moved, (init.trainable()[i].second - one.trainable()[i].second).abs().max().item<double>());
-    }
-    BOOST_TEST(moved > 1e-3);
-    // Every rank of the 2-rank job holds exactly the same weights.
+    BOOST_TEST(max_diff(init.trainable(), one.trainable()) > 1e-3);
+    // Every rank holds exactly the same weights.
     int64_t errors = 0;
-    for (const auto& [name, p] : two.trainable()) {
+    for (const auto& [name, p] : many.trainable()) {
       auto mine = p.detach().clone();
       auto root = mine.clone();
       world->broadcast(root, 0);
@@ -155,10 +258,182 @@ BOOST_AUTO_TEST_CASE(two_ranks_equal_one_rank_with_the_global_batch) {
   if (world->rank() == 0) std::filesystem::remove_all(dir);
 }
 
-BOOST_AUTO_TEST_CASE(checkpoint_holds_every_ranks_rng_and_resumes_on_two_ranks) {
+// The bucketed reducer (hooks launching all-reduces during backward, small buckets,
+// overlap on and off) gives the gradients of one plain all-reduce of every gradient,
+// including NCSN++ with conditional = false (unused Dense_0 layers: undefined grads, as
+// in PyTorch), over two steps (the second takes the path that skips unused parameters).
+BOOST_AUTO_TEST_CASE(bucketed_gradients_equal_one_plain_allreduce) {
+  auto world = dist::mpi_world();
+  std::string dir = shared_dir(*world, "reducer");
+  for (const std::string net : {"unet", "ncsnpp_unconditional"}) {
+    for (bool overlap : {true, false}) {
+      Config cfg = image_config(*world, dir);
+      cfg.model.dropout = 0.0;
+      if (net != "unet") make_ncsnpp(cfg, false);
+      torch::manual_seed(11);
+      auto model = models::make_model(cfg);
+      auto s = sde::make_sde(cfg);
+      auto score = models::make_score_fn(*model, *s);
+      models::NamedTensors params;
+      for (auto& [n, p] : models::named(model->named_parameters()))
+        if (p.requires_grad()) params.emplace_back(n, p);
+      // Each rank's own data: the average must mix them.
+      auto gen = make_generator(1000 + static_cast<uint64_t>(world->rank()));
+      auto loss_on = [&](int step) {
+        auto x = torch::rand({4, 1, 8, 8}, gen) * 2 - 1;
+        auto t = torch::rand({4}, gen) * 0.9 + 0.05;
+        auto z = torch::randn({4, 1, 8, 8}, gen);
+        (void)step;
+        return losses::dsm_loss(score, *s, x, t, z, {});
+      };
+      int64_t errors = 0;
+      double worst = 0;
+      auto default_gen = at::detail::getDefaultCPUGenerator();
+      auto state = default_gen.get_state();
+      for (int step = 0; step < 2; ++step) {
+        auto gstate = gen.get_state();
+        // Plain: backward, then one all-reduce of everything.
+        for (auto& [n, p] : params) p.mutable_grad() = torch::Tensor();
+        loss_on(step).backward();
+        std::vector<torch::Tensor> flat;
+        for (auto& [n, p] : params) flat.push_back(p.grad().defined() ? p.grad().reshape(-1) : torch::zeros({p.numel()}));
+        auto all = torch::cat(flat);
+        world->allreduce_sum(all);
+        all.div_(world->size());
+        std::vector<torch::Tensor> plain;
+        std::vector<bool> had_grad;
+        for (auto& [n, p] : params) had_grad.push_back(p.grad().defined());
+        int64_t off = 0;
+        for (auto& [n, p] : params) {
+          plain.push_back(all.slice(0, off, off + p.numel()).view_as(p).clone());
+          off += p.numel();
+        }
+        // Bucketed, the same loss again (same draws).
+        gen.set_state(gstate);
+        {
+          dist::Reducer red(params, *world, {/*bucket_mb=*/0.02, /*first_bucket_mb=*/0.005, overlap});
+          for (int warm = 0; warm < step; ++warm) {  // the reducer's own first step, for step 1
+            red.zero_grad();
+            auto g2 = gen.get_state();
+            loss_on(step).backward();
+            gen.set_state(g2);
+            red.finish();
+          }
+          red.zero_grad();
+          loss_on(step).backward();
+          // Buckets go out during backward once the reducer knows the unused parameters (from
+          // its first step on for the U-Net, from its second for NCSN++ without embedding).
+          if (net == "unet" || step == 1) BOOST_TEST((red.launched_in_backward() > 0) == overlap);
+          red.finish();
+          BOOST_TEST(red.unused_parameters().empty() == (net == "unet"));
+          for (size_t i = 0; i < params.size(); ++i) {
+            const auto& g = params[i].second.grad();
+            if (!had_grad[i]) {
+              errors += g.defined();  // unused: undefined, like PyTorch's None
+              continue;
+            }
+            if (!g.defined()) {
+              ++errors;
+              continue;
+            }
+            const double d = (g - plain[i]).abs().max().item<double>();
+            const double scale = plain[i].abs().max().item<double>() + 1e-12;
+            worst = std::max(worst, d / scale);
+            errors += d > 1e-5 * scale + 1e-9;
+          }
+        }
+      }
+      default_gen.set_state(state);
+      BOOST_TEST_INFO(net << " overlap " << overlap << ": worst relative difference " << worst);
+      BOOST_TEST(global_errors(*world, errors) == 0);
+    }
+  }
+  world->barrier();
+  if (world->rank() == 0) std::filesystem::remove_all(dir);
+}
+
+// training.grad_accum = k: each rank computes its share in k micro-batches and syncs once;
+// the steps equal those without accumulation at the same global batch (float tolerance).
+BOOST_AUTO_TEST_CASE(gradient_accumulation_equals_one_big_step) {
+  auto world = dist::mpi_world();
+  std::string dir = shared_dir(*world, "accum");
+  for (const std::string net : {"unet", "ncsnpp"}) {
+    Config cfg = image_config(*world, dir);
+    cfg.model.dropout = 0.0;
+    if (net == "ncsnpp") make_ncsnpp(cfg);
+    train::Trainer plain(cfg, *world, dir + "/plain");
+    plain.run(4);
+    cfg.training.grad_accum = 4;
+    train::Trainer accum(cfg, *world, dir + "/accum");
+    accum.run(4);
+    const double diff = max_diff(plain.trainable(), accum.trainable());
+    BOOST_TEST_INFO(net << ": max |accumulated - plain| = " << diff);
+    BOOST_TEST(diff < 1e-4);
+    cfg.training.grad_accum = 1;
+    train::Trainer init(cfg, *world, dir + "/init");
+    BOOST_TEST(max_diff(init.trainable(), plain.trainable()) > 1e-3);
+  }
+  world->barrier();
+  if (world->rank() == 0) std::filesystem::remove_all(dir);
+}
+
+// The replica check: identical parameters pass; one ulp changed in one parameter on the
+// last rank stops every rank with an error naming the step and that rank.
+BOOST_AUTO_TEST_CASE(replica_checksum_catches_a_perturbed_rank) {
+  auto world = dist::mpi_world();
+  std::string dir = shared_dir(*world, "checksum");
+  Config cfg = image_config(*world, dir);
+  cfg.dist.check_every = 1;
+  train::Trainer tr(cfg, *world, dir + "/run");
+  tr.run(2);  // checked after each step: no error
+  BOOST_TEST(test::error_of([&] { dist::check_replicas(*world, tr.trainable(), 2); }).empty());
+  const int last = world->size() - 1;
+  if (world->rank() == last) {
+    torch::NoGradGuard ng;
+    size_t which = 0;
+    while (tr.trainable()[which].second.numel() < 6) ++which;
+    auto p = tr.trainable()[which].second.flatten();
+    const float v = p[5].item<float>();
+    p[5] = std::nextafter(v, 2 * v + 1);
+  }
+  auto msg = test::error_of([&] { tr.train_step(); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find(fmt::format("replica check at step 3: the parameters of rank(s) {} differ", last)) !=
+             std::string::npos);
+  // The checksum is exact and order-independent.
+  auto a = torch::randn({1000});
+  auto b = a.clone();
+  BOOST_TEST(torch::equal(dist::bit_checksum({a, b}), dist::bit_checksum({a.clone(), b.clone()})));
+  BOOST_TEST(!torch::equal(dist::bit_checksum({a, b}), dist::bit_checksum({b, a * 1.0000001})));
+  world->barrier();
+  if (world->rank() == 0) std::filesystem::remove_all(dir);
+}
+
+// A parameter that got no gradient in the first step but gets one later is an error naming
+// it, not a hang and not a dropped gradient.
+BOOST_AUTO_TEST_CASE(late_gradient_of_an_unused_parameter_is_named) {
+  auto world = dist::mpi_world();
+  torch::nn::Linear a(4, 4), b(4, 4);
+  models::NamedTensors params{{"a.weight", a->weight}, {"a.bias", a->bias}, {"b.weight", b->weight},
+                              {"b.bias", b->bias}};
+  dist::Reducer red(params, *world, {});
+  auto x = torch::ones({2, 4});
+  red.zero_grad();
+  a(x).sum().backward();
+  red.finish();
+  BOOST_TEST(red.unused_parameters() == (std::vector<std::string>{"b.weight", "b.bias"}));
+  BOOST_TEST(!b->weight.grad().defined());
+  red.zero_grad();
+  auto msg = test::error_of([&] { b(a(x)).sum().backward(); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find("parameter 'b.") != std::string::npos);
+  BOOST_TEST(msg.find("no rank gave it one in the first step") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(checkpoint_holds_every_ranks_rng_and_resumes_on_all_ranks) {
   auto world = dist::mpi_world();
   std::string dir = shared_dir(*world, "ckpt");
-  Config cfg = test::tiny_image_config(dir + "/img_" + std::to_string(world->rank()) + ".h5", 32);
+  Config cfg = image_config(*world, dir);
   cfg.model.dropout = 0.2;
   io::TensorMap straight;
   {
@@ -172,9 +447,10 @@ BOOST_AUTO_TEST_CASE(checkpoint_holds_every_ranks_rng_and_resumes_on_two_ranks) 
   }
   world->barrier();
   auto st = io::load_checkpoint(io::latest_checkpoint(dir + "/resumed"));
-  BOOST_TEST(st.world_size == 2);
-  BOOST_TEST(st.rng.size(0) == 2);
+  BOOST_TEST(st.world_size == world->size());
+  BOOST_TEST(st.rng.size(0) == world->size());
   BOOST_TEST(!torch::equal(st.rng[0], st.rng[1]));  // distinct dropout streams per rank
+  BOOST_TEST(!st.rng_cuda.defined());               // a CPU run
   train::Trainer c(cfg, *world, dir + "/resumed");
   c.resume_latest();
   c.run(4);

@@ -3,11 +3,16 @@
 // MPI_THREAD_MULTIPLE, owns one communication thread that runs its collectives in
 // submission order: an all-reduce submitted from a gradient hook then proceeds while
 // backward goes on (c10d's ProcessGroupMPI works the same way). Synchronous collectives go
-// through the same queue so that the order is identical on every rank. CUDA tensors are
+// through the same queue so that the order is identical on every rank. Before an
+// all-reduce the thread waits for the other ranks with a polled MPI_Ibarrier (short pauses)
+// rather than spinning inside the blocking call: with as many busy threads as cores, a
+// spinning thread would take compute time from backward while a slower rank catches up.
+// CUDA tensors are
 // copied to host memory at submission (which waits for the caller's stream) and back in
 // wait(). Large buffers are sent in pieces of at most 2^30 elements (MPI counts are ints).
 #include <mpi.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -139,6 +144,17 @@ class MpiCommunicator final : public Communicator {
       auto* base = static_cast<char*>(buf.data_ptr());
       for (int64_t off = 0; off < buf.numel(); off += kMaxCount) {
         int n = static_cast<int>(std::min(kMaxCount, buf.numel() - off));
+        if (!worker_.joinable()) {
+          check(MPI_Allreduce(MPI_IN_PLACE, base + off * buf.element_size(), n, type, MPI_SUM, comm_), "Allreduce");
+          continue;
+        }
+        // On the communication thread: wait for every rank to arrive with a non-blocking
+        // barrier tested at a growing pause (waiting for a slower peer does not spin a core
+        // that backward needs), then the blocking all-reduce (MPI's tuned algorithms; libnbc's
+        // MPI_Iallreduce measured 6x slower for 25 MB buckets in shared memory).
+        MPI_Request req;
+        check(MPI_Ibarrier(comm_, &req), "Ibarrier");
+        wait_polling(req);
         check(MPI_Allreduce(MPI_IN_PLACE, base + off * buf.element_size(), n, type, MPI_SUM, comm_), "Allreduce");
       }
     };
@@ -242,6 +258,21 @@ class MpiCommunicator final : public Communicator {
     }
     cv_.notify_one();
     return w;
+  }
+
+  // MPI_Test until `req` completes: a few immediate retries, then pauses growing from 2 us to
+  // 200 us (each MPI_Test also progresses the collective's next round).
+  static void wait_polling(MPI_Request& req) {
+    int done = 0;
+    for (int spin = 0;; ++spin) {
+      check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "Test");
+      if (done) return;
+      if (spin < 32) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(std::min(200, 2 << std::min(spin - 32, 7))));
+      }
+    }
   }
 
   void loop() {

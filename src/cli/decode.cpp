@@ -2,8 +2,6 @@
 // ranks; rank 0 writes the result like `scorch sample` (with a PNG grid for images).
 #include <CLI/CLI.hpp>
 
-#include <memory>
-
 #include "scorch/cli/commands.h"
 #include "scorch/core/log.h"
 #include "scorch/cli/common.h"
@@ -54,19 +52,16 @@ int decode(const DecodeOptions& opt, dist::Communicator& comm) {
 }  // namespace
 
 Command decode_command() {
-  auto opt = std::make_shared<DecodeOptions>();
-  Command c;
-  c.name = "decode";
-  c.help = "latents -> data through the probability-flow ODE (T -> eps)";
-  c.declare = [opt](CLI::App& app) {
-    add_common(app, opt->common, true);
-    app.add_option("--latents", opt->latents, "HDF5 file with /latents (from scorch encode)")
-        ->required()
-        ->check(CLI::ExistingFile);
-    app.add_option("--out", opt->out, "output file (default <workdir>/samples/decoded_<step>.h5), written like sample");
-  };
-  c.run = [opt](dist::Communicator& comm) { return decode(*opt, comm); };
-  return c;
+  return make_command<DecodeOptions>(
+      "decode", "latents -> data through the probability-flow ODE (T -> eps)",
+      [](CLI::App& app, DecodeOptions& opt) {
+        add_common(app, opt.common, true);
+        app.add_option("--latents", opt.latents, "HDF5 file with /latents (from scorch encode)")
+            ->required()
+            ->check(CLI::ExistingFile);
+        app.add_option("--out", opt.out, "output file (default <workdir>/samples/decoded_<step>.h5), written like sample");
+      },
+      [](const DecodeOptions& opt, dist::Communicator& comm) { return decode(opt, comm); });
 }
 
 }  // namespace scorch::cli

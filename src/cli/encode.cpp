@@ -2,8 +2,6 @@
 // ranks in chunks of eval.batch_size; rank 0 writes /latents in model-input layout.
 #include <CLI/CLI.hpp>
 
-#include <memory>
-
 #include "scorch/cli/commands.h"
 #include "scorch/core/log.h"
 #include "scorch/cli/common.h"
@@ -57,18 +55,15 @@ int encode(const EncodeOptions& opt, dist::Communicator& comm) {
 }  // namespace
 
 Command encode_command() {
-  auto opt = std::make_shared<EncodeOptions>();
-  Command c;
-  c.name = "encode";
-  c.help = "data -> latents through the probability-flow ODE (eps -> T)";
-  c.declare = [opt](CLI::App& app) {
-    add_common(app, opt->common, true);
-    app.add_option("--data", opt->data, "dataset HDF5 file (/images or /points)")->required()->check(CLI::ExistingFile);
-    app.add_option("--out", opt->out, "output HDF5 file: /latents float32 in model-input layout, e.g. [N,C,H,W]")
-        ->required();
-  };
-  c.run = [opt](dist::Communicator& comm) { return encode(*opt, comm); };
-  return c;
+  return make_command<EncodeOptions>(
+      "encode", "data -> latents through the probability-flow ODE (eps -> T)",
+      [](CLI::App& app, EncodeOptions& opt) {
+        add_common(app, opt.common, true);
+        app.add_option("--data", opt.data, "dataset HDF5 file (/images or /points)")->required()->check(CLI::ExistingFile);
+        app.add_option("--out", opt.out, "output HDF5 file: /latents float32 in model-input layout, e.g. [N,C,H,W]")
+            ->required();
+      },
+      [](const EncodeOptions& opt, dist::Communicator& comm) { return encode(opt, comm); });
 }
 
 }  // namespace scorch::cli

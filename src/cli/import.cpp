@@ -6,7 +6,6 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
-#include <memory>
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
@@ -74,26 +73,23 @@ int import_checkpoint(const ImportOptions& opt, dist::Communicator& comm) {
 }  // namespace
 
 Command import_command() {
-  auto opt = std::make_shared<ImportOptions>();
-  Command c;
-  c.name = "import";
-  c.help = "convert a published checkpoint into a scorch checkpoint";
-  c.declare = [opt](CLI::App& app) {
-    app.add_option("checkpoint", opt->src, "the reference checkpoint (e.g. checkpoint_26.pth)")
-        ->required()
-        ->check(CLI::ExistingFile);
-    app.add_option("--from", opt->from, "its format: score-sde-pytorch (torch.save of {model, ema, optimizer, step})")
-        ->required();
-    add_common(app, opt->common, false);
-    app.add_option("--out", opt->out,
-                   "scorch checkpoint to write (default with --workdir: <workdir>/checkpoints/ckpt_<9-digit step>.h5, "
-                   "which train resumes from and sample/eval pick up)");
-    app.footer(
-        "The network is built from --config (e.g. jobs/cifar10_ve_ncsnpp_deep_continuous.toml); every tensor of the "
-        "file must match it by name and shape, or nothing is written.");
-  };
-  c.run = [opt](dist::Communicator& comm) { return import_checkpoint(*opt, comm); };
-  return c;
+  return make_command<ImportOptions>(
+      "import", "convert a published checkpoint into a scorch checkpoint",
+      [](CLI::App& app, ImportOptions& opt) {
+        app.add_option("checkpoint", opt.src, "the reference checkpoint (e.g. checkpoint_26.pth)")
+            ->required()
+            ->check(CLI::ExistingFile);
+        app.add_option("--from", opt.from, "its format: score-sde-pytorch (torch.save of {model, ema, optimizer, step})")
+            ->required();
+        add_common(app, opt.common, false);
+        app.add_option("--out", opt.out,
+                       "scorch checkpoint to write (default with --workdir: <workdir>/checkpoints/ckpt_<9-digit step>.h5, "
+                       "which train resumes from and sample/eval pick up)");
+        app.footer(
+            "The network is built from --config (e.g. jobs/cifar10_ve_ncsnpp_deep_continuous.toml); every tensor of the "
+            "file must match it by name and shape, or nothing is written.");
+      },
+      [](const ImportOptions& opt, dist::Communicator& comm) { return import_checkpoint(opt, comm); });
 }
 
 }  // namespace scorch::cli

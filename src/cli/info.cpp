@@ -2,8 +2,6 @@
 // resolved configuration; `--keys` lists every configuration key with its meaning.
 #include <CLI/CLI.hpp>
 
-#include <memory>
-
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
 #include "scorch/core/torch_compat.h"
@@ -61,16 +59,13 @@ int info(const InfoOptions& opt, dist::Communicator& comm) {
 }  // namespace
 
 Command info_command() {
-  auto opt = std::make_shared<InfoOptions>();
-  Command c;
-  c.name = "info";
-  c.help = "parameter count, checkpoint step and resolved config";
-  c.declare = [opt](CLI::App& app) {
-    add_common(app, opt->common, true);
-    app.add_flag("--keys", opt->keys, "list every configuration key with its meaning");
-  };
-  c.run = [opt](dist::Communicator& comm) { return info(*opt, comm); };
-  return c;
+  return make_command<InfoOptions>(
+      "info", "parameter count, checkpoint step and resolved config",
+      [](CLI::App& app, InfoOptions& opt) {
+        add_common(app, opt.common, true);
+        app.add_flag("--keys", opt.keys, "list every configuration key with its meaning");
+      },
+      [](const InfoOptions& opt, dist::Communicator& comm) { return info(opt, comm); });
 }
 
 }  // namespace scorch::cli

@@ -4,7 +4,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <filesystem>
-#include <memory>
 
 #include "scorch/cli/commands.h"
 #include "scorch/core/error.h"
@@ -86,31 +85,28 @@ int prepare(const PrepareOptions& opt, dist::Communicator& comm) {
 }  // namespace
 
 Command prepare_command() {
-  auto opt = std::make_shared<PrepareOptions>();
-  Command c;
-  c.name = "prepare";
-  c.help = "write a dataset in scorch's HDF5 schema (/images or /points, /labels)";
-  c.declare = [opt](CLI::App& app) {
-    app.add_option("dataset", opt->dataset,
-                   "fashion-mnist (IDX files -> <out>/fashion_mnist_{train,test}.h5) | cifar10 (binary batches -> "
-                   "<out>/cifar10_{train,test}.h5, or X.h5 and X_test.h5 for --out X.h5) | images (a folder of "
-                   "PNG/JPEG -> the file <out>, centre-cropped and resized; parallel over ranks) | mixture (exact "
-                   "draws of the analytic_gmm in --config -> the file <out>)")
-        ->required()
-        ->check(CLI::IsMember({"fashion-mnist", "cifar10", "images", "mixture"}));
-    app.add_option("--raw", opt->raw,
-                   "fashion-mnist: folder of the IDX files (default /usr/share/datasets/fashion-mnist); cifar10: "
-                   "folder of data_batch_*.bin/test_batch.bin, or cifar-10-binary.tar.gz");
-    app.add_option("--dir", opt->dir, "images: folder of .png/.jpg/.jpeg files (searched recursively)");
-    app.add_option("--resolution", opt->resolution, "images: output height = width (e.g. 256)");
-    app.add_option("--out", opt->out, "output folder or file (see dataset)")->required();
-    app.add_option("--config", opt->config, "mixture: job file with model.name = \"analytic_gmm\"");
-    app.add_option("--count", opt->count, "mixture: number of points")->capture_default_str();
-    app.footer("Every input is checked (record sizes, labels, image sizes) and files are written atomically: a "
-               "failure leaves no partial output.");
-  };
-  c.run = [opt](dist::Communicator& comm) { return prepare(*opt, comm); };
-  return c;
+  return make_command<PrepareOptions>(
+      "prepare", "write a dataset in scorch's HDF5 schema (/images or /points, /labels)",
+      [](CLI::App& app, PrepareOptions& opt) {
+        app.add_option("dataset", opt.dataset,
+                       "fashion-mnist (IDX files -> <out>/fashion_mnist_{train,test}.h5) | cifar10 (binary batches -> "
+                       "<out>/cifar10_{train,test}.h5, or X.h5 and X_test.h5 for --out X.h5) | images (a folder of "
+                       "PNG/JPEG -> the file <out>, centre-cropped and resized; parallel over ranks) | mixture (exact "
+                       "draws of the analytic_gmm in --config -> the file <out>)")
+            ->required()
+            ->check(CLI::IsMember({"fashion-mnist", "cifar10", "images", "mixture"}));
+        app.add_option("--raw", opt.raw,
+                       "fashion-mnist: folder of the IDX files (default /usr/share/datasets/fashion-mnist); cifar10: "
+                       "folder of data_batch_*.bin/test_batch.bin, or cifar-10-binary.tar.gz");
+        app.add_option("--dir", opt.dir, "images: folder of .png/.jpg/.jpeg files (searched recursively)");
+        app.add_option("--resolution", opt.resolution, "images: output height = width (e.g. 256)");
+        app.add_option("--out", opt.out, "output folder or file (see dataset)")->required();
+        app.add_option("--config", opt.config, "mixture: job file with model.name = \"analytic_gmm\"");
+        app.add_option("--count", opt.count, "mixture: number of points")->capture_default_str();
+        app.footer("Every input is checked (record sizes, labels, image sizes) and files are written atomically: a "
+                   "failure leaves no partial output.");
+      },
+      [](const PrepareOptions& opt, dist::Communicator& comm) { return prepare(opt, comm); });
 }
 
 }  // namespace scorch::cli

@@ -2,8 +2,6 @@
 // without leaving the terminal (the PNG grids are beside the sample files).
 #include <CLI/CLI.hpp>
 
-#include <memory>
-
 #include "scorch/cli/commands.h"
 #include "scorch/core/error.h"
 #include "scorch/data/image_grid.h"
@@ -32,16 +30,13 @@ int preview(const PreviewOptions& opt) {
 }  // namespace
 
 Command preview_command() {
-  auto opt = std::make_shared<PreviewOptions>();
-  Command c;
-  c.name = "preview";
-  c.help = "print images of a samples or dataset HDF5 file as text";
-  c.declare = [opt](CLI::App& app) {
-    app.add_option("file", opt->file, "HDF5 file with /images (e.g. <workdir>/samples/samples_*.h5)")->required();
-    app.add_option("--count", opt->count, "how many images, side by side")->capture_default_str();
-  };
-  c.run = [opt](dist::Communicator& comm) { return comm.rank() == 0 ? preview(*opt) : 0; };
-  return c;
+  return make_command<PreviewOptions>(
+      "preview", "print images of a samples or dataset HDF5 file as text",
+      [](CLI::App& app, PreviewOptions& opt) {
+        app.add_option("file", opt.file, "HDF5 file with /images (e.g. <workdir>/samples/samples_*.h5)")->required();
+        app.add_option("--count", opt.count, "how many images, side by side")->capture_default_str();
+      },
+      [](const PreviewOptions& opt, dist::Communicator& comm) { return comm.rank() == 0 ? preview(opt) : 0; });
 }
 
 }  // namespace scorch::cli

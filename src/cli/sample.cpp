@@ -3,8 +3,6 @@
 // output does not depend on the number of ranks; rank 0 gathers and writes the files.
 #include <CLI/CLI.hpp>
 
-#include <memory>
-
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
 #include "scorch/core/log.h"
@@ -52,18 +50,15 @@ int sample(const Common& opt, dist::Communicator& comm) {
 }  // namespace
 
 Command sample_command() {
-  auto opt = std::make_shared<Common>();
-  Command c;
-  c.name = "sample";
-  c.help = "draw eval.num_samples samples (EMA weights) into <workdir>/samples/";
-  c.declare = [opt](CLI::App& app) {
-    add_common(app, *opt, true);
-    app.footer("Sampler: sampling.method = pc (sampling.predictor, sampling.corrector, sampling.snr) or ode "
-               "(sampling.rtol, sampling.atol); eval.batch_size items per chunk, whose seed depends only on the chunk "
-               "index: the output is the same on any number of ranks (of one device type).");
-  };
-  c.run = [opt](dist::Communicator& comm) { return sample(*opt, comm); };
-  return c;
+  return make_command<Common>(
+      "sample", "draw eval.num_samples samples (EMA weights) into <workdir>/samples/",
+      [](CLI::App& app, Common& opt) {
+        add_common(app, opt, true);
+        app.footer("Sampler: sampling.method = pc (sampling.predictor, sampling.corrector, sampling.snr) or ode "
+                   "(sampling.rtol, sampling.atol); eval.batch_size items per chunk, whose seed depends only on the chunk "
+                   "index: the output is the same on any number of ranks (of one device type).");
+      },
+      [](const Common& opt, dist::Communicator& comm) { return sample(opt, comm); });
 }
 
 }  // namespace scorch::cli

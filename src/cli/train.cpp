@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <memory>
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
@@ -46,21 +45,18 @@ int train(const Common& opt, dist::Communicator& comm) {
 }  // namespace
 
 Command train_command() {
-  auto opt = std::make_shared<Common>();
-  Command c;
-  c.name = "train";
-  c.help = "train a score model; resumes from the newest checkpoint in --workdir (and takes its config as the base)";
-  c.declare = [opt](CLI::App& app) {
-    add_common(app, *opt, false);
-    app.footer(fmt::format(
-        "Checkpoints every training.snapshot_freq steps and at the end; SIGTERM/SIGUSR1 checkpoint and exit with "
-        "status {}. Devices and communication: dist.device (auto | cpu | cuda: one GPU per rank), dist.backend "
-        "(auto | mpi | nccl), dist.bucket_mb, dist.overlap; training.grad_accum, training.precision (fp32 | bf16), "
-        "training.channels_last. `scorch info --keys` lists every key.",
-        kStoppedExitCode));
-  };
-  c.run = [opt](dist::Communicator& comm) { return train(*opt, comm); };
-  return c;
+  return make_command<Common>(
+      "train", "train a score model; resumes from the newest checkpoint in --workdir (and takes its config as the base)",
+      [](CLI::App& app, Common& opt) {
+        add_common(app, opt, false);
+        app.footer(fmt::format(
+            "Checkpoints every training.snapshot_freq steps and at the end; SIGTERM/SIGUSR1 checkpoint and exit with "
+            "status {}. Devices and communication: dist.device (auto | cpu | cuda: one GPU per rank), dist.backend "
+            "(auto | mpi | nccl), dist.bucket_mb, dist.overlap; training.grad_accum, training.precision (fp32 | bf16), "
+            "training.channels_last. `scorch info --keys` lists every key.",
+            kStoppedExitCode));
+      },
+      [](const Common& opt, dist::Communicator& comm) { return train(opt, comm); });
 }
 
 }  // namespace scorch::cli

@@ -192,7 +192,9 @@ torch::Tensor Trainer::train_step() {
 
   stop_work->wait();
   stop_agreed_ = stop_flag.item<int>() > 0;
-  if (cfg_.dist.check_every > 0 && step_ % cfg_.dist.check_every == 0) dist::check_replicas(comm_, trainable_, step_);
+  if (comm_.size() > 1 && cfg_.dist.check_every > 0 && step_ % cfg_.dist.check_every == 0) {
+    dist::check_replicas(comm_, trainable_, step_);
+  }
   return k == 1 ? loss_sum : loss_sum / static_cast<double>(k);
 }
 

@@ -4,6 +4,7 @@
 // the workdir (config, checkpoints, samples).
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,16 @@ struct Command {
   // Runs the command after parsing; returns the process exit status.
   std::function<int(dist::Communicator& comm)> run;
 };
+
+// A Command whose options live in one `Options` object shared by `declare` and `run`.
+template <class Options>
+Command make_command(std::string name, std::string help, std::function<void(CLI::App&, Options&)> declare,
+                     std::function<int(const Options&, dist::Communicator&)> run) {
+  auto opt = std::make_shared<Options>();
+  return Command{std::move(name), std::move(help),
+                 [opt, declare = std::move(declare)](CLI::App& app) { declare(app, *opt); },
+                 [opt, run = std::move(run)](dist::Communicator& comm) { return run(*opt, comm); }};
+}
 
 Command prepare_command();
 Command train_command();

@@ -173,4 +173,34 @@ BOOST_AUTO_TEST_CASE(not_a_checkpoint) {
   BOOST_TEST(msg.find("not a scorch checkpoint") != std::string::npos);
 }
 
+// Format versions: version 1 files (before /rng/cuda) still load; a newer version than this
+// scorch reads is refused by name.
+BOOST_AUTO_TEST_CASE(older_format_loads_and_newer_is_refused) {
+  test::TempDir d("ckver");
+  auto cfg = test::tiny_image_config(d / "data.h5");
+  auto comm = dist::mpi_self();
+  train::Trainer tr(cfg, *comm, d / "run");
+  tr.run(2);
+  const auto path = tr.save_checkpoint();
+  BOOST_TEST(io::load_checkpoint_header(path).step == 2);
+  auto set_version = [&](int64_t v) {
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    BOOST_REQUIRE(f >= 0);
+    H5Adelete(f, "version");
+    h5::set_attr(f, "version", v);
+    H5Fclose(f);
+  };
+  set_version(1);
+  auto st = io::load_checkpoint(path);
+  BOOST_TEST(st.step == 2);
+  train::Trainer resumed(cfg, *comm, d / "run");
+  BOOST_TEST(resumed.resume_latest() == path);
+  BOOST_TEST(test::maps_equal(params_of(resumed), params_of(tr)));
+  set_version(io::kCheckpointVersion + 1);
+  auto msg = error_of([&] { io::load_checkpoint(path); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find(fmt::format("checkpoint version {} is not supported", io::kCheckpointVersion + 1)) !=
+             std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -78,6 +78,11 @@ int64_t count_parameters(const torch::nn::Module& m) {
   return n;
 }
 
+torch::Tensor apply_norm(torch::nn::GroupNormImpl& norm, const torch::Tensor& x) {
+  const auto dtype = norm.weight.scalar_type();
+  return norm.forward(x.scalar_type() == dtype ? x : x.to(dtype));
+}
+
 torch::Tensor positional_embedding(const torch::Tensor& labels, int64_t dim, double max_positions) {
   int64_t half = dim / 2;
   double step = std::log(max_positions) / static_cast<double>(half - 1);

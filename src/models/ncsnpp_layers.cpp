@@ -39,11 +39,6 @@ torch::nn::GroupNorm group_norm(int64_t channels) {
   return torch::nn::GroupNorm(torch::nn::GroupNormOptions(std::min<int64_t>(channels / 4, 32), channels).eps(1e-6));
 }
 
-torch::Tensor apply_norm(torch::nn::GroupNormImpl& norm, const torch::Tensor& x) {
-  const auto dtype = norm.weight.scalar_type();
-  return norm.forward(x.scalar_type() == dtype ? x : x.to(dtype));
-}
-
 torch::nn::Linear dense(int64_t in, int64_t out) {
   auto l = torch::nn::Linear(in, out);
   default_init(l->weight, l->bias, 1.0);

@@ -34,9 +34,9 @@ ResBlockImpl::ResBlockImpl(int64_t in, int64_t out, int64_t temb_dim, double dro
 }
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
-  auto h = conv0_(torch::silu(norm0_(x)));
+  auto h = conv0_(torch::silu(apply_norm(*norm0_, x)));
   h = h + dense_(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1);
-  h = conv1_(drop_(torch::silu(norm1_(h))));
+  h = conv1_(drop_(torch::silu(apply_norm(*norm1_, h))));
   auto s = skip_ ? skip_(x) : x;
   return (s + h) * kSkipScale;
 }
@@ -51,7 +51,7 @@ AttnBlockImpl::AttnBlockImpl(int64_t ch) {
 
 torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
   int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  auto h = norm_(x);
+  auto h = apply_norm(*norm_, x);
   auto q = q_(h).reshape({B, C, H * W}), k = k_(h).reshape({B, C, H * W}), v = v_(h).reshape({B, C, H * W});
   auto w = torch::softmax(torch::bmm(q.transpose(1, 2), k) / std::sqrt(static_cast<double>(C)), -1);  // [B,HW,HW]
   auto o = torch::bmm(v, w.transpose(1, 2)).reshape({B, C, H, W});
@@ -149,7 +149,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& lab
           h, nnf::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest)));
     }
   }
-  h = conv_out_(torch::silu(norm_out_(h)));
+  h = conv_out_(torch::silu(apply_norm(*norm_out_, h)));
   if (scale_by_sigma_) h = h / labels.reshape({-1, 1, 1, 1});
   return h;
 }

@@ -42,6 +42,10 @@ void copy_named(const TensorMap& src, const NamedTensors& dst, const std::string
 // Loads weights into `model`: its parameters from `params`, its buffers from `buffers`.
 void load_weights(ScoreNet& model, const TensorMap& params, const TensorMap& buffers);
 
+// GroupNorm in its parameters' precision (float32): under bf16 autocast the input arrives in
+// bf16, and LibTorch 1.13's CPU autocast, unlike CUDA's, does not cast group_norm itself.
+torch::Tensor apply_norm(torch::nn::GroupNormImpl& norm, const torch::Tensor& x);
+
 // Sinusoidal embedding of labels [B] -> [B, dim] (DDPM; max_positions 10000).
 torch::Tensor positional_embedding(const torch::Tensor& labels, int64_t dim, double max_positions = 10000.0);
 

@@ -16,9 +16,6 @@ double init_scale_or_tiny(double scale);
 torch::nn::Conv2d conv3x3(int64_t in, int64_t out, double init_scale = 1.0, int64_t stride = 1, int64_t padding = 1);
 torch::nn::Conv2d conv1x1(int64_t in, int64_t out, double init_scale = 1.0);
 torch::nn::GroupNorm group_norm(int64_t channels);  // min(C/4, 32) groups, eps 1e-6
-// GroupNorm in its parameters' precision (fp32 under bf16 autocast, as CUDA autocast does;
-// LibTorch 1.13's CPU autocast would otherwise fail on mixed dtypes).
-torch::Tensor apply_norm(torch::nn::GroupNormImpl& norm, const torch::Tensor& x);
 torch::nn::Linear dense(int64_t in, int64_t out);
 
 // Fixed Gaussian Fourier features: x [B] -> [sin(2 pi x W), cos(2 pi x W)] [B, 2 size].

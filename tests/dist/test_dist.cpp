@@ -455,8 +455,9 @@ BOOST_AUTO_TEST_CASE(late_gradient_of_an_unused_parameter_is_named) {
 }
 
 // The precision and layout switches on the CPU: channels-last gives the gradients of the
-// default layout (float tolerance), bf16 autocast a first-step loss within 2% of fp32 and
-// finite gradients, for the U-Net, NCSN++ and the point MLP.
+// default layout (float tolerance); bf16 autocast a first-step loss within 2% of fp32 and
+// finite gradients within 5% of fp32's (but not equal to them), for the U-Net, NCSN++ and
+// the point MLP.
 BOOST_AUTO_TEST_CASE(channels_last_and_bf16_train) {
   auto world = dist::mpi_world();
   std::string dir = shared_dir(*world, "precision");
@@ -494,9 +495,20 @@ BOOST_AUTO_TEST_CASE(channels_last_and_bf16_train) {
     auto [loss16, g16] = first_step(c, "bf16");
     BOOST_TEST_INFO(net << " bf16 loss " << loss16 << " vs fp32 " << loss32);
     BOOST_TEST(loss16 == loss32, boost::test_tools::tolerance(0.02));
-    BOOST_TEST(loss16 != loss32);  // autocast was on: the forward pass did run in bf16
+    // The networks start with a zero last layer (the loss does not see the forward's
+    // precision yet), but the gradients do: they must differ from fp32 (autocast was on)
+    // and stay close to it.
     int64_t bad = 0;
-    for (const auto& g : g16) bad += g.defined() && !torch::isfinite(g).all().item<bool>();
+    double gdiff = 0, gscale = 0;
+    for (size_t i = 0; i < g16.size(); ++i) {
+      if (!g16[i].defined()) continue;
+      bad += !torch::isfinite(g16[i]).all().item<bool>();
+      gdiff = std::max(gdiff, (g16[i] - g32[i]).abs().max().item<double>());
+      gscale = std::max(gscale, g32[i].abs().max().item<double>());
+    }
+    BOOST_TEST_INFO(net << " bf16 gradients differ from fp32 by " << gdiff << " of " << gscale);
+    BOOST_TEST(gdiff > 0);
+    BOOST_TEST(gdiff < 0.05 * gscale);
     BOOST_TEST(bad == 0);
   }
   world->barrier();

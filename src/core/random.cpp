@@ -2,7 +2,7 @@
 #include "scorch/core/random.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/detail/CUDAHooksInterface.h>
+#include <ATen/Context.h>
 
 #include "scorch/core/error.h"
 
@@ -28,9 +28,10 @@ uint64_t derive_seed(uint64_t seed, Stream stream, std::initializer_list<uint64_
 at::Generator make_generator(const torch::Device& device, uint64_t seed) {
   if (device.is_cpu()) return at::make_generator<at::CPUGeneratorImpl>(seed);
   SCORCH_CHECK(device.is_cuda(), "no random generator for device {}", device.str());
-  // Through the CUDA hooks, so that CPU-only builds compile this file too.
+  // A clone of the device's default generator, through ATen's device-generic context (so
+  // CPU-only builds compile this file too; LibTorch 1.13 and 2.x both have it).
   const auto index = device.has_index() ? device.index() : c10::DeviceIndex{0};
-  auto g = at::detail::getCUDAHooks().getDefaultCUDAGenerator(index).clone();
+  auto g = at::globalContext().defaultGenerator(torch::Device(torch::kCUDA, index)).clone();
   g.set_current_seed(seed);  // also resets the Philox offset to 0
   return g;
 }

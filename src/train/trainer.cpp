@@ -5,7 +5,7 @@
 #include "scorch/train/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/detail/CUDAHooksInterface.h>
+#include <ATen/Context.h>
 
 #include <chrono>
 #include <cmath>
@@ -51,8 +51,7 @@ NamedTensors zip(const NamedTensors& names, std::vector<torch::Tensor>& tensors)
 
 // The default generator dropout draws from on `device`.
 at::Generator dropout_generator(const torch::Device& device) {
-  if (device.is_cuda()) return at::detail::getCUDAHooks().getDefaultCUDAGenerator(device.index());
-  return at::detail::getDefaultCPUGenerator();
+  return at::globalContext().defaultGenerator(device.is_cuda() ? device : torch::Device(torch::kCPU));
 }
 
 }  // namespace

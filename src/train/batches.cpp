@@ -46,28 +46,31 @@ HostBatch BatchMaker::make(int64_t step) const {
     torch::index_select_out(hb.points, data_.points, 0, idx);
   }
   const auto item = cfg_.item_shape();
-  auto uniforms = torch::empty({b, 2}, torch::kFloat32);
+  int64_t D = 1;
+  for (auto d : item) D *= d;
+  hb.t = torch::empty({b}, opt.dtype(torch::kFloat32));
   hb.z = torch::empty(with_rows(item), opt.dtype(torch::kFloat32));
+  if (images) hb.flip = torch::empty({b}, opt.dtype(torch::kBool));
   const bool deq = images && cfg_.data.uniform_dequantization;
   if (deq) hb.deq = torch::empty(with_rows(item), opt.dtype(torch::kFloat32));
   const bool discrete = !cfg_.training.continuous;
   if (discrete) hb.levels = torch::empty({b}, opt.dtype(torch::kInt64));
-  // Row i's stream, always drawn in this order: 2 uniforms (time, flip), the noise z, the
-  // dequantisation noise, the discrete level.
+  // Row i of this step: a counter-based stream keyed by (seed, step), counter (lane, row i).
+  // Lane 0 holds the scalars (word 0: time, 1: flip, 2: discrete level), lane 1 the noise z,
+  // lane 2 the dequantisation noise.
+  const uint64_t key = derive_seed(static_cast<uint64_t>(cfg_.seed), Stream::kTrainRow, {static_cast<uint64_t>(step)});
+  auto* t = hb.t.data_ptr<float>();
+  auto* z = hb.z.data_ptr<float>();
+  const float span = static_cast<float>(T_ - losses::kTrainEps), eps = static_cast<float>(losses::kTrainEps);
   for (int64_t j = 0; j < b; ++j) {
-    const auto row = static_cast<uint64_t>(share_.begin + j);
-    auto g = make_generator(
-        derive_seed(static_cast<uint64_t>(cfg_.seed), Stream::kTrainRow, {static_cast<uint64_t>(step), row}));
-    uniforms[j].uniform_(0.0, 1.0, g);
-    hb.z[j].normal_(0.0, 1.0, g);
-    if (deq) hb.deq[j].uniform_(0.0, 1.0, g);
-    if (discrete) hb.levels[j] = torch::randint(0, num_levels_, {1}, g, torch::kInt64)[0];
-  }
-  hb.t = torch::empty({b}, opt.dtype(torch::kFloat32));
-  hb.t.copy_(uniforms.select(1, 0) * (T_ - losses::kTrainEps) + losses::kTrainEps);
-  if (images) {
-    hb.flip = torch::empty({b}, opt.dtype(torch::kBool));
-    hb.flip.copy_(uniforms.select(1, 1) < 0.5);
+    const CounterRng rng(key, static_cast<uint64_t>(share_.begin + j));
+    float u[2];
+    rng.uniform(u, 2, /*lane=*/0);
+    t[j] = u[0] * span + eps;
+    if (images) hb.flip.data_ptr<bool>()[j] = u[1] < 0.5f;
+    if (discrete) hb.levels.data_ptr<int64_t>()[j] = rng.below(num_levels_, /*lane=*/0, /*index=*/2);
+    rng.normal(z + j * D, D, /*lane=*/1);
+    if (deq) rng.uniform(hb.deq.data_ptr<float>() + j * D, D, /*lane=*/2);
   }
   return hb;
 }

@@ -6,6 +6,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 
@@ -22,6 +23,32 @@ enum class Stream : uint64_t {
 
 // A 64-bit seed from the job seed, a stream and indices (a splitmix64 chain).
 uint64_t derive_seed(uint64_t seed, Stream stream, std::initializer_list<uint64_t> parts = {});
+
+// Philox4x32-10 (Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as easy as 1, 2, 3",
+// SC 2011): the 128-bit block `counter` encrypted under the 64-bit `key`.
+std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key);
+
+// A counter-based random stream: every value is a pure function of (key, row, lane, index),
+// so any row can be drawn alone, in any order, on any rank, with no generator state and no
+// 32-bit seed truncation (torch's CPU generator keeps only 32 bits of its seed). Lanes keep
+// different quantities of one row independent of each other's lengths.
+class CounterRng {
+ public:
+  CounterRng(uint64_t key, uint64_t row) : key_{static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32)}, row_(row) {}
+  // 32 random bits: word `index` of `lane`.
+  uint32_t bits(uint32_t lane, uint64_t index) const;
+  // n floats uniform in [0, 1) (24-bit resolution) from lane `lane`.
+  void uniform(float* out, int64_t n, uint32_t lane) const;
+  // n standard normal floats from lane `lane` (Box-Muller on pairs of uniforms).
+  void normal(float* out, int64_t n, uint32_t lane) const;
+  // An integer uniform in [0, n) from word `index` of `lane` (multiply-shift).
+  int64_t below(int64_t n, uint32_t lane, uint64_t index) const;
+
+ private:
+  std::array<uint32_t, 4> block(uint32_t lane, uint64_t b) const;
+  std::array<uint32_t, 2> key_;
+  uint64_t row_;
+};
 
 // A fresh generator of `device`'s type seeded with `seed` (CPU: mt19937; CUDA: Philox with
 // offset 0). Tensors drawn from it live on `device`.

@@ -1,9 +1,10 @@
 // What each training step consumes, prepared on the host ahead of time. The rows of step s
 // are a fixed slice of the epoch's permutation (seeded by (seed, epoch)); the randomness of
 // global row i of step s (diffusion time, Gaussian noise, flip, dequantisation noise,
-// discrete level) comes from its own generator keyed by (seed, step, i). So every row is
-// bitwise the same at any world size, and each rank draws only the rows it owns: the
-// per-rank cost is O(local batch), not O(global batch).
+// discrete level) is a counter-based Philox stream keyed by (seed, s) with counter i
+// (core/random.h). So every row is bitwise the same at any world size and on any device,
+// and each rank draws only the rows it owns: the per-rank cost is O(local batch), not
+// O(global batch).
 //
 // A Prefetcher thread makes the next batches while the current step computes; on a GPU the
 // host tensors are pinned, so the trainer's copies to the device are asynchronous.

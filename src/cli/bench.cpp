@@ -48,6 +48,11 @@ double peak_rss_mib() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux: KiB
 }
 
+// The slowest rank's `seconds` (collective): what a synchronous job waits for.
+double slowest(dist::Communicator& comm, double seconds) {
+  return comm.all_gather(torch::tensor({seconds}, torch::kFloat64)).max().item<double>();
+}
+
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -149,15 +154,10 @@ int bench_allreduce(const AllreduceOptions& o, dist::Communicator& comm) {
   SCORCH_CHECK(o.iters > 0 && o.warmup >= 0, "--iters must be positive");
   SCORCH_CHECK(o.backend == "all" || o.backend == "mpi" || o.backend == "nccl", "--backend: all, mpi or nccl");
   const auto device = dist::choose_device(o.device, comm);
-  struct Candidate {
-    std::string label;
-    std::shared_ptr<dist::Communicator> comm;
-    torch::Device device;
-  };
-  std::vector<Candidate> backends;
-  if (o.backend != "nccl") backends.push_back({"mpi", dist::make_data_communicator("mpi", device, comm), device});
+  std::vector<std::pair<std::string, std::shared_ptr<dist::Communicator>>> backends;
+  if (o.backend != "nccl") backends.emplace_back("mpi", dist::make_data_communicator("mpi", device, comm));
   if (o.backend != "mpi" && device.is_cuda() && dist::nccl_compiled())
-    backends.push_back({"nccl", dist::make_data_communicator("nccl", device, comm), device});
+    backends.emplace_back("nccl", dist::make_data_communicator("nccl", device, comm));
   SCORCH_CHECK(!backends.empty(), "--backend nccl: needs a GPU and a build with NCCL");
   const int W = comm.size();
   const double bus_factor = W > 1 ? 2.0 * (W - 1) / W : 1.0;
@@ -166,7 +166,7 @@ int bench_allreduce(const AllreduceOptions& o, dist::Communicator& comm) {
                W, o.iters, o.warmup, dist::describe_device(device));
     fmt::print("# bus bandwidth = algorithm bandwidth x 2(W-1)/W; time = slowest rank; errors over all ranks\n");
     std::string head = fmt::format("{:>12} {:>11}", "size(B)", "count");
-    for (const auto& b : backends) head += fmt::format(" | {:>9} {:>8} {:>8} {:>6}", b.label + "(us)", "algbw", "busbw", "errors");
+    for (const auto& b : backends) head += fmt::format(" | {:>9} {:>8} {:>8} {:>6}", b.first + "(us)", "algbw", "busbw", "errors");
     head += fmt::format(" | {:>9} {:>8} {:>8}", "plain(us)", "algbw", "busbw");
     fmt::print("{}\n", head);
   }
@@ -176,44 +176,41 @@ int bench_allreduce(const AllreduceOptions& o, dist::Communicator& comm) {
   for (int64_t bytes = lo; bytes <= hi; bytes *= 2) {
     const int64_t count = std::max<int64_t>(bytes / 4, 1);
     std::string line = fmt::format("{:>12} {:>11}", count * 4, count);
+    // Time (slowest rank), algorithm and bus bandwidth of column `column` for `mine` seconds per call.
+    auto cell = [&](double mine, size_t column) {
+      const double t = slowest(comm, mine), algbw = static_cast<double>(count * 4) / t / 1e9;
+      bus_sums[column] += algbw * bus_factor;
+      return fmt::format(" | {:>9.1f} {:>8.3f} {:>8.3f}", t * 1e6, algbw, algbw * bus_factor);
+    };
     for (size_t bi = 0; bi < backends.size(); ++bi) {
-      auto& b = backends[bi];
-      auto buf = torch::zeros({count}, torch::TensorOptions().dtype(torch::kFloat32).device(b.device));
-      for (int i = 0; i < o.warmup; ++i) b.comm->allreduce_sum(buf);
-      if (b.device.is_cuda()) torch::cuda::synchronize();
+      auto& b = *backends[bi].second;
+      auto buf = torch::zeros({count}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+      for (int i = 0; i < o.warmup; ++i) b.allreduce_sum(buf);
+      if (device.is_cuda()) torch::cuda::synchronize();
       comm.barrier();
       auto t0 = clock_type::now();
       std::vector<dist::WorkPtr> works;
-      for (int i = 0; i < o.iters; ++i) works.push_back(b.comm->iallreduce_sum(buf));
+      for (int i = 0; i < o.iters; ++i) works.push_back(b.iallreduce_sum(buf));
       for (auto& w : works) w->wait();
-      if (b.device.is_cuda()) torch::cuda::synchronize();
-      const double mine = std::chrono::duration<double>(clock_type::now() - t0).count() / o.iters;
-      const double t = comm.all_gather(torch::tensor({mine}, torch::kFloat64)).max().item<double>();
+      if (device.is_cuda()) torch::cuda::synchronize();
+      line += cell(std::chrono::duration<double>(clock_type::now() - t0).count() / o.iters, bi);
       // Correctness on crafted inputs, in a fresh buffer.
-      auto check = crafted(count, comm.rank(), b.device);
-      b.comm->allreduce_sum(check);
+      auto check = crafted(count, comm.rank(), device);
+      b.allreduce_sum(check);
       auto errs = torch::tensor({count_errors(check, W)}, torch::kInt64);
       comm.allreduce_sum(errs);
       const int64_t e = errs.item<int64_t>();
       total_errors += e;
-      const double algbw = static_cast<double>(count * 4) / t / 1e9;
-      bus_sums[bi] += algbw * bus_factor;
-      line += fmt::format(" | {:>9.1f} {:>8.3f} {:>8.3f} {:>6}", t * 1e6, algbw, algbw * bus_factor, e);
+      line += fmt::format(" {:>6}", e);
     }
-    {
-      auto buf = torch::zeros({count}, torch::kFloat32);
-      const double mine = dist::time_plain_mpi_allreduce(buf, o.iters, o.warmup);
-      const double t = comm.all_gather(torch::tensor({mine}, torch::kFloat64)).max().item<double>();
-      const double algbw = static_cast<double>(count * 4) / t / 1e9;
-      bus_sums.back() += algbw * bus_factor;
-      line += fmt::format(" | {:>9.1f} {:>8.3f} {:>8.3f}", t * 1e6, algbw, algbw * bus_factor);
-    }
+    auto plain = torch::zeros({count}, torch::kFloat32);
+    line += cell(dist::time_plain_mpi_allreduce(plain, o.iters, o.warmup), backends.size());
     ++rows;
     if (comm.rank() == 0) fmt::print("{}\n", line);
   }
   if (comm.rank() == 0) {
     std::string avg = "# average bus bandwidth (GB/s):";
-    for (size_t bi = 0; bi < backends.size(); ++bi) avg += fmt::format(" {} {:.3f}", backends[bi].label, bus_sums[bi] / rows);
+    for (size_t bi = 0; bi < backends.size(); ++bi) avg += fmt::format(" {} {:.3f}", backends[bi].first, bus_sums[bi] / rows);
     avg += fmt::format(", plain MPI_Allreduce loop {:.3f}", bus_sums.back() / rows);
     fmt::print("{}\n# errors: {}\n", avg, total_errors);
   }
@@ -243,7 +240,7 @@ TrainFigures time_training(const Config& cfg, dist::Communicator& comm, const to
   for (int64_t i = 0; i < o.steps; ++i) trainer.train_step();
   if (device.is_cuda()) torch::cuda::synchronize();
   const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
-  const double slowest = comm.all_gather(torch::tensor({secs}, torch::kFloat64)).max().item<double>();
+  const double slowest_secs = slowest(comm, secs);
   // Breakdown: the same number of steps with the phases timed (device synchronised between them).
   trainer.set_profiling(true);
   std::vector<double> data, fwd, bwd, com, opt, total;
@@ -260,8 +257,8 @@ TrainFigures time_training(const Config& cfg, dist::Communicator& comm, const to
     in_bwd = t.buckets_in_backward;
   }
   TrainFigures f;
-  f.images_per_s = static_cast<double>(o.steps * cfg.training.batch_size) / slowest;
-  f.step = slowest / static_cast<double>(o.steps);
+  f.images_per_s = static_cast<double>(o.steps * cfg.training.batch_size) / slowest_secs;
+  f.step = slowest_secs / static_cast<double>(o.steps);
   f.med.data = median(data);
   f.med.forward = median(fwd);
   f.med.backward = median(bwd);

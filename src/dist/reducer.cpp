@@ -1,8 +1,6 @@
 // Bucketed, overlapped gradient averaging (see dist/reducer.h).
 #include "scorch/dist/reducer.h"
 
-#include <chrono>
-
 #include "scorch/core/error.h"
 #include "scorch/core/torch_compat.h"
 
@@ -111,37 +109,34 @@ void Reducer::launch_in_order() {
   }
 }
 
-double Reducer::finish() {
+void Reducer::finish() {
   std::lock_guard<std::mutex> lk(mu_);
   in_finish_ = true;
   launch_in_order();
   if (first_step_) {
     // Which parameters did any rank use? (launched after every bucket: the same order on every rank)
-    auto counts = torch::empty({static_cast<int64_t>(params_.size())}, torch::kInt32);
-    for (size_t i = 0; i < params_.size(); ++i) counts[static_cast<int64_t>(i)] = used_[i] ? 1 : 0;
-    auto on_device = counts.to(buckets_.front().flat.device());
-    comm_.allreduce_sum(on_device);
-    counts = on_device.cpu();
-    for (size_t i = 0; i < params_.size(); ++i) unused_[i] = counts[static_cast<int64_t>(i)].item<int>() == 0;
+    auto counts = torch::tensor(std::vector<int32_t>(used_.begin(), used_.end()), torch::kInt32)
+                      .to(buckets_.front().flat.device());
+    comm_.allreduce_sum(counts);
+    counts = counts.cpu();
+    const auto* users = counts.data_ptr<int32_t>();
+    for (size_t i = 0; i < params_.size(); ++i) unused_[i] = users[i] == 0;
     for (auto& b : buckets_) {
       b.expected = 0;
       for (auto i : b.params) b.expected += unused_[i] ? 0 : 1;
     }
     first_step_ = false;
   }
-  const auto t0 = std::chrono::steady_clock::now();
   for (auto& b : buckets_) {
     if (!b.work) continue;
     b.work->wait();
     b.work.reset();
     if (comm_.size() > 1) b.flat.div_(static_cast<double>(comm_.size()));
   }
-  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (size_t i = 0; i < params_.size(); ++i) {
     if (unused_[i]) params_[i].second.mutable_grad() = torch::Tensor();
   }
   in_finish_ = false;
-  return waited;
 }
 
 }  // namespace scorch::dist

@@ -83,14 +83,12 @@ void check_replicas(Communicator& comm, const std::vector<std::pair<std::string,
   for (int r = 1; r < comm.size(); ++r) {
     if (!torch::equal(all[r], all[0])) differ.push_back(r);
   }
+  auto show = [&](int r) { return fmt::format("[{}, {}]", all[r][0].item<int64_t>(), all[r][1].item<int64_t>()); };
   SCORCH_CHECK(differ.empty(),
                "replica check at step {}: the parameters of rank(s) {} differ from rank 0's (bit checksums "
                "{} vs {}): the ranks no longer train the same model (a faulty node or a non-deterministic "
                "collective); stopping rather than training on",
-               step, fmt::join(differ, ", "), fmt::format("[{}]", fmt::join(all[differ.front()].data_ptr<int64_t>(),
-                                                                            all[differ.front()].data_ptr<int64_t>() + 2,
-                                                                            ", ")),
-               fmt::format("[{}]", fmt::join(all[0].data_ptr<int64_t>(), all[0].data_ptr<int64_t>() + 2, ", ")));
+               step, fmt::join(differ, ", "), show(differ.front()), show(0));
 }
 
 }  // namespace scorch::dist

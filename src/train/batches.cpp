@@ -36,7 +36,6 @@ HostBatch BatchMaker::make(int64_t step) const {
     return item;
   };
   HostBatch hb;
-  hb.step = step;
   const bool images = data_.is_image();
   if (images) {
     hb.images = torch::empty(with_rows(data_.images.sizes().slice(1).vec()), opt.dtype(torch::kUInt8));

@@ -58,9 +58,8 @@ class Reducer {
   // Whether the next backward pass launches all-reduces (last micro-batch) or only accumulates.
   void set_sync(bool sync) { sync_ = sync; }
   // After the last backward pass of the step: launches the remaining buckets, waits for all
-  // of them and divides by the world size. Returns the seconds spent waiting (the
-  // communication that backward did not hide).
-  double finish();
+  // of them and divides by the world size.
+  void finish();
 
   struct Bucket {
     torch::Tensor flat;            // [numel] the gradients of the bucket's parameters

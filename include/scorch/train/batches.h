@@ -26,7 +26,6 @@ namespace scorch::train {
 
 // One step's rows of one rank, on the host.
 struct HostBatch {
-  int64_t step = -1;
   torch::Tensor images;  // uint8 [b,H,W,C], or undefined for point data
   torch::Tensor points;  // float32 [b,D], or undefined for image data
   torch::Tensor t;       // float32 [b], diffusion times in [eps, T)

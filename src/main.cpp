@@ -4,7 +4,9 @@
 // in a collective.
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <iostream>
+#include <thread>
 #include <vector>
 
 #include "scorch/cli/commands.h"
@@ -27,7 +29,8 @@ int main(int argc, char** argv) {
       "<- the checkpoint's config <- --config JOB.toml <- --set overrides. `scorch info --keys` lists every key."};
   app.require_subcommand(1);
   int threads = 0;
-  app.add_option("--threads", threads, "intra-op CPU threads per rank (default: OMP_NUM_THREADS or all cores)");
+  app.add_option("--threads", threads, "intra-op CPU threads per rank (default: OMP_NUM_THREADS or all cores)")
+      ->check(CLI::PositiveNumber);
   app.footer("Environment: SCORCH_MALLOC_TUNING=0 keeps glibc's default malloc thresholds.");
   std::vector<CLI::App*> subs;
   for (const auto& c : commands) {
@@ -53,6 +56,9 @@ int main(int argc, char** argv) {
     auto* c10e = dynamic_cast<const c10::Error*>(&e);
     std::string msg = c10e ? c10e->what_without_backtrace() : e.what();
     if (msg.rfind("[rank", 0) != 0) msg = fmt::format("[rank {}] {}", comm->rank(), msg);
+    // Print once: an error every rank hits (a bad config) is printed by rank 0, whose abort
+    // ends the others first; a rank that fails alone still prints, a moment later.
+    if (comm->size() > 1 && comm->rank() != 0) std::this_thread::sleep_for(std::chrono::seconds(2));
     std::cerr << "scorch: error: " << msg << std::endl;
     if (comm->size() > 1) comm->abort(1);
     return 1;

@@ -1,16 +1,26 @@
 // `scorch train`: data-parallel training on this job's ranks, resuming from the newest
-// checkpoint in --workdir (whose config becomes the base of the resolution).
+// usable checkpoint in --workdir (whose config becomes the base of the resolution), or from
+// --ckpt. Rank 0 holds the workdir lock for the whole run and keeps <workdir>/status.json
+// current, so that wrappers need not trust an exit code that a launcher may rewrite.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
 #include "scorch/core/error.h"
+#include "scorch/core/log.h"
 #include "scorch/core/stop.h"
 #include "scorch/dist/backend.h"
+#include "scorch/dist/sharding.h"
 #include "scorch/io/checkpoint.h"
+#include "scorch/io/files.h"
 #include "scorch/train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -19,39 +29,103 @@ namespace scorch::cli {
 
 namespace {
 
+// <workdir>/status.json: {"state": running | finished | stopped | failed, "step", "checkpoint",
+// "exit_code", "message", "pid", "host", "time"}. Rank 0 only.
+void write_status(const std::string& workdir, const std::string& state, int64_t step, int exit_code,
+                  const std::string& message = "") {
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  const auto now = std::time(nullptr);
+  char when[64];
+  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S%z", std::localtime(&now));
+  nlohmann::json j{{"state", state},
+                   {"step", step},
+                   {"checkpoint", io::latest_checkpoint(workdir)},
+                   {"exit_code", exit_code},
+                   {"message", message},
+                   {"host", host},
+                   {"pid", ::getpid()},
+                   {"time", when}};
+  io::write_text_atomically(workdir + "/status.json", j.dump(2) + "\n");
+}
+
 int train(const Common& opt, dist::Communicator& comm) {
-  SCORCH_CHECK(!opt.workdir.empty(), "train needs --workdir DIR (checkpoints and logs go there)");
-  // defaults <- the newest checkpoint's config (a resumed or imported run) <- --config <- --set
-  Config cfg = resolve(opt, /*need_ckpt=*/false).cfg;
-  SCORCH_CHECK(cfg.model.name != "analytic_gmm",
-               "model.name = \"analytic_gmm\" is an exact score with nothing to train: use it with sample, eval, "
-               "encode and decode directly (--config JOB --workdir DIR)");
-  if (comm.rank() == 0) {
-    fs::create_directories(opt.workdir);
-    std::ofstream(opt.workdir + "/config.toml") << to_toml(cfg);
-  }
+  // Before anything slow (config, data): a signal from now on means "checkpoint and stop".
   install_stop_handlers();
-  const auto device = dist::choose_device(cfg.dist.device, comm);
-  train::Trainer trainer(cfg, comm, opt.workdir, device);
-  trainer.resume_latest();
-  bool finished = trainer.run();
-  if (comm.rank() == 0) {
-    fmt::print("train: step {} in {} (checkpoint {}){}\n", trainer.step(), opt.workdir,
-               io::latest_checkpoint(opt.workdir), finished ? "" : " - stopped early by a signal");
+  SCORCH_CHECK(!opt.workdir.empty(), "train needs --workdir DIR (checkpoints and logs go there)");
+  const bool root = comm.rank() == 0;
+  // One run per workdir: rank 0 takes the lock and every rank learns whether it got it.
+  std::unique_ptr<io::WorkdirLock> lock;
+  std::string lock_error;
+  if (root) {
+    try {
+      lock = std::make_unique<io::WorkdirLock>(opt.workdir, fmt::format("scorch train ({} ranks)", comm.size()));
+      if (!lock->stale_holder().empty()) {
+        spdlog::warn("took over the workdir lock of a run that is gone ({})", lock->stale_holder());
+      }
+      const int stale = io::remove_stale_temps(opt.workdir + "/checkpoints") + io::remove_stale_temps(opt.workdir);
+      if (stale > 0) spdlog::warn("removed {} temporary file(s) left by an interrupted write", stale);
+    } catch (const std::exception& e) {
+      lock_error = e.what();
+    }
   }
-  return finished ? 0 : kStoppedExitCode;
+  lock_error = dist::broadcast_string(comm, lock_error, 0);
+  if (!lock_error.empty()) throw Error(lock_error);
+
+  try {
+    // defaults <- the checkpoint's config (a resumed or imported run) <- --config <- --set
+    Config cfg = resolve(opt, /*need_ckpt=*/false).cfg;
+    SCORCH_CHECK(cfg.model.name != "analytic_gmm",
+                 "model.name = \"analytic_gmm\" is an exact score with nothing to train: use it with sample, eval, "
+                 "encode and decode directly (--config JOB --workdir DIR)");
+    const auto device = dist::choose_device(cfg.dist.device, comm);
+    train::Trainer trainer(cfg, comm, opt.workdir, device);
+    // Written only once the configuration has built a model and loaded its data.
+    if (root) io::write_text_atomically(opt.workdir + "/config.toml", to_toml(cfg));
+    if (!opt.ckpt.empty()) {
+      trainer.resume_from(opt.ckpt);
+    } else {
+      trainer.resume_latest();
+    }
+    if (root) write_status(opt.workdir, "running", trainer.step(), -1);
+    const bool finished = trainer.run();
+    const int code = finished ? 0 : kStoppedExitCode;
+    if (root) {
+      write_status(opt.workdir, finished ? "finished" : "stopped", trainer.step(), code,
+                   finished ? "" : "stopped by a signal after checkpointing: resume by running the same command");
+      fmt::print("train: step {} in {} (checkpoint {}){}\n", trainer.step(), opt.workdir,
+                 io::latest_checkpoint(opt.workdir), finished ? "" : " - stopped early by a signal");
+    }
+    return code;
+  } catch (const std::exception& e) {
+    if (root) {
+      try {
+        write_status(opt.workdir, "failed", -1, 1, e.what());
+      } catch (...) {
+      }
+    }
+    throw;
+  }
 }
 
 }  // namespace
 
 Command train_command() {
   return make_command<Common>(
-      "train", "train a score model; resumes from the newest checkpoint in --workdir (and takes its config as the base)",
+      "train",
+      "train a score model; resumes from the newest usable checkpoint in --workdir (and takes its config as the base)",
       [](CLI::App& app, Common& opt) {
-        add_common(app, opt, false);
+        add_common(app, opt, true);
         app.footer(fmt::format(
-            "Checkpoints every training.snapshot_freq steps and at the end; SIGTERM/SIGUSR1 checkpoint and exit with "
-            "status {}. Devices and communication: dist.device (auto | cpu | cuda: one GPU per rank), dist.backend "
+            "Exit status: 0 finished; {} stopped by SIGUSR1/SIGTERM/SIGINT after committing a checkpoint (run the same "
+            "command to resume: Slurm scripts requeue on it); anything else failed. <workdir>/status.json says the "
+            "same (state running | finished | stopped | failed). Through mpirun send SIGUSR1 (mpirun forwards it; on "
+            "SIGTERM it kills the ranks after --mca odls_base_sigkill_timeout seconds, default 1).\n"
+            "Checkpoints: every training.snapshot_freq steps and at the end, written in the background "
+            "(checkpoint.async); checkpoint.keep = K keeps the newest K plus every training.snapshot_keep_freq-th. A "
+            "corrupt newest checkpoint is renamed *.corrupt and the previous one used. Non-finite gradients: "
+            "training.on_nonfinite = skip | stop, training.max_nonfinite. One run per workdir (<workdir>/.lock).\n"
+            "Devices and communication: dist.device (auto | cpu | cuda: one GPU per rank), dist.backend "
             "(auto | mpi | nccl), dist.bucket_mb, dist.overlap; training.grad_accum, training.precision (fp32 | bf16), "
             "training.channels_last. `scorch info --keys` lists every key.",
             kStoppedExitCode));

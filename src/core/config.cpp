@@ -61,6 +61,15 @@ std::vector<Field> schema(Config& c) {
       .one_of({"fp32", "bf16"});
   add("training.channels_last", &c.training.channels_last, "NHWC (channels-last) memory layout for image networks");
   add("training.tf32", &c.training.tf32, "TF32 tensor-core math for float32 on Ampere and later GPUs");
+  add("training.snapshot_keep_freq", &c.training.snapshot_keep_freq,
+      "with checkpoint.keep: never delete checkpoints whose step is a multiple of N (0: none)")
+      .min(0);
+  add("training.on_nonfinite", &c.training.on_nonfinite,
+      "a step whose gradients hold NaN/Inf: skip (not applied, counted) | stop (the run fails naming the step)")
+      .one_of({"skip", "stop"});
+  add("training.max_nonfinite", &c.training.max_nonfinite,
+      "on_nonfinite = skip: fail after this many non-finite steps in a row")
+      .min(1);
 
   add("sampling.method", &c.sampling.method, "sampler: pc (predictor-corrector) | ode (probability flow, RK45)")
       .one_of({"pc", "ode"});
@@ -151,6 +160,15 @@ std::vector<Field> schema(Config& c) {
   add("dist.overlap", &c.dist.overlap, "all-reduce gradient buckets while backward runs (false: after it)");
   add("dist.check_every", &c.dist.check_every, "compare parameter checksums across ranks every N steps (0: never)")
       .min(0);
+  add("dist.timeout_s", &c.dist.timeout_s,
+      "seconds a GPU collective may wait before the watchdog aborts the job (a dead or hung rank)")
+      .min(0, true);
+
+  add("checkpoint.keep", &c.checkpoint.keep,
+      "keep the newest K checkpoints (0: all), plus every training.snapshot_keep_freq-th step's")
+      .min(0);
+  add("checkpoint.async", &c.checkpoint.async,
+      "write checkpoints in a background thread (training stalls only for the copy to host memory)");
   return f;
 }
 
@@ -305,6 +323,53 @@ void apply_table(Config& cfg, const toml::table& tbl, const std::string& prefix,
   }
 }
 
+// Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
+bool valid_utf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 1, cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2, cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 0x2) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// `s` with control characters (and every byte >= 0x80 if it is not valid UTF-8) as \xNN:
+// safe in a TOML comment and in a message.
+std::string printable(const std::string& s) {
+  const bool utf8 = valid_utf8(s);
+  std::string out;
+  for (unsigned char ch : s) {
+    if (ch < 0x20 || ch == 0x7f || (!utf8 && ch >= 0x80)) {
+      out += fmt::format("\\x{:02x}", static_cast<int>(ch));
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<int64_t> Config::item_shape() const {
@@ -338,6 +403,13 @@ void apply_toml_file(Config& cfg, const std::string& path) {
 }
 
 void apply_override(Config& cfg, const std::string& assignment) {
+  // A value goes into config.toml and every checkpoint: one line of valid UTF-8, one value.
+  SCORCH_CHECK(valid_utf8(assignment), "--set {}: not valid UTF-8", printable(assignment));
+  for (unsigned char ch : assignment) {
+    SCORCH_CHECK(ch >= 0x20 && ch != 0x7f,
+                 "--set {}: control character \\x{:02x} (a newline or tab?) in the value: one --set takes one key and "
+                 "one value", printable(assignment), static_cast<int>(ch));
+  }
   auto eq = assignment.find('=');
   SCORCH_CHECK(eq != std::string::npos && eq > 0, "--set '{}': expected section.key=value", assignment);
   std::string key = assignment.substr(0, eq);
@@ -349,10 +421,13 @@ void apply_override(Config& cfg, const std::string& assignment) {
   toml::table tbl;
   try {
     tbl = toml::parse("v = " + value);
-  } catch (const toml::parse_error&) {
-    // A bare word (--set training.sde=vesde) is taken as a string.
+  } catch (const toml::parse_error& e) {
+    // A bare word (--set training.sde=vesde) is taken as a string; anything else must parse.
+    SCORCH_CHECK(std::holds_alternative<std::string*>(f->ptr), "{}: '{}' is not {} ({})", at, value,
+                 type_name(f->ptr), e.description());
     tbl = toml::table{{"v", value}};
   }
+  SCORCH_CHECK(tbl.size() == 1, "{}: the value holds more than one TOML key; one --set sets one key", at);
   set_field(*f, *tbl.get("v"), at);
   cfg.sources.push_back("--set " + assignment);
 }
@@ -432,8 +507,15 @@ std::string to_toml(const Config& cfg_in) {
   }
   std::ostringstream os;
   os << "# scorch resolved configuration (every key; defaults included)\n";
-  for (const auto& s : cfg.sources) os << "# layer: " << s << "\n";
+  for (const auto& s : cfg.sources) os << "# layer: " << printable(s) << "\n";
   os << toml::toml_formatter(root, toml::toml_formatter::default_flags & ~toml::format_flags::indentation) << "\n";
+  // What is written must read back: never emit a file that poisons later runs.
+  try {
+    (void)toml::parse(os.str());
+  } catch (const toml::parse_error& e) {
+    SCORCH_THROW("internal error: the resolved configuration does not parse back ({}, line {})", e.description(),
+                 e.source().begin.line);
+  }
   return os.str();
 }
 

@@ -2,6 +2,7 @@
 #include "scorch/core/stop.h"
 
 #include <csignal>
+#include <initializer_list>
 
 namespace scorch {
 
@@ -11,8 +12,11 @@ void on_stop_signal(int) { g_stop = 1; }
 }  // namespace
 
 void install_stop_handlers() {
-  std::signal(SIGTERM, on_stop_signal);
-  std::signal(SIGUSR1, on_stop_signal);
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;  // reads and writes in flight carry on
+  for (int sig : {SIGTERM, SIGUSR1, SIGINT}) sigaction(sig, &sa, nullptr);
 }
 bool stop_requested() { return g_stop != 0; }
 void request_stop() { g_stop = 1; }

@@ -2,7 +2,10 @@
 // map 8-bit images to network input and back.
 #include "scorch/data/dataset.h"
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 
 #include "scorch/core/error.h"
 #include "scorch/data/idx.h"
@@ -10,48 +13,104 @@
 
 namespace scorch::data {
 
-Dataset load(const std::string& path, int64_t limit) {
+namespace {
+
+// Bytes of memory available to this process: MemAvailable from /proc/meminfo (physical
+// memory if unreadable), and no more than a cgroup limit.
+double available_memory() {
+  double avail = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  std::ifstream mi("/proc/meminfo");
+  std::string key;
+  double kb;
+  std::string unit;
+  while (mi >> key >> kb) {
+    std::getline(mi, unit);
+    if (key == "MemAvailable:") avail = kb * 1024.0;
+  }
+  std::ifstream cg("/sys/fs/cgroup/memory.max");
+  std::string v;
+  if (cg >> v && v != "max") avail = std::min(avail, std::stod(v));
+  return avail;
+}
+
+std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+
+}  // namespace
+
+DatasetInfo inspect(const std::string& path, int64_t limit) {
   auto f = h5::File::open_read(path);
-  Dataset ds;
-  ds.path = path;
+  DatasetInfo info;
+  info.path = path;
   bool has_images = h5::exists(f.id(), "images"), has_points = h5::exists(f.id(), "points");
   SCORCH_CHECK(has_images != has_points, "{}: a dataset file holds exactly one of /images or /points (found {})", path,
                has_images ? "both" : "neither");
-  std::string name = has_images ? "images" : "points";
-  auto shape = h5::shape(f.id(), name);
-  SCORCH_CHECK(shape.size() == (has_images ? 4u : 2u), "{}: /{} must be {} (got {} dims)", path, name,
-               has_images ? "[N,H,W,C]" : "[N,D]", shape.size());
-  int64_t n = limit > 0 ? std::min(limit, shape[0]) : shape[0];
-  SCORCH_CHECK(n > 0, "{}: /{} is empty", path, name);
+  info.image = has_images;
+  const std::string name = has_images ? "images" : "points";
+  info.shape = h5::shape(f.id(), name);
+  SCORCH_CHECK(info.shape.size() == (has_images ? 4u : 2u), "{}: /{} must be {} (got {} dims)", path, name,
+               has_images ? "[N,H,W,C]" : "[N,D]", info.shape.size());
+  for (auto d : info.shape) SCORCH_CHECK(d > 0, "{}: /{} has shape {}: empty", path, name, shape_str(info.shape));
+  if (limit > 0) info.shape[0] = std::min(limit, info.shape[0]);
+  double elems = 1;
+  for (auto d : info.shape) elems *= static_cast<double>(d);
+  const double bytes = elems * (has_images ? 1.0 : 4.0);
+  const double avail = available_memory();
+  SCORCH_CHECK(bytes <= 0.8 * avail,
+               "{}: /{} claims shape {}, {:.3g} GB in memory, but this machine has {:.3g} GB available (each rank holds "
+               "the whole split): a damaged file, or a dataset too large to load",
+               path, name, shape_str(info.shape), bytes / 1e9, avail / 1e9);
+  info.bytes = static_cast<int64_t>(bytes);
+  h5::check_stored(f.id(), name, path);
+  if (h5::exists(f.id(), "labels")) {
+    auto ls = h5::shape(f.id(), "labels");
+    auto full = h5::shape(f.id(), name);
+    SCORCH_CHECK(ls.size() == 1 && ls[0] == full[0], "{}: /labels must be [N] with N = {} (got {})", path, full[0],
+                 shape_str(ls));
+    h5::check_stored(f.id(), "labels", path);
+  }
+  return info;
+}
+
+Dataset load(const std::string& path, int64_t limit) {
+  const auto info = inspect(path, limit);
+  auto f = h5::File::open_read(path);
+  Dataset ds;
+  ds.path = path;
+  const std::string name = info.image ? "images" : "points";
+  const int64_t n = info.shape[0];
   auto t = h5::read_rows(f.id(), name, 0, n, path);
-  if (has_images) {
+  if (info.image) {
     SCORCH_CHECK(t.scalar_type() == torch::kUInt8, "{}: /images must be uint8", path);
     ds.images = t;
   } else {
     ds.points = t.to(torch::kFloat32);
   }
-  if (h5::exists(f.id(), "labels")) {
-    auto ls = h5::shape(f.id(), "labels");
-    SCORCH_CHECK(ls.size() == 1 && ls[0] == shape[0], "{}: /labels must be [N] with N = {}", path, shape[0]);
-    ds.labels = h5::read_rows(f.id(), "labels", 0, n, path).to(torch::kInt64);
-  }
+  if (h5::exists(f.id(), "labels")) ds.labels = h5::read_rows(f.id(), "labels", 0, n, path).to(torch::kInt64);
   return ds;
 }
 
-void check_matches(const Dataset& ds, const Config& cfg) {
+void check_matches(const DatasetInfo& info, const Config& cfg) {
   if (cfg.is_image_data()) {
-    SCORCH_CHECK(ds.is_image(), "{}: holds /points but the config expects images (data.dim = 0)", ds.path);
-    SCORCH_CHECK(ds.images.size(1) == cfg.data.image_size && ds.images.size(2) == cfg.data.image_size &&
-                     ds.images.size(3) == cfg.data.num_channels,
+    SCORCH_CHECK(info.image, "{}: holds /points but the config expects images (data.dim = 0)", info.path);
+    SCORCH_CHECK(info.shape[1] == cfg.data.image_size && info.shape[2] == cfg.data.image_size &&
+                     info.shape[3] == cfg.data.num_channels,
                  "{}: images are {}x{}x{} (HxWxC) but the config says data.image_size = {}, data.num_channels = {}",
-                 ds.path, ds.images.size(1), ds.images.size(2), ds.images.size(3), cfg.data.image_size,
-                 cfg.data.num_channels);
+                 info.path, info.shape[1], info.shape[2], info.shape[3], cfg.data.image_size, cfg.data.num_channels);
   } else {
-    SCORCH_CHECK(!ds.is_image(), "{}: holds /images but the config expects points (data.dim = {})", ds.path,
+    SCORCH_CHECK(!info.image, "{}: holds /images but the config expects points (data.dim = {})", info.path,
                  cfg.data.dim);
-    SCORCH_CHECK(ds.points.size(1) == cfg.data.dim, "{}: points have dimension {} but data.dim = {}", ds.path,
-                 ds.points.size(1), cfg.data.dim);
+    SCORCH_CHECK(info.shape[1] == cfg.data.dim, "{}: points have dimension {} but data.dim = {}", info.path,
+                 info.shape[1], cfg.data.dim);
   }
+}
+
+void check_matches(const Dataset& ds, const Config& cfg) {
+  DatasetInfo info;
+  info.path = ds.path;
+  info.image = ds.is_image();
+  auto t = ds.is_image() ? ds.images : ds.points;
+  info.shape = t.sizes().vec();
+  check_matches(info, cfg);
 }
 
 namespace {

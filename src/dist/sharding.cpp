@@ -1,6 +1,8 @@
 // Sharding arithmetic, the start-up broadcast and the replica checksum.
 #include "scorch/dist/sharding.h"
 
+#include <cstring>
+
 #include "scorch/core/error.h"
 
 namespace scorch::dist {
@@ -38,6 +40,16 @@ void broadcast_tensors(Communicator& comm, const std::vector<torch::Tensor>& ten
     comm.broadcast(c, 0);
     if (c.data_ptr() != t.data_ptr()) t.copy_(c);
   }
+}
+
+std::string broadcast_string(Communicator& comm, const std::string& s, int root) {
+  if (comm.size() == 1) return s;
+  auto n = torch::tensor({static_cast<int64_t>(s.size())}, torch::kInt64);
+  comm.broadcast(n, root);
+  auto bytes = torch::zeros({n.item<int64_t>()}, torch::kUInt8);
+  if (comm.rank() == root && !s.empty()) std::memcpy(bytes.data_ptr(), s.data(), s.size());
+  if (bytes.numel() > 0) comm.broadcast(bytes, root);
+  return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(bytes.numel()));
 }
 
 torch::Tensor bit_checksum(const std::vector<torch::Tensor>& tensors) {

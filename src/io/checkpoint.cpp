@@ -2,10 +2,14 @@
 // checksum-verified read before the caller touches any model.
 #include "scorch/io/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 
+#include <zlib.h>
+
 #include "scorch/core/error.h"
+#include "scorch/core/log.h"
 #include "scorch/io/hdf5.h"
 
 namespace fs = std::filesystem;
@@ -13,6 +17,10 @@ namespace fs = std::filesystem;
 namespace scorch::io {
 
 namespace {
+
+uint32_t crc32_of(const std::string& s) {
+  return static_cast<uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size())));
+}
 
 void write_map(hid_t f, const std::string& group, const TensorMap& m) {
   for (const auto& [name, t] : m) h5::write_tensor(f, group + "/" + name, t);
@@ -37,12 +45,37 @@ TrainState read_header(const h5::File& f, const std::string& path) {
   st.epoch = h5::get_attr_int(f.id(), "epoch", path);
   st.batch_in_epoch = h5::get_attr_int(f.id(), "batch_in_epoch", path);
   st.config_toml = h5::read_string(f.id(), "config", path);
+  h5::Handle c(H5Dopen2(f.id(), "config", H5P_DEFAULT), H5Dclose);
+  if (h5::has_attr(c.id(), "crc32")) {
+    const auto want = h5::get_attr_int(c.id(), "crc32", path);
+    const auto got = static_cast<int64_t>(crc32_of(st.config_toml));
+    SCORCH_CHECK(want == got, "{}: /config fails its CRC-32 check (stored {:08x}, computed {:08x}): the file is corrupted",
+                 path, want, got);
+  } else {
+    SCORCH_CHECK(version < 3, "{}: /config has no crc32 attribute, which version {} files always carry: the file is "
+                 "corrupted", path, version);
+  }
+  st.source = path;
   return st;
 }
 
 }  // namespace
 
+std::string first_nonfinite(const TrainState& st) {
+  for (const auto& [group, m] : {std::pair{"model/params", &st.params}, std::pair{"model/buffers", &st.buffers},
+                                 std::pair{"ema", &st.ema}, std::pair{"optimizer/exp_avg", &st.exp_avg},
+                                 std::pair{"optimizer/exp_avg_sq", &st.exp_avg_sq}}) {
+    for (const auto& [name, t] : *m) {
+      if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>()) return fmt::format("{}/{}", group, name);
+    }
+  }
+  return "";
+}
+
 void save_checkpoint(const std::string& path, const TrainState& st) {
+  const auto bad = first_nonfinite(st);
+  SCORCH_CHECK(bad.empty(), "refusing to write checkpoint '{}' of step {}: tensor '{}' holds NaN or Inf", path, st.step,
+               bad);
   h5::write_atomically(path, [&](hid_t f) {
     h5::set_attr(f, "format", std::string(kCheckpointFormat));
     h5::set_attr(f, "version", kCheckpointVersion);
@@ -51,6 +84,10 @@ void save_checkpoint(const std::string& path, const TrainState& st) {
     h5::set_attr(f, "epoch", st.epoch);
     h5::set_attr(f, "batch_in_epoch", st.batch_in_epoch);
     h5::write_string(f, "config", st.config_toml);
+    {
+      h5::Handle c(H5Dopen2(f, "config", H5P_DEFAULT), H5Dclose);
+      h5::set_attr(c.id(), "crc32", static_cast<int64_t>(crc32_of(st.config_toml)));
+    }
     write_map(f, "model/params", st.params);
     write_map(f, "model/buffers", st.buffers);
     write_map(f, "ema", st.ema);
@@ -106,24 +143,59 @@ std::string checkpoint_path(const std::string& workdir, int64_t step) {
   return fmt::format("{}/checkpoints/ckpt_{:09d}.h5", workdir, step);
 }
 
-std::string latest_checkpoint(const std::string& workdir) {
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& workdir) {
+  std::vector<std::pair<int64_t, std::string>> out;
   fs::path dir = fs::path(workdir) / "checkpoints";
-  if (!fs::is_directory(dir)) return "";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
   static const std::regex re(R"(ckpt_(\d+)\.h5)");
-  int64_t best = -1;
-  std::string out;
-  for (const auto& e : fs::directory_iterator(dir)) {
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::smatch m;
     std::string name = e.path().filename().string();
-    if (std::regex_match(name, m, re)) {
-      int64_t s = std::stoll(m[1]);
-      if (s > best) {
-        best = s;
-        out = e.path().string();
-      }
+    if (std::regex_match(name, m, re)) out.emplace_back(std::stoll(m[1]), e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string latest_checkpoint(const std::string& workdir) {
+  auto all = list_checkpoints(workdir);
+  return all.empty() ? "" : all.back().second;
+}
+
+Resumable newest_loadable_checkpoint(const std::string& workdir) {
+  Resumable r;
+  auto all = list_checkpoints(workdir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      load_checkpoint(it->second);
+      r.path = it->second;
+      return r;
+    } catch (const std::exception& e) {
+      std::string aside = it->second + ".corrupt";
+      for (int i = 1; fs::exists(aside); ++i) aside = fmt::format("{}.corrupt.{}", it->second, i);
+      std::error_code ec;
+      fs::rename(it->second, aside, ec);
+      spdlog::error("checkpoint {} cannot be used and is set aside as {}{}: {}", it->second, aside,
+                    ec ? fmt::format(" (rename failed: {})", ec.message()) : "", e.what());
+      r.set_aside.push_back(aside);
     }
   }
-  return out;
+  return r;
+}
+
+std::vector<std::string> prune_checkpoints(const std::string& workdir, int64_t keep, int64_t keep_every) {
+  std::vector<std::string> removed;
+  if (keep <= 0) return removed;
+  auto all = list_checkpoints(workdir);
+  const int64_t n = static_cast<int64_t>(all.size());
+  for (int64_t i = 0; i + keep < n; ++i) {
+    const auto& [step, path] = all[static_cast<size_t>(i)];
+    if (keep_every > 0 && step % keep_every == 0) continue;
+    std::error_code ec;
+    if (fs::remove(path, ec)) removed.push_back(path);
+  }
+  return removed;
 }
 
 }  // namespace scorch::io

@@ -2,22 +2,37 @@
 // the object and the innermost HDF5 message (e.g. a Fletcher-32 checksum failure).
 #include "scorch/io/hdf5.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 
 #include "scorch/core/error.h"
+#include "scorch/io/files.h"
 
 namespace scorch::h5 {
 
 namespace {
 
+// HDF5 would print its error stack to stderr; scorch reports the innermost message in its
+// own error instead. The thread-safe library keeps that setting per thread, so every entry
+// point sets it for the calling thread (a checkpoint writer thread included).
+void quiet_this_thread() {
+  thread_local bool done = false;
+  if (!done) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    done = true;
+  }
+}
 struct Quiet {
-  Quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+  Quiet() {
+    // No library shutdown at exit: after a write failed (disk full) HDF5 cannot close that
+    // file, and its exit handler would crash on it. Every file scorch opens is closed
+    // explicitly, so there is nothing left for the handler to flush.
+    H5dont_atexit();
+    quiet_this_thread();
+  }
 };
 const Quiet quiet_hdf5_errors;
 
@@ -49,10 +64,19 @@ torch::ScalarType torch_type(hid_t dtype, const std::string& what) {
   SCORCH_THROW("{}: unsupported HDF5 element type (class {}, {} bytes)", what, static_cast<int>(cls), size);
 }
 
-Handle lcpl() {
-  Handle p(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-  H5Pset_create_intermediate_group(p.id(), 1);
-  return p;
+// Creates the missing groups on the way to `name` ("a/b/c" -> a, a/b) without timestamps,
+// so that the same content always gives the same bytes.
+void make_parents(hid_t loc, const std::string& name) {
+  size_t pos = 0;
+  while ((pos = name.find('/', pos + 1)) != std::string::npos) {
+    std::string prefix = name.substr(0, pos);
+    if (H5Lexists(loc, prefix.c_str(), H5P_DEFAULT) > 0) continue;
+    Handle gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+    H5Pset_obj_track_times(gcpl.id(), 0);
+    Handle g(H5Gcreate2(loc, prefix.c_str(), H5P_DEFAULT, gcpl.id(), H5P_DEFAULT), H5Gclose);
+    SCORCH_CHECK(g.id() >= 0, "HDF5: cannot create group '{}': {}", prefix, last_error());
+    SCORCH_CHECK(g.close() >= 0, "HDF5: cannot write group '{}': {}", prefix, last_error());
+  }
 }
 
 Handle open_dataset(hid_t loc, const std::string& name, const std::string& file) {
@@ -107,16 +131,42 @@ void Handle::reset() {
   id_ = H5I_INVALID_HID;
 }
 
+herr_t Handle::close() {
+  herr_t rc = 0;
+  if (id_ >= 0 && closer_) rc = closer_(id_);
+  id_ = H5I_INVALID_HID;
+  return rc;
+}
+
+void File::close() {
+  if (h_.id() < 0) return;
+  const bool ok_flush = H5Fflush(h_.id(), H5F_SCOPE_LOCAL) >= 0;
+  std::string flush_err = ok_flush ? "" : last_error();
+  const bool ok_close = h_.close() >= 0;
+  SCORCH_CHECK(ok_flush && ok_close, "cannot write '{}' (flush/close failed: disk full or I/O error?): {}", path_,
+               ok_flush ? last_error() : flush_err);
+}
+
 std::string last_error() {
   std::string msg;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, &msg);
-  return msg.empty() ? "unknown HDF5 error" : msg;
+  if (msg.empty()) return "unknown HDF5 error";
+  // A failed system call: HDF5's long description holds the errno and its text.
+  auto em = msg.find("error message = '"), en = msg.find("errno = ");
+  if (em != std::string::npos && en != std::string::npos) {
+    auto end = msg.find('\'', em + 17);
+    return fmt::format("{} (errno {})", msg.substr(em + 17, end - em - 17), std::atoi(msg.c_str() + en + 8));
+  }
+  return msg;
 }
 
 File File::create(const std::string& path) {
+  quiet_this_thread();
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_libver_bounds(fapl.id(), H5F_LIBVER_V110, H5F_LIBVER_V110);
-  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id());
+  Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  H5Pset_obj_track_times(fcpl.id(), 0);
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.id(), fapl.id());
   SCORCH_CHECK(f >= 0, "cannot create HDF5 file '{}': {}", path, last_error());
   File out;
   out.h_ = Handle(f, H5Fclose);
@@ -125,6 +175,7 @@ File File::create(const std::string& path) {
 }
 
 File File::open_read(const std::string& path) {
+  quiet_this_thread();
   SCORCH_CHECK(std::filesystem::exists(path), "file '{}' does not exist", path);
   htri_t is = H5Fis_hdf5(path.c_str());
   SCORCH_CHECK(is > 0, "'{}' is not an HDF5 file (or its header is corrupted)", path);
@@ -176,6 +227,64 @@ std::vector<int64_t> shape(hid_t loc, const std::string& name) {
   return std::vector<int64_t>(dims.begin(), dims.end());
 }
 
+size_t element_size(hid_t loc, const std::string& name) {
+  Handle d = open_dataset(loc, name, "HDF5");
+  Handle type(H5Dget_type(d.id()), H5Tclose);
+  return H5Tget_size(type.id());
+}
+
+void check_stored(hid_t loc, const std::string& name, const std::string& file) {
+  Handle d = open_dataset(loc, name, file);
+  Handle space(H5Dget_space(d.id()), H5Sclose);
+  Handle dcpl(H5Dget_create_plist(d.id()), H5Pclose);
+  Handle type(H5Dget_type(d.id()), H5Tclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.id());
+  SCORCH_CHECK(n >= 0, "{}: dataset '{}' has an unreadable shape", file, name);
+  if (n == 0) return;
+  const auto raw = static_cast<double>(n) * static_cast<double>(H5Tget_size(type.id()));
+  switch (H5Pget_layout(dcpl.id())) {
+    case H5D_CHUNKED: {
+      const int nd = H5Sget_simple_extent_ndims(space.id());
+      std::vector<hsize_t> dims(static_cast<size_t>(nd)), chunk(static_cast<size_t>(nd));
+      H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
+      H5Pget_chunk(dcpl.id(), nd, chunk.data());
+      double expected = 1;
+      for (int i = 0; i < nd; ++i) expected *= std::ceil(static_cast<double>(dims[i]) / static_cast<double>(chunk[i]));
+      hsize_t stored = 0;
+      SCORCH_CHECK(H5Dget_num_chunks(d.id(), space.id(), &stored) >= 0, "{}: cannot count the chunks of '{}': {}", file,
+                   name, last_error());
+      SCORCH_CHECK(static_cast<double>(stored) >= expected,
+                   "{}: dataset '{}' claims {} elements in {} chunks but only {} chunks were ever written: the file is "
+                   "incomplete (the rest would read as fill values)",
+                   file, name, n, static_cast<int64_t>(expected), stored);
+      break;
+    }
+    case H5D_CONTIGUOUS: {
+      const auto stored = static_cast<double>(H5Dget_storage_size(d.id()));
+      SCORCH_CHECK(stored >= raw, "{}: dataset '{}' claims {:.0f} bytes but {:.0f} are stored: the file is incomplete",
+                   file, name, raw, stored);
+      break;
+    }
+    case H5D_VIRTUAL: {
+      size_t count = 0;
+      H5Pget_virtual_count(dcpl.id(), &count);
+      const auto dir = std::filesystem::path(file).parent_path();
+      for (size_t i = 0; i < count; ++i) {
+        ssize_t len = H5Pget_virtual_filename(dcpl.id(), i, nullptr, 0);
+        std::string src(static_cast<size_t>(std::max<ssize_t>(len, 0)) + 1, '\0');
+        H5Pget_virtual_filename(dcpl.id(), i, src.data(), src.size());
+        src.resize(static_cast<size_t>(std::max<ssize_t>(len, 0)));
+        if (src == ".") continue;
+        const bool found = std::filesystem::exists(src) || std::filesystem::exists(dir / src);
+        SCORCH_CHECK(found, "{}: virtual dataset '{}' maps source file '{}', which does not exist (its rows would read "
+                     "as fill values)", file, name, src);
+      }
+      break;
+    }
+    default: break;
+  }
+}
+
 void write_tensor(hid_t loc, const std::string& name, const torch::Tensor& t_in) {
   auto t = t_in.detach().to(torch::kCPU).contiguous();
   std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
@@ -190,14 +299,17 @@ void write_tensor(hid_t loc, const std::string& name, const torch::Tensor& t_in)
     H5Pset_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data());
     H5Pset_fletcher32(dcpl.id());
   }
-  auto lc = lcpl();
+  H5Pset_obj_track_times(dcpl.id(), 0);
+  make_parents(loc, name);
   hid_t type = h5_type(t.scalar_type());
-  Handle d(H5Dcreate2(loc, name.c_str(), type, space.id(), lc.id(), dcpl.id(), H5P_DEFAULT), H5Dclose);
+  Handle d(H5Dcreate2(loc, name.c_str(), type, space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT), H5Dclose);
   SCORCH_CHECK(d.id() >= 0, "HDF5: cannot create dataset '{}': {}", name, last_error());
   if (t.numel() > 0) {
     SCORCH_CHECK(H5Dwrite(d.id(), type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) >= 0,
                  "HDF5: cannot write dataset '{}': {}", name, last_error());
   }
+  // Closing writes the cached chunks: a full disk fails here, not in H5Dwrite.
+  SCORCH_CHECK(d.close() >= 0, "HDF5: cannot write dataset '{}' (disk full?): {}", name, last_error());
 }
 
 torch::Tensor read_tensor(hid_t loc, const std::string& name, const std::string& file) {
@@ -233,12 +345,15 @@ void write_string(hid_t loc, const std::string& name, const std::string& s) {
   H5Tset_size(type.id(), std::max<size_t>(s.size(), 1));
   H5Tset_cset(type.id(), H5T_CSET_UTF8);
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  auto lc = lcpl();
-  Handle d(H5Dcreate2(loc, name.c_str(), type.id(), space.id(), lc.id(), H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  H5Pset_obj_track_times(dcpl.id(), 0);
+  make_parents(loc, name);
+  Handle d(H5Dcreate2(loc, name.c_str(), type.id(), space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT), H5Dclose);
   SCORCH_CHECK(d.id() >= 0, "HDF5: cannot create string '{}': {}", name, last_error());
   std::string buf = s.empty() ? std::string(1, '\0') : s;
   SCORCH_CHECK(H5Dwrite(d.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) >= 0,
                "HDF5: cannot write string '{}': {}", name, last_error());
+  SCORCH_CHECK(d.close() >= 0, "HDF5: cannot write string '{}' (disk full?): {}", name, last_error());
 }
 
 std::string read_string(hid_t loc, const std::string& name, const std::string& file) {
@@ -289,37 +404,59 @@ std::string get_attr_string(hid_t loc, const std::string& name, const std::strin
   return s;
 }
 
-void commit_file(const std::string& tmp, const std::string& final_path) {
-  int fd = ::open(tmp.c_str(), O_RDONLY);
-  SCORCH_CHECK(fd >= 0, "cannot reopen '{}' to sync it", tmp);
-  int rc = ::fsync(fd);
-  ::close(fd);
-  SCORCH_CHECK(rc == 0, "fsync of '{}' failed", tmp);
-  std::error_code ec;
-  std::filesystem::rename(tmp, final_path, ec);
-  SCORCH_CHECK(!ec, "cannot rename '{}' to '{}': {}", tmp, final_path, ec.message());
-  auto dir = std::filesystem::path(final_path).parent_path();
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+namespace {
+
+struct VisitState {
+  std::string file;
+  std::string error;
+};
+
+herr_t verify_link(hid_t group, const char* name, const H5L_info_t*, void* data) {
+  auto* st = static_cast<VisitState*>(data);
+  hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
+  if (obj < 0) {
+    st->error = fmt::format("{}: cannot open '{}': {}", st->file, name, last_error());
+    return -1;
   }
+  Handle o(obj, H5Oclose);
+  if (H5Iget_type(obj) != H5I_DATASET) return 0;
+  Handle space(H5Dget_space(obj), H5Sclose);
+  Handle ftype(H5Dget_type(obj), H5Tclose);
+  Handle mtype(H5Tget_native_type(ftype.id(), H5T_DIR_ASCEND), H5Tclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.id());
+  const size_t size = H5Tget_size(mtype.id());
+  if (n < 0 || size == 0) {
+    st->error = fmt::format("{}: dataset '{}' has an unreadable shape or type", st->file, name);
+    return -1;
+  }
+  std::vector<char> buf(static_cast<size_t>(std::max<hssize_t>(n, 1)) * size);
+  if (n > 0 && H5Dread(obj, mtype.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0) {
+    st->error = fmt::format("{}: dataset '{}' does not read back (truncated or corrupted): {}", st->file, name,
+                            last_error());
+    return -1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void verify_file(const std::string& path) {
+  auto f = File::open_read(path);
+  VisitState st{path, ""};
+  herr_t rc = H5Lvisit(f.id(), H5_INDEX_NAME, H5_ITER_INC, verify_link, &st);
+  SCORCH_CHECK(rc >= 0 && st.error.empty(), "{}", st.error.empty() ? fmt::format("{}: cannot walk the file: {}", path, last_error()) : st.error);
+  f.close();
 }
 
 void write_atomically(const std::string& path, const std::function<void(hid_t)>& fill) {
-  auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent);
-  const std::string tmp = path + ".tmp";
-  try {
-    auto f = File::create(tmp);
-    fill(f.id());
-    f.close();
-    commit_file(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw;
-  }
+  io::write_file_atomically(
+      path,
+      [&](const std::string& tmp) {
+        auto f = File::create(tmp);
+        fill(f.id());
+        f.close();
+      },
+      [&](const std::string& tmp) { verify_file(tmp); });
 }
 
 }  // namespace scorch::h5

@@ -20,7 +20,16 @@ double Adam::lr_at(int64_t step) const {
   return cfg_.lr * std::min(static_cast<double>(step) / static_cast<double>(cfg_.warmup), 1.0);
 }
 
-torch::Tensor Adam::step(int64_t step) {
+torch::Tensor Adam::grad_norm() const {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> gs;
+  for (const auto& [name, p] : params_)
+    if (p.grad().defined()) gs.push_back(p.grad());
+  if (gs.empty()) return torch::zeros({}, params_.front().second.options());
+  return torch::stack(at::_foreach_norm(gs, 2)).norm(2);
+}
+
+torch::Tensor Adam::step(int64_t step, torch::Tensor norm) {
   torch::NoGradGuard ng;
   std::vector<torch::Tensor> ps, gs, ms, vs;
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -35,7 +44,7 @@ torch::Tensor Adam::step(int64_t step) {
   if (ps.empty()) return torch::zeros({}, params_.front().second.options());
   // torch.nn.utils.clip_grad_norm_: the 2-norm of the per-tensor norms, and the gradients
   // scaled by min(1, max_norm / (norm + 1e-6)), kept on the device.
-  auto norm = torch::stack(at::_foreach_norm(gs, 2)).norm(2);
+  if (!norm.defined()) norm = torch::stack(at::_foreach_norm(gs, 2)).norm(2);
   if (cfg_.grad_clip >= 0) {
     auto coef = (cfg_.grad_clip / (norm + 1e-6)).clamp_max(1.0);
     for (auto& g : gs) g.mul_(coef);

@@ -17,6 +17,7 @@
 #include "scorch/core/random.h"
 #include "scorch/core/stop.h"
 #include "scorch/core/torch_compat.h"
+#include "scorch/data/dataset.h"
 #include "scorch/dist/backend.h"
 #include "scorch/dist/sharding.h"
 #include "scorch/losses/discrete.h"
@@ -63,14 +64,26 @@ Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdi
   SCORCH_CHECK(!cfg_.data.path.empty(), "data.path is not set: point it at a training HDF5 file (scorch prepare ...)");
   SCORCH_CHECK(cfg_.training.precision == "fp32" || cfg_.training.precision == "bf16",
                "training.precision = \"{}\" is not one of: fp32, bf16", cfg_.training.precision);
+  // The file's claimed shape is checked against the config, memory and storage before
+  // anything is read (data/dataset.h).
+  data::check_matches(data::inspect(cfg_.data.path), cfg_);
   data_ = data::load(cfg_.data.path);
-  data::check_matches(data_, cfg_);
 
   sde_ = sde::make_sde(cfg_);
   sde_->to(device_);
   batches_ = std::make_unique<BatchMaker>(cfg_, data_, share, /*pinned=*/device_.is_cuda(), sde_->T(), sde_->N());
   torch::manual_seed(cfg_.seed);  // identical on every rank; rank 0's weights win anyway
-  model_ = models::make_model(cfg_);
+  try {
+    model_ = models::make_model(cfg_);
+  } catch (const c10::Error& e) {
+    SCORCH_THROW("cannot build model.name = \"{}\" with model.nf = {}, model.ch_mult = [{}], model.num_res_blocks = {} "
+                 "(too large for this machine?): {}",
+                 cfg_.model.name, cfg_.model.nf, fmt::join(cfg_.model.ch_mult, ", "), cfg_.model.num_res_blocks,
+                 e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    SCORCH_THROW("cannot build model.name = \"{}\" with model.nf = {}, model.ch_mult = [{}]: out of memory",
+                 cfg_.model.name, cfg_.model.nf, fmt::join(cfg_.model.ch_mult, ", "));
+  }
   std::vector<torch::Tensor> all;
   for (auto& p : model_->parameters()) all.push_back(p);
   for (auto& b : model_->buffers()) all.push_back(b);
@@ -89,6 +102,10 @@ Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdi
   grad_comm_ = dist::make_data_communicator(cfg_.dist.backend, device_, comm_);
   reducer_ = std::make_unique<dist::Reducer>(
       trainable_, *grad_comm_, dist::ReducerOptions{cfg_.dist.bucket_mb, cfg_.dist.first_bucket_mb, cfg_.dist.overlap});
+  if (comm_.rank() == 0) {
+    writer_ = std::make_unique<CheckpointWriter>(workdir_, cfg_.checkpoint.keep, cfg_.training.snapshot_keep_freq,
+                                                 cfg_.checkpoint.async);
+  }
   // Dropout draws from each rank's default generator: distinct per rank, saved per rank.
   torch::manual_seed(derive_seed(static_cast<uint64_t>(cfg_.seed), Stream::kDropout, {static_cast<uint64_t>(comm_.rank())}));
 }
@@ -183,11 +200,21 @@ torch::Tensor Trainer::train_step() {
   times_.buckets_in_backward = reducer_->launched_in_backward();
 
   t0 = clock_type::now();
-  adam_->step(step_);
-  ++step_;
-  ema_->update(trainable_);
+  // The reduced gradients are the same on every rank, so every rank takes the same branch.
+  auto norm = adam_->grad_norm();
+  const double gnorm = norm.item<double>();
+  if (std::isfinite(gnorm)) {
+    adam_->step(step_, norm);
+    ++step_;
+    ema_->update(trainable_);
+    nonfinite_in_a_row_ = 0;
+  } else {
+    ++step_;  // the batch is consumed; the weights, moments and EMA stay as they were
+    on_nonfinite(gnorm, (k == 1 ? loss_sum : loss_sum / static_cast<double>(k)).item<double>());
+  }
   sync_for_timing();
   times_.optimizer = seconds_since(t0);
+  if (writer_) writer_->rethrow_if_failed();
 
   stop_work->wait();
   stop_agreed_ = stop_flag.item<int>() > 0;
@@ -195,6 +222,23 @@ torch::Tensor Trainer::train_step() {
     dist::check_replicas(comm_, trainable_, step_);
   }
   return k == 1 ? loss_sum : loss_sum / static_cast<double>(k);
+}
+
+void Trainer::on_nonfinite(double grad_norm, double loss) {
+  ++nonfinite_in_a_row_;
+  ++nonfinite_total_;
+  const int64_t step = step_ - 1;
+  const std::string what = fmt::format("step {}: the gradients are not finite (global norm {}, this rank's loss {})",
+                                       step, grad_norm, loss);
+  SCORCH_CHECK(cfg_.training.on_nonfinite != "stop",
+               "{}; training.on_nonfinite = \"stop\": stopping without applying it (the newest checkpoint holds "
+               "finite weights; lower optim.lr or set optim.grad_clip)", what);
+  SCORCH_CHECK(nonfinite_in_a_row_ < cfg_.training.max_nonfinite,
+               "{}: {} non-finite steps in a row (training.max_nonfinite = {}): the run has diverged; none of them "
+               "was applied and the newest checkpoint holds finite weights (lower optim.lr or set optim.grad_clip)",
+               what, nonfinite_in_a_row_, cfg_.training.max_nonfinite);
+  spdlog::warn("{}: step skipped ({} in a row, {} in this run; training.max_nonfinite = {})", what,
+               nonfinite_in_a_row_, nonfinite_total_, cfg_.training.max_nonfinite);
 }
 
 io::TrainState Trainer::state() const {
@@ -255,28 +299,57 @@ void Trainer::load_state(const io::TrainState& st) {
 }
 
 std::string Trainer::resume_latest() {
-  std::string path = io::latest_checkpoint(workdir_);
+  // Rank 0 picks the newest checkpoint that verifies completely (setting corrupt ones aside);
+  // every rank then loads that one file.
+  std::string path;
+  if (comm_.rank() == 0) {
+    auto r = io::newest_loadable_checkpoint(workdir_);
+    path = r.path;
+    if (path.empty() && !r.set_aside.empty()) {
+      path = "!" + fmt::format("no usable checkpoint in '{}/checkpoints': {} set aside as corrupt ({}). Nothing was "
+                               "loaded; a new run in this workdir would start from step 0, so check the files first",
+                               workdir_, r.set_aside.size(), fmt::join(r.set_aside, ", "));
+    } else if (!r.set_aside.empty()) {
+      spdlog::warn("resuming from {}, the newest checkpoint that verifies ({} newer set aside)", path,
+                   r.set_aside.size());
+    }
+  }
+  path = dist::broadcast_string(comm_, path, 0);
+  SCORCH_CHECK(path.empty() || path[0] != '!', "{}", path.substr(1));
   if (path.empty()) return "";
+  return resume_from(path);
+}
+
+std::string Trainer::resume_from(const std::string& path) {
   load_state(io::load_checkpoint(path));
   spdlog::info("resumed from {} at step {}", path, step_);
   return path;
 }
 
-std::string Trainer::save_checkpoint() {
+std::string Trainer::save_checkpoint(bool wait) {
   auto rng = at::detail::getDefaultCPUGenerator().get_state();
   auto all = comm_.gather_rows(rng.unsqueeze(0), 0);
   torch::Tensor all_cuda;
   if (device_.is_cuda()) all_cuda = comm_.gather_rows(dropout_generator(device_).get_state().unsqueeze(0), 0);
   std::string path = io::checkpoint_path(workdir_, step_);
   if (comm_.rank() == 0) {
-    auto st = state();
+    const auto t0 = clock_type::now();
+    auto st = state();  // host copies: training may go on while they are written
     st.rng = all;
     st.rng_cuda = all_cuda;
-    io::save_checkpoint(path, st);
-    spdlog::info("checkpoint written: {}", path);
+    last_stall_s_ = seconds_since(t0);
+    writer_->submit(std::move(st), path);
+    if (wait) writer_->wait();
+    last_stall_s_ = seconds_since(t0);
   }
   return path;
 }
+
+void Trainer::wait_for_checkpoints() {
+  if (writer_) writer_->wait();
+}
+
+CheckpointStats Trainer::checkpoint_stats() const { return writer_ ? writer_->stats() : CheckpointStats{}; }
 
 bool Trainer::run(int64_t until) {
   if (until < 0) until = cfg_.training.n_iters;
@@ -329,14 +402,15 @@ bool Trainer::run(int64_t until) {
       loss_n = 0;
     }
     if (stop_agreed_) {
-      spdlog::warn("stop requested (SIGTERM/SIGUSR1): checkpointing at step {}", step_);
-      save_checkpoint();
+      spdlog::warn("stop requested (SIGTERM/SIGUSR1/SIGINT): checkpointing at step {}", step_);
+      save_checkpoint(/*wait=*/true);
       finished = false;
       break;
     }
-    if (step_ % cfg_.training.snapshot_freq == 0 || last) save_checkpoint();
+    if (step_ % cfg_.training.snapshot_freq == 0 || last) save_checkpoint(/*wait=*/last);
   }
   prefetch_.reset();
+  wait_for_checkpoints();
   return finished;
 }
 

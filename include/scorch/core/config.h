@@ -21,6 +21,15 @@ struct TrainingConfig {
   std::string precision = "fp32";    // fp32 | bf16 (autocast of the forward pass)
   bool channels_last = false;        // NHWC memory layout for image networks
   bool tf32 = true;                  // TF32 matmuls/convolutions on Ampere+ GPUs
+  int64_t snapshot_keep_freq = 0;    // with checkpoint.keep: also keep every N-th step's checkpoint (0: none)
+  std::string on_nonfinite = "skip"; // skip | stop: a step whose gradients hold NaN/Inf
+  int64_t max_nonfinite = 10;        // skip: stop after this many non-finite steps in a row
+};
+
+// How checkpoints are written and kept (see io/checkpoint.h, train/checkpoint_writer.h).
+struct CheckpointConfig {
+  int64_t keep = 0;     // keep the newest K checkpoints (0: all) plus every snapshot_keep_freq-th
+  bool async = true;    // write in a background thread while training goes on
 };
 
 struct SamplingConfig {
@@ -110,6 +119,7 @@ struct DistConfig {
   double first_bucket_mb = 1.0;  // size of the first bucket (communication starts early)
   bool overlap = true;           // all-reduce buckets during backward
   int64_t check_every = 1000;    // compare parameter checksums across ranks every N steps (0: never)
+  double timeout_s = 600;        // a collective waiting longer than this aborts the job (NCCL watchdog)
 };
 
 struct Config {
@@ -121,6 +131,7 @@ struct Config {
   DataConfig data;
   EvalConfig eval;
   DistConfig dist;
+  CheckpointConfig checkpoint;
 
   // Where each layer came from, for messages ("defaults", "jobs/x.toml", "--set").
   std::vector<std::string> sources;

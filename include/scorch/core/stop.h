@@ -1,5 +1,5 @@
-// The stop protocol shared by every long-running command. SIGTERM and SIGUSR1 (Slurm's
-// pre-emption and time-limit signals) only set a flag; the work loop polls it at safe
+// The stop protocol shared by every long-running command. SIGTERM, SIGUSR1 (Slurm's
+// pre-emption and time-limit signals) and SIGINT (Ctrl-C) only set a flag; the work loop polls it at safe
 // points, all ranks agree through an all-reduce of the flag (never on a local signal alone,
 // so every rank stops at the same step), checkpoint, and the command exits with
 // kStoppedExitCode so that wrappers can requeue.
@@ -10,7 +10,7 @@ namespace scorch {
 // Exit status of a command that was stopped by a signal after saving its state.
 constexpr int kStoppedExitCode = 3;
 
-// Installs the SIGTERM/SIGUSR1 handlers (idempotent).
+// Installs the SIGTERM/SIGUSR1/SIGINT handlers (idempotent).
 void install_stop_handlers();
 // True once a stop signal arrived in this process.
 bool stop_requested();

@@ -20,10 +20,22 @@ struct Dataset {
   bool is_image() const { return images.defined(); }
 };
 
-// Loads the first `limit` items (all if limit <= 0) into memory.
+// What a dataset file claims, checked before anything is read: the schema, that the data
+// is really stored (no unwritten chunks, no missing virtual sources) and that it fits in
+// this machine's memory. Throws naming the file.
+struct DatasetInfo {
+  std::string path;
+  bool image = true;
+  std::vector<int64_t> shape;  // [N,H,W,C] or [N,D]
+  int64_t bytes = 0;           // in memory
+};
+DatasetInfo inspect(const std::string& path, int64_t limit = 0);
+
+// Loads the first `limit` items (all if limit <= 0) into memory (after inspect()).
 Dataset load(const std::string& path, int64_t limit = 0);
 
 // Checks that the dataset matches the configuration (image size, channels, point dim).
+void check_matches(const DatasetInfo& info, const Config& cfg);
 void check_matches(const Dataset& ds, const Config& cfg);
 
 // Writes a dataset file atomically (temp file, fsync, rename). `labels` may be undefined.

@@ -28,6 +28,8 @@ Range batch_share(int64_t global_batch, int rank, int world, int64_t micro_batch
 
 // Copies rank 0's values of `tensors` to every rank (start from identical parameters).
 void broadcast_tensors(Communicator& comm, const std::vector<torch::Tensor>& tensors);
+// `s` of rank `root` on every rank. Collective.
+std::string broadcast_string(Communicator& comm, const std::string& s, int root);
 
 // An exact, order-independent checksum of the bits of `tensors` (float32/bf16/float64/
 // integer): int64 [2] on the CPU. Equal tensors give equal checksums on any device type.

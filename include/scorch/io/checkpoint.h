@@ -5,18 +5,22 @@
 //
 // Layout (all readable with h5py):
 //   /            attrs: format="scorch-checkpoint", version, step, world_size, epoch, batch_in_epoch
-//   /config      the resolved TOML configuration (string)
+//   /config      the resolved TOML configuration (string; attr crc32 = its zlib CRC-32, version 3)
 //   /model/params/<name>, /model/buffers/<name>     e.g. /model/params/down0_res0.conv0.weight
 //   /ema/<name>           attrs on /ema: decay, num_updates
 //   /optimizer/exp_avg/<name>, /optimizer/exp_avg_sq/<name>   attr on /optimizer: step
 //   /rng/default          uint8 [world_size, S]: torch's CPU generator state of each rank
 //   /rng/cuda             uint8 [world_size, S]: each rank's CUDA generator (GPU runs; version 2)
-// Version 2 added /rng/cuda; version 1 files load unchanged.
+// Version 2 added /rng/cuda, version 3 the CRC-32 of /config (every other dataset carries a
+// Fletcher-32 checksum); versions 1 and 2 load unchanged. Files hold no timestamps: the same
+// state always gives the same bytes.
 #pragma once
 #include <torch/torch.h>
 
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace scorch::io {
 
@@ -34,14 +38,19 @@ struct TrainState {
   int64_t adam_steps = 0;
   torch::Tensor rng;       // uint8 [world_size, S]: CPU generators (dropout on the CPU)
   torch::Tensor rng_cuda;  // uint8 [world_size, S']: CUDA generators, or undefined
+  std::string source;      // the file it was read from ("" if built in memory)
 };
 
 constexpr const char* kCheckpointFormat = "scorch-checkpoint";
-constexpr int64_t kCheckpointVersion = 2;       // written
+constexpr int64_t kCheckpointVersion = 3;       // written
 constexpr int64_t kOldestCheckpointVersion = 1;  // still read
 
-// Writes `path` atomically: `path`.tmp, fsync, rename. A failure leaves no partial file.
+// Writes `path` atomically (io/files.h: an exclusive temporary, every HDF5 close checked,
+// read back, fsync, rename). Refuses a state holding a non-finite value, naming the tensor.
+// A failure leaves `path` and every other checkpoint untouched.
 void save_checkpoint(const std::string& path, const TrainState& st);
+// The first tensor of the state holding NaN or Inf, as "group/name", or "" if none.
+std::string first_nonfinite(const TrainState& st);
 // Reads and verifies every tensor (Fletcher-32) into memory; throws naming the file and the
 // object on truncation or corruption.
 TrainState load_checkpoint(const std::string& path);
@@ -56,5 +65,20 @@ TensorMap weights(const TrainState& st, bool use_ema);
 std::string checkpoint_path(const std::string& workdir, int64_t step);
 // The checkpoint with the highest step in <workdir>/checkpoints, or "" if none.
 std::string latest_checkpoint(const std::string& workdir);
+// Every ckpt_<step>.h5 of <workdir>/checkpoints as (step, path), oldest first.
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& workdir);
+
+// The newest checkpoint that loads and verifies completely. Each newer one that does not is
+// reported (its path and why) and renamed aside to "<name>.corrupt" (never deleted). Returns
+// "" if none is left. Call on one rank only, holding the workdir lock.
+struct Resumable {
+  std::string path;
+  std::vector<std::string> set_aside;  // the corrupt files, renamed
+};
+Resumable newest_loadable_checkpoint(const std::string& workdir);
+
+// Deletes checkpoints beyond the newest `keep` (keep <= 0: keeps all), except those whose
+// step is a multiple of `keep_every` (> 0). Returns the paths removed.
+std::vector<std::string> prune_checkpoints(const std::string& workdir, int64_t keep, int64_t keep_every);
 
 }  // namespace scorch::io

@@ -24,7 +24,10 @@ class Handle {
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
   hid_t id() const { return id_; }
-  void reset();
+  void reset();  // closes, ignoring the result (destructors, error paths)
+  // Closes and returns the close call's status: closing a dataset or a file flushes
+  // cached chunks and metadata, which is where a full disk shows up.
+  herr_t close();
 
  private:
   hid_t id_ = H5I_INVALID_HID;
@@ -37,7 +40,8 @@ class File {
   static File open_read(const std::string& path);
   hid_t id() const { return h_.id(); }
   const std::string& path() const { return path_; }
-  void close() { h_.reset(); }
+  // Flushes and closes; throws naming the file if either fails (e.g. ENOSPC).
+  void close();
 
  private:
   Handle h_;
@@ -51,6 +55,14 @@ bool exists(hid_t loc, const std::string& name);  // a/b/c paths allowed
 std::vector<std::string> list(hid_t loc, const std::string& group);  // child names, sorted
 // Dataset shape, e.g. {60000, 28, 28, 1}.
 std::vector<int64_t> shape(hid_t loc, const std::string& name);
+
+// Checks that dataset `name` really holds the data its shape claims, before anything is
+// read: every chunk of a chunked dataset written (unwritten chunks read as fill values),
+// a contiguous one stored in full, and a virtual one's source files present. Throws naming
+// `file`, the dataset and what is missing.
+void check_stored(hid_t loc, const std::string& name, const std::string& file);
+// Bytes one element of dataset `name` takes in memory.
+size_t element_size(hid_t loc, const std::string& name);
 
 // Writes a contiguous CPU tensor (uint8, int64, float32, float64) at `name`, creating
 // intermediate groups. Row chunks of at most ~1 MiB, each Fletcher-32 checksummed.
@@ -71,11 +83,15 @@ double get_attr_double(hid_t loc, const std::string& name, const std::string& fi
 std::string get_attr_string(hid_t loc, const std::string& name, const std::string& file);
 bool has_attr(hid_t loc, const std::string& name);
 
-// Makes `tmp` durable and atomically moves it to `final_path` (fsync file, rename, fsync dir).
-void commit_file(const std::string& tmp, const std::string& final_path);
+// Reads every dataset of `path` back (checksums verified); throws naming the file and the
+// dataset on truncation or corruption.
+void verify_file(const std::string& path);
 
-// Creates `path`.tmp (and missing parent folders), lets `fill` write into it, then commits
-// it to `path`. If anything throws, the temporary file is removed and `path` is untouched.
+// Creates a unique temporary beside `path` exclusively (io/files.h), lets `fill` write into
+// it, closes it checking every flush (a full disk fails there), reads it all back
+// (verify_file), then commits it to `path`. If anything fails, only this call's temporary
+// is removed and `path` is untouched. Files are byte-for-byte reproducible: no object
+// timestamps are stored.
 void write_atomically(const std::string& path, const std::function<void(hid_t file)>& fill);
 
 }  // namespace scorch::h5

@@ -24,7 +24,10 @@ class Adam {
   // Clips the gradients (if grad_clip >= 0) and applies one Adam update with lr_at(step).
   // Parameters whose grad is undefined are skipped, as PyTorch skips grad None. Returns the
   // global gradient norm before clipping: a scalar tensor on the parameters' device.
-  torch::Tensor step(int64_t step);
+  // `norm`: the value grad_norm() returned for these gradients (computed if undefined).
+  torch::Tensor step(int64_t step, torch::Tensor norm = {});
+  // The global 2-norm of the current gradients (a scalar on the device; NaN/Inf if any is).
+  torch::Tensor grad_norm() const;
 
   int64_t num_steps() const { return t_; }
   void set_num_steps(int64_t t) { t_ = t; }

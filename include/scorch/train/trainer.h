@@ -20,6 +20,7 @@
 #include "scorch/optim/adam.h"
 #include "scorch/sde/sde.h"
 #include "scorch/train/batches.h"
+#include "scorch/train/checkpoint_writer.h"
 
 namespace scorch::train {
 
@@ -44,17 +45,30 @@ class Trainer {
   Trainer(const Config& cfg, dist::Communicator& comm, std::string workdir, torch::Device device = torch::kCPU);
   ~Trainer();
 
-  // Resumes from the newest checkpoint in the workdir, if any. Returns its path or "".
+  // Resumes from the newest checkpoint in the workdir that verifies completely; newer ones
+  // that do not are reported and renamed aside (*.corrupt). Returns its path, or "" if the
+  // workdir has none. Throws if every checkpoint was corrupt. Collective.
   std::string resume_latest();
+  // Resumes from `path` (verified completely before anything is applied). Collective.
+  std::string resume_from(const std::string& path);
   // Trains until `until_step` (cfg.training.n_iters if < 0), logging, checkpointing every
-  // snapshot_freq steps and at the end. Returns false if stopped early by SIGTERM/SIGUSR1
-  // (after writing a checkpoint).
+  // snapshot_freq steps (in the background) and at the end. Returns false if stopped early
+  // by a stop signal (after the checkpoint of the stop step is committed). A step whose
+  // gradients are not finite is not applied (training.on_nonfinite, max_nonfinite).
   bool run(int64_t until_step = -1);
   // One optimiser step on the current global batch. Returns this rank's loss (a scalar on
   // the device; reading it synchronises).
   torch::Tensor train_step();
-  // Collective: gathers RNG states; rank 0 writes the checkpoint. Returns its path.
-  std::string save_checkpoint();
+  // Collective: gathers RNG states; rank 0 copies the state to host memory and hands it to
+  // the checkpoint writer; with `wait`, returns once the file is committed. Returns its path.
+  std::string save_checkpoint(bool wait = true);
+  // Waits for the checkpoint write in flight (rank 0); re-throws its failure.
+  void wait_for_checkpoints();
+  CheckpointStats checkpoint_stats() const;
+  // Seconds the training thread spent in the last save_checkpoint (rank 0): the copy to
+  // host memory, plus the write itself when it waited.
+  double last_checkpoint_stall_s() const { return last_stall_s_; }
+  int64_t nonfinite_steps() const { return nonfinite_total_; }
 
   // The host batch of `step` for this rank (a pure function of seed, step and the rank's rows).
   HostBatch make_batch(int64_t step) const { return batches_->make(step); }
@@ -79,6 +93,7 @@ class Trainer {
   torch::Tensor loss_of(const DeviceBatch& d);
   HostBatch next_batch();
   void sync_for_timing() const;
+  void on_nonfinite(double grad_norm, double loss);
 
   Config cfg_;
   dist::Communicator& comm_;
@@ -94,6 +109,9 @@ class Trainer {
   data::Dataset data_;
   std::unique_ptr<BatchMaker> batches_;
   std::unique_ptr<Prefetcher> prefetch_;
+  std::unique_ptr<CheckpointWriter> writer_;  // rank 0 only
+  double last_stall_s_ = 0;
+  int64_t nonfinite_in_a_row_ = 0, nonfinite_total_ = 0;
   int64_t step_ = 0;
   bool stop_agreed_ = false;  // some rank was signalled (from the all-reduced flag)
   bool profiling_ = false;

@@ -72,6 +72,9 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
     return l;
   }
   auto st = io::load_checkpoint(l.r.ckpt);
+  const auto bad = io::first_nonfinite(st);
+  SCORCH_CHECK(bad.empty(), "{}: tensor '{}' holds NaN or Inf (the run diverged before it was written): no samples or "
+               "likelihoods can come from it; use an earlier checkpoint (--ckpt)", l.r.ckpt, bad);
   l.step = st.step;
   l.net = models::make_model(l.r.cfg);
   models::load_weights(*l.net, io::weights(st, /*use_ema=*/true), st.buffers);

@@ -5,6 +5,7 @@
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
+#include "scorch/core/error.h"
 #include "scorch/core/log.h"
 #include "scorch/core/random.h"
 #include "scorch/data/dataset.h"
@@ -42,6 +43,9 @@ int sample(const Common& opt, dist::Communicator& comm) {
   if (cfg.is_image_data()) local = data::unscale(local, cfg.data.centered);
   auto all = comm.gather_rows(local.to(torch::kFloat32).contiguous(), 0);
   if (comm.rank() == 0) {
+    const auto bad = (~torch::isfinite(all.reshape({all.size(0), -1})).all(1)).sum().item<int64_t>();
+    SCORCH_CHECK(bad == 0, "{} of {} samples hold NaN or Inf (the model at {} diverged or the sampler is unstable): "
+                 "nothing written", bad, all.size(0), l.r.ckpt.empty() ? "step 0" : l.r.ckpt);
     write_samples(fmt::format("{}/samples/samples_{:09d}.h5", l.r.workdir, l.step), all, cfg, l.step, nfe, sampler);
   }
   return 0;

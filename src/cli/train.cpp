@@ -73,8 +73,29 @@ int train(const Common& opt, dist::Communicator& comm) {
   if (!lock_error.empty()) throw Error(lock_error);
 
   try {
+    // The newest checkpoint that verifies (rank 0, under the lock: corrupt newer ones are
+    // renamed aside and reported), unless --ckpt names one.
+    Common o = opt;
+    if (o.ckpt.empty()) {
+      std::string pick;
+      if (root) {
+        auto r = io::newest_loadable_checkpoint(opt.workdir);
+        pick = r.path;
+        if (pick.empty() && !r.set_aside.empty()) {
+          pick = fmt::format("!no usable checkpoint in '{}/checkpoints': {} set aside as corrupt ({}). Nothing was "
+                             "loaded; run again to start from step 0, or pass --ckpt FILE",
+                             opt.workdir, r.set_aside.size(), fmt::join(r.set_aside, ", "));
+        } else if (!r.set_aside.empty()) {
+          spdlog::warn("resuming from {}, the newest checkpoint that verifies ({} newer set aside)", pick,
+                       r.set_aside.size());
+        }
+      }
+      pick = dist::broadcast_string(comm, pick, 0);
+      SCORCH_CHECK(pick.empty() || pick[0] != '!', "{}", pick.substr(1));
+      o.ckpt = pick;
+    }
     // defaults <- the checkpoint's config (a resumed or imported run) <- --config <- --set
-    Config cfg = resolve(opt, /*need_ckpt=*/false).cfg;
+    Config cfg = resolve(o, /*need_ckpt=*/false).cfg;
     SCORCH_CHECK(cfg.model.name != "analytic_gmm",
                  "model.name = \"analytic_gmm\" is an exact score with nothing to train: use it with sample, eval, "
                  "encode and decode directly (--config JOB --workdir DIR)");
@@ -82,11 +103,7 @@ int train(const Common& opt, dist::Communicator& comm) {
     train::Trainer trainer(cfg, comm, opt.workdir, device);
     // Written only once the configuration has built a model and loaded its data.
     if (root) io::write_text_atomically(opt.workdir + "/config.toml", to_toml(cfg));
-    if (!opt.ckpt.empty()) {
-      trainer.resume_from(opt.ckpt);
-    } else {
-      trainer.resume_latest();
-    }
+    if (!o.ckpt.empty()) trainer.resume_from(o.ckpt);
     if (root) write_status(opt.workdir, "running", trainer.step(), -1);
     const bool finished = trainer.run();
     const int code = finished ? 0 : kStoppedExitCode;

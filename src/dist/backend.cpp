@@ -93,7 +93,7 @@ std::string resolve_backend(const std::string& want, const torch::Device& device
 }
 
 std::shared_ptr<Communicator> make_data_communicator(const std::string& backend, const torch::Device& device,
-                                                     Communicator& control) {
+                                                     Communicator& control, double timeout_s) {
   const std::string b = resolve_backend(backend, device);
   if (b == "mpi") return std::shared_ptr<Communicator>(std::shared_ptr<Communicator>(), &control);  // not owned
   // NCCL: one rank per GPU. Every rank learns every (host, GPU) pair and refuses duplicates.
@@ -111,11 +111,11 @@ std::shared_ptr<Communicator> make_data_communicator(const std::string& backend,
       }
     }
   }
-  return make_nccl_communicator(control, device);
+  return make_nccl_communicator(control, device, timeout_s);
 }
 
 #ifndef SCORCH_HAVE_NCCL
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator&, const torch::Device&) {
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator&, const torch::Device&, double) {
   SCORCH_THROW("this scorch was built without NCCL");
 }
 #endif

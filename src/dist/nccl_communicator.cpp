@@ -9,8 +9,16 @@
 #include <c10/cuda/CUDAStream.h>
 #include <nccl.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <exception>
+#include <iostream>
+#include <mutex>
+#include <thread>
 
 #include "scorch/core/error.h"
 #include "scorch/dist/nccl_communicator.h"
@@ -58,8 +66,9 @@ class NcclWork final : public Work {
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(Communicator& control, const torch::Device& device)
-      : control_(control),
+  NcclCommunicator(Communicator& control, const torch::Device& device, double timeout_s)
+      : timeout_s_(timeout_s),
+        control_(control),
         device_(device),
         stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device.index())) {
     SCORCH_CHECK(device.is_cuda() && device.has_index(), "NCCL communicator needs a CUDA device with an index");
@@ -71,9 +80,16 @@ class NcclCommunicator final : public Communicator {
     control_.broadcast(buf, 0);
     std::memcpy(&id, buf.data_ptr(), sizeof(id));
     nccl_check(ncclCommInitRank(&comm_, control_.size(), id, control_.rank()), "CommInitRank");
+    watchdog_ = std::thread([this] { watch(); });
   }
 
   ~NcclCommunicator() override {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    if (watchdog_.joinable()) watchdog_.join();
     if (!comm_) return;
     // During error unwinding a peer may never arrive: abort rather than wait.
     if (std::uncaught_exceptions() > 0) {
@@ -130,6 +146,7 @@ class NcclCommunicator final : public Communicator {
     if (comm_) ncclCommAbort(comm_);
     comm_ = nullptr;
     control_.abort(code);
+    std::_Exit(code);  // not reached: control_.abort ends the process
   }
 
  private:
@@ -154,9 +171,50 @@ class NcclCommunicator final : public Communicator {
     launch(stream_.stream());
     auto done = std::make_shared<at::cuda::CUDAEvent>(cudaEventDisableTiming);
     done->record(stream_);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      in_flight_.emplace_back(done, std::chrono::steady_clock::now());
+    }
     return std::make_shared<NcclWork>(std::move(done), t, device_.index(), comm_);
   }
 
+  // The watchdog: collectives on one stream complete in order, so only the oldest one in
+  // flight is polled.
+  void watch() {
+    c10::cuda::CUDAGuard guard(device_.index());
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!quit_) {
+      cv_.wait_for(lk, std::chrono::milliseconds(200));
+      while (!in_flight_.empty() && in_flight_.front().first->query()) in_flight_.pop_front();
+      std::string why;
+      ncclResult_t async = ncclSuccess;
+      if (comm_ && ncclCommGetAsyncError(comm_, &async) == ncclSuccess && async != ncclSuccess) {
+        why = fmt::format("NCCL reported an asynchronous error: {}", ncclGetErrorString(async));
+      } else if (!in_flight_.empty()) {
+        const double waited =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - in_flight_.front().second).count();
+        if (waited > timeout_s_) {
+          why = fmt::format("a collective has not completed after {:.0f} s (dist.timeout_s = {}): a rank died or hangs",
+                            waited, timeout_s_);
+        }
+      }
+      if (!why.empty()) {
+        std::cerr << fmt::format("scorch: error: [rank {}] NCCL watchdog on {}: {}; aborting the job\n", rank(),
+                                 device_.str(), why)
+                  << std::flush;
+        ncclCommAbort(comm_);
+        comm_ = nullptr;
+        control_.abort(1);
+      }
+    }
+  }
+
+  double timeout_s_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<std::shared_ptr<at::cuda::CUDAEvent>, std::chrono::steady_clock::time_point>> in_flight_;
+  bool quit_ = false;
+  std::thread watchdog_;
   Communicator& control_;
   torch::Device device_;
   c10::cuda::CUDAStream stream_;
@@ -165,8 +223,9 @@ class NcclCommunicator final : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator& control, const torch::Device& device) {
-  return std::make_unique<NcclCommunicator>(control, device);
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& control, const torch::Device& device,
+                                                     double timeout_s) {
+  return std::make_unique<NcclCommunicator>(control, device, timeout_s);
 }
 
 }  // namespace scorch::dist

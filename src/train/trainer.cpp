@@ -99,7 +99,7 @@ Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdi
     if (p.requires_grad()) trainable_.emplace_back(name, p);
   adam_ = std::make_unique<optim::Adam>(trainable_, cfg_.optim);
   ema_ = std::make_unique<optim::EMA>(trainable_, cfg_.model.ema_rate);
-  grad_comm_ = dist::make_data_communicator(cfg_.dist.backend, device_, comm_);
+  grad_comm_ = dist::make_data_communicator(cfg_.dist.backend, device_, comm_, cfg_.dist.timeout_s);
   reducer_ = std::make_unique<dist::Reducer>(
       trainable_, *grad_comm_, dist::ReducerOptions{cfg_.dist.bucket_mb, cfg_.dist.first_bucket_mb, cfg_.dist.overlap});
   if (comm_.rank() == 0) {

@@ -28,8 +28,9 @@ std::string resolve_backend(const std::string& want, const torch::Device& device
 // The communicator for gradients and other data-plane collectives: `control` itself for
 // MPI, or a new NCCL communicator on `device` bootstrapped through `control`. NCCL refuses
 // two ranks on one GPU (checked here over `control`, with a message naming the host).
-// Collective over `control`.
+// NCCL collectives not complete after `timeout_s` seconds (a dead or hung peer) make a
+// watchdog abort the communicator and the job (dist.timeout_s). Collective over `control`.
 std::shared_ptr<Communicator> make_data_communicator(const std::string& backend, const torch::Device& device,
-                                                     Communicator& control);
+                                                     Communicator& control, double timeout_s = 600);
 
 }  // namespace scorch::dist

@@ -1,0 +1,44 @@
+# Shared by the sbatch scripts (sourced): the scorch binary, threads per rank, the launcher,
+# and the stop-signal forwarding. Inputs (environment): JOB, WORKDIR, SCORCH_ARGS (extra scorch
+# options, split on spaces), SCORCH_BIN (default build/scorch), SCORCH_LAUNCH (srun | mpirun).
+set -uo pipefail
+: "${JOB:?set JOB=jobs/X.toml}" "${WORKDIR:?set WORKDIR=DIR}"
+SCORCH=${SCORCH_BIN:-build/scorch}
+read -r -a EXTRA <<<"${SCORCH_ARGS:-}"
+# Threads per rank from --cpus-per-task (one intra-op thread per core the rank owns).
+export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
+if [[ $(id -u) -eq 0 ]]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+echo "scorch/slurm: job ${SLURM_JOB_ID:-?} ($SLURM_JOB_NAME) restart ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-?}:" \
+     "${SLURM_NTASKS:-1} ranks x ${OMP_NUM_THREADS} threads, $(date -Iseconds)"
+
+# Runs one scorch command on every rank of the allocation. One rank per GPU: each rank
+# takes the GPU of its node-local rank (dist.device = auto). With srun --kill-on-bad-exit,
+# a rank that dies ends the step at once. SIGUSR1/SIGTERM that reach this batch shell
+# (sbatch --signal=B:USR1@T, scancel --signal=USR1 --batch, pre-emption) are passed on to
+# the ranks, which checkpoint and exit with status 3.
+scorch_run() {
+  local launcher=${SCORCH_LAUNCH:-srun}
+  if [[ $launcher == srun ]]; then
+    srun --mpi=pmix --kill-on-bad-exit=1 "$SCORCH" "$@" &
+  else
+    # mpirun forwards SIGUSR1; after SIGTERM it kills the ranks only after this many seconds.
+    mpirun --mca odls_base_sigkill_timeout 120 "$SCORCH" "$@" &
+  fi
+  local pid=$! rc
+  trap "echo 'scorch/slurm: SIGUSR1: asking the ranks to checkpoint and stop'; kill -USR1 $pid" USR1
+  trap "echo 'scorch/slurm: SIGTERM: asking the ranks to checkpoint and stop'; kill -USR1 $pid" TERM
+  while true; do
+    wait "$pid"
+    rc=$?
+    kill -0 "$pid" 2>/dev/null || break  # wait returned because of a trap: keep waiting
+  done
+  trap - USR1 TERM
+  return "$rc"
+}
+
+# The state scorch train recorded in <workdir>/status.json (running | finished | stopped | failed).
+train_state() {
+  sed -n 's/.*"state": *"\([a-z]*\)".*/\1/p' "$WORKDIR/status.json" 2>/dev/null | head -n 1
+}

@@ -80,12 +80,8 @@ int train(const Common& opt, dist::Communicator& comm) {
       std::string pick;
       if (root) {
         auto r = io::newest_loadable_checkpoint(opt.workdir);
-        pick = r.path;
-        if (pick.empty() && !r.set_aside.empty()) {
-          pick = fmt::format("!no usable checkpoint in '{}/checkpoints': {} set aside as corrupt ({}). Nothing was "
-                             "loaded; run again to start from step 0, or pass --ckpt FILE",
-                             opt.workdir, r.set_aside.size(), fmt::join(r.set_aside, ", "));
-        } else if (!r.set_aside.empty()) {
+        pick = r.path.empty() && !r.set_aside.empty() ? "!" + r.failure(opt.workdir) : r.path;
+        if (!r.path.empty() && !r.set_aside.empty()) {
           spdlog::warn("resuming from {}, the newest checkpoint that verifies ({} newer set aside)", pick,
                        r.set_aside.size());
         }

@@ -179,9 +179,18 @@ Resumable newest_loadable_checkpoint(const std::string& workdir) {
       spdlog::error("checkpoint {} cannot be used and is set aside as {}{}: {}", it->second, aside,
                     ec ? fmt::format(" (rename failed: {})", ec.message()) : "", e.what());
       r.set_aside.push_back(aside);
+      r.reasons.push_back(e.what());
     }
   }
   return r;
+}
+
+std::string Resumable::failure(const std::string& workdir) const {
+  if (!path.empty() || set_aside.empty()) return "";
+  return fmt::format("no usable checkpoint in '{}/checkpoints': {} set aside as corrupt ({}); the newest failed with: {}. "
+                     "Nothing was loaded: check the files (a new run in this workdir would start from step 0), or "
+                     "pass --ckpt FILE",
+                     workdir, set_aside.size(), fmt::join(set_aside, ", "), reasons.front());
 }
 
 std::vector<std::string> prune_checkpoints(const std::string& workdir, int64_t keep, int64_t keep_every) {

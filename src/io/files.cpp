@@ -9,7 +9,9 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -96,6 +98,12 @@ void write_file_atomically(const std::string& path, const std::function<void(con
   try {
     fill(tmp);
     if (verify) verify(tmp);
+    // Test hook: SCORCH_TEST_PAUSE_BEFORE_COMMIT_S=x holds a filled checkpoint temporary for x
+    // seconds before the rename, so that fault tests can kill a process in the middle of a write.
+    static const char* pause = std::getenv("SCORCH_TEST_PAUSE_BEFORE_COMMIT_S");
+    if (pause && path.find("/checkpoints/") != std::string::npos) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(std::atof(pause)));
+    }
     commit_file(tmp, path);
   } catch (const std::exception& e) {
     ::unlink(tmp.c_str());

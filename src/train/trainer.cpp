@@ -20,6 +20,7 @@
 #include "scorch/data/dataset.h"
 #include "scorch/dist/backend.h"
 #include "scorch/dist/sharding.h"
+#include "scorch/io/files.h"
 #include "scorch/losses/discrete.h"
 #include "scorch/losses/dsm.h"
 #include "scorch/models/score_fn.h"
@@ -304,12 +305,8 @@ std::string Trainer::resume_latest() {
   std::string path;
   if (comm_.rank() == 0) {
     auto r = io::newest_loadable_checkpoint(workdir_);
-    path = r.path;
-    if (path.empty() && !r.set_aside.empty()) {
-      path = "!" + fmt::format("no usable checkpoint in '{}/checkpoints': {} set aside as corrupt ({}). Nothing was "
-                               "loaded; a new run in this workdir would start from step 0, so check the files first",
-                               workdir_, r.set_aside.size(), fmt::join(r.set_aside, ", "));
-    } else if (!r.set_aside.empty()) {
+    path = r.path.empty() && !r.set_aside.empty() ? "!" + r.failure(workdir_) : r.path;
+    if (!r.path.empty() && !r.set_aside.empty()) {
       spdlog::warn("resuming from {}, the newest checkpoint that verifies ({} newer set aside)", path,
                    r.set_aside.size());
     }
@@ -357,9 +354,34 @@ bool Trainer::run(int64_t until) {
   std::ofstream csv;
   if (root) {
     fs::create_directories(workdir_);
-    bool fresh = !fs::exists(workdir_ + "/train_log.csv");
-    csv.open(workdir_ + "/train_log.csv", std::ios::app);
-    if (fresh) csv << "step,loss,lr,images_per_s\n";
+    const std::string log = workdir_ + "/train_log.csv";
+    // Rows past the step we resume from came from a run that died before its next
+    // checkpoint: those steps are trained again, so their old rows go (each step logs once).
+    std::string kept = "step,loss,lr,images_per_s\n";
+    bool dropped = false;
+    if (fs::is_symlink(log)) {
+      spdlog::warn("{} is a symlink: replacing it with a file (never writing through it)", log);
+      dropped = true;
+    } else {
+      std::ifstream in(log);
+      std::string line;
+      for (bool first = true; std::getline(in, line); first = false) {
+        if (first || line.empty()) continue;
+        const long long s = std::atoll(line.c_str());
+        if (s <= step_) {
+          kept += line + "\n";
+        } else {
+          dropped = true;
+        }
+      }
+    }
+    if (dropped) {
+      spdlog::warn("train_log.csv: dropping rows after step {} (they are trained again)", step_);
+      io::write_text_atomically(log, kept);
+    } else if (!fs::exists(log)) {
+      io::write_text_atomically(log, kept);
+    }
+    csv.open(log, std::ios::app);
   }
   const int64_t start = step_;
   if (step_ >= until) {

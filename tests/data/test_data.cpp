@@ -9,6 +9,8 @@
 #include "scorch/data/dataset.h"
 #include "scorch/data/idx.h"
 #include "scorch/data/image_grid.h"
+#include "scorch/io/files.h"
+#include "scorch/io/hdf5.h"
 #include "test_paths.h"
 
 using namespace scorch;
@@ -63,7 +65,8 @@ BOOST_AUTO_TEST_CASE(prepare_writes_the_schema) {
   BOOST_TEST(train.images[777][13][14][0].item<uint8_t>() == img.bytes[777 * 784 + 13 * 28 + 14]);
   auto test = data::load(paths[1], /*limit=*/100);
   BOOST_TEST(test.size() == 100);
-  BOOST_TEST(!fs::exists(paths[0] + ".tmp"));
+  for (const auto& e : fs::directory_iterator(d.path()))
+    BOOST_TEST(!io::is_temp_name(e.path().filename().string()), e.path());
 }
 
 BOOST_AUTO_TEST_CASE(truncated_gzip_is_rejected) {
@@ -135,6 +138,71 @@ BOOST_AUTO_TEST_CASE(scalers_and_png_grid) {
   data::write_png_grid(d / "g.png", torch::zeros({5, 4, 4, 1}, torch::kUInt8), 2);
   auto head = test::read_file(d / "g.png").substr(1, 3);
   BOOST_TEST(head == "PNG");
+}
+
+// Defect 9: a file's claimed shape is checked before anything is read. A 1.4 kB file that
+// claims 2e6 chunked rows never written, one claiming 1e12 rows, and a virtual dataset whose
+// source is missing are refused naming the file (and nothing close to their size is allocated).
+BOOST_AUTO_TEST_CASE(claimed_shapes_are_checked_before_reading) {
+  test::TempDir d("claims");
+  auto make = [&](const std::string& path, std::vector<hsize_t> dims, bool write_rows) {
+    hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    std::vector<hsize_t> maxdims(dims.size(), H5S_UNLIMITED);
+    hid_t sp = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), maxdims.data());
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    std::vector<hsize_t> chunk = dims;
+    chunk[0] = 64;
+    H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data());
+    hid_t ds = H5Dcreate2(f, "images", H5T_NATIVE_UINT8, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (write_rows) {
+      std::vector<uint8_t> rows(64 * 28 * 28, 7);
+      hsize_t off[4] = {0, 0, 0, 0}, cnt[4] = {64, 28, 28, 1};
+      hid_t fs_ = H5Dget_space(ds);
+      H5Sselect_hyperslab(fs_, H5S_SELECT_SET, off, nullptr, cnt, nullptr);
+      hid_t ms = H5Screate_simple(4, cnt, nullptr);
+      H5Dwrite(ds, H5T_NATIVE_UINT8, ms, fs_, H5P_DEFAULT, rows.data());
+      H5Sclose(ms);
+      H5Sclose(fs_);
+    }
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Fclose(f);
+  };
+  make(d / "unwritten.h5", {2000000, 28, 28, 1}, /*write_rows=*/true);
+  BOOST_TEST(fs::file_size(d / "unwritten.h5") < 100000u);
+  auto msg = error_of([&] { data::load(d / "unwritten.h5"); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find(d / "unwritten.h5") != std::string::npos);
+  BOOST_TEST(msg.find("chunks were ever written") != std::string::npos);
+  make(d / "huge.h5", {1000000000000ull, 28, 28, 1}, false);
+  msg = error_of([&] { data::load(d / "huge.h5"); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find(d / "huge.h5") != std::string::npos);
+  BOOST_TEST(msg.find("GB in memory") != std::string::npos);
+  // A virtual dataset mapping a source file that is not there.
+  {
+    hid_t f = H5Fcreate((d / "virtual.h5").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[4] = {100, 28, 28, 1};
+    hid_t vsp = H5Screate_simple(4, dims, nullptr);
+    hid_t src = H5Screate_simple(4, dims, nullptr);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_virtual(dcpl, vsp, "gone.h5", "images", src);
+    hid_t ds = H5Dcreate2(f, "images", H5T_NATIVE_UINT8, vsp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    BOOST_REQUIRE(ds >= 0);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(src);
+    H5Sclose(vsp);
+    H5Fclose(f);
+  }
+  msg = error_of([&] { data::load(d / "virtual.h5"); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find("gone.h5") != std::string::npos);
+  BOOST_TEST(msg.find(d / "virtual.h5") != std::string::npos);
+  // The same dataset fully written loads.
+  make(d / "fine.h5", {64, 28, 28, 1}, true);
+  BOOST_TEST(data::load(d / "fine.h5").size() == 64);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

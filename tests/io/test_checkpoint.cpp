@@ -1,9 +1,12 @@
 // Checkpoints: save/load/save is the identity; resuming at k and training to 2k equals
 // training straight to 2k bitwise (single thread); truncated or corrupted files are
-// reported and leave the model untouched; a checkpoint of another model is refused by name.
+// reported, set aside and leave the model untouched; a checkpoint of another model is
+// refused by name; background and inline writes give the same bytes; /config is checksummed.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <thread>
 
 #include "common.h"
 #include "scorch/dist/communicator.h"
@@ -115,9 +118,13 @@ BOOST_AUTO_TEST_CASE(truncated_checkpoint_is_reported_and_not_loaded) {
         << full.substr(0, static_cast<size_t>(static_cast<double>(full.size()) * frac));
     auto msg = error_of([&] { victim.resume_latest(); });
     BOOST_TEST_INFO(frac << ": " << msg);
+    BOOST_TEST(msg.find("no usable checkpoint") != std::string::npos);
     BOOST_TEST(msg.find(path) != std::string::npos);
+    BOOST_TEST(fs::exists(path + ".corrupt"));  // set aside, never deleted
+    BOOST_TEST(!fs::exists(path));
     BOOST_TEST(test::maps_equal(params_of(victim), before));
     BOOST_TEST(victim.step() == 0);
+    fs::remove(path + ".corrupt");
   }
 }
 
@@ -139,6 +146,7 @@ BOOST_AUTO_TEST_CASE(corrupted_checkpoint_is_reported_and_not_loaded) {
   auto msg = error_of([&] { victim.resume_latest(); });
   BOOST_TEST_INFO(msg);
   BOOST_TEST(msg.find(path) != std::string::npos);
+  BOOST_TEST(fs::exists(path + ".corrupt"));
   BOOST_TEST_MESSAGE("corruption report: " << msg);
   BOOST_TEST(msg.find(last->first) != std::string::npos);
   BOOST_TEST(msg.find("corrupted") != std::string::npos);
@@ -162,6 +170,80 @@ BOOST_AUTO_TEST_CASE(checkpoint_of_another_model_is_refused_by_name) {
   BOOST_TEST(msg.find("shape") != std::string::npos);
   BOOST_TEST(msg.find("missing or mis-shaped") != std::string::npos);
   BOOST_TEST(other.step() == 0);
+}
+
+// The writer thread and an inline write of the same state give the same bytes; so do two
+// writes of one state a second apart (no timestamps in the file). The trainer's own
+// background checkpoint is that same file.
+BOOST_AUTO_TEST_CASE(background_and_inline_checkpoints_are_bitwise_equal) {
+  test::TempDir d("ckasync");
+  auto cfg = test::tiny_image_config(d / "data.h5");
+  auto comm = dist::mpi_self();
+  train::Trainer tr(cfg, *comm, d / "run");
+  tr.run(3);  // its last checkpoint is written by the background thread
+  const auto from_run = test::read_file(io::latest_checkpoint(d / "run"));
+  auto st = io::load_checkpoint(io::latest_checkpoint(d / "run"));
+  {
+    train::CheckpointWriter bg(d.path(), 0, 0, /*async=*/true);
+    bg.submit(st, d / "bg.h5");
+    bg.wait();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  train::CheckpointWriter inl(d.path(), 0, 0, /*async=*/false);
+  inl.submit(st, d / "inline.h5");
+  BOOST_TEST(from_run.size() > 1000u);
+  BOOST_TEST((test::read_file(d / "bg.h5") == from_run));
+  BOOST_TEST((test::read_file(d / "inline.h5") == from_run));
+}
+
+// A checkpoint with a NaN is never written (named in the error), and none is left behind.
+BOOST_AUTO_TEST_CASE(non_finite_state_is_never_written) {
+  test::TempDir d("cknan");
+  auto cfg = test::tiny_image_config(d / "data.h5");
+  auto comm = dist::mpi_self();
+  train::Trainer tr(cfg, *comm, d / "run");
+  auto st = tr.state();
+  auto& [name, t] = *st.exp_avg.begin();
+  t.view(-1)[0] = std::numeric_limits<float>::infinity();
+  auto msg = error_of([&] { io::save_checkpoint(d / "x.h5", st); });
+  BOOST_TEST(msg.find("optimizer/exp_avg/" + name) != std::string::npos);
+  for (const auto& e : fs::directory_iterator(d.path())) BOOST_TEST(e.path().filename() == "data.h5");
+}
+
+// A flipped byte in /config (which has no Fletcher-32 filter: it is one string) fails its CRC-32.
+BOOST_AUTO_TEST_CASE(config_has_a_checksum) {
+  test::TempDir d("ckcrc");
+  auto cfg = test::tiny_image_config(d / "data.h5");
+  auto comm = dist::mpi_self();
+  train::Trainer tr(cfg, *comm, d / "run");
+  const auto path = tr.save_checkpoint();
+  const auto toml = io::load_checkpoint_header(path).config_toml;
+  const std::string needle = "num_scales = " + std::to_string(cfg.model.num_scales);
+  std::string file = test::read_file(path);
+  auto pos = file.find(needle);
+  BOOST_REQUIRE(pos != std::string::npos);
+  BOOST_REQUIRE(toml.find(needle) != std::string::npos);
+  file[pos + needle.size() - 1] = static_cast<char>(file[pos + needle.size() - 1] ^ 0x01);  // 10 -> 11, say
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << file;
+  auto msg = error_of([&] { io::load_checkpoint_header(path); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(msg.find("/config fails its CRC-32 check") != std::string::npos);
+  BOOST_TEST(msg.find(path) != std::string::npos);
+}
+
+// checkpoint.keep = 2 with snapshot_keep_freq = 4: the newest two and every 4th step stay.
+BOOST_AUTO_TEST_CASE(keep_prunes_old_checkpoints) {
+  test::TempDir d("ckkeep");
+  auto cfg = test::tiny_image_config(d / "data.h5");
+  cfg.training.snapshot_freq = 1;
+  cfg.checkpoint.keep = 2;
+  cfg.training.snapshot_keep_freq = 4;
+  auto comm = dist::mpi_self();
+  train::Trainer tr(cfg, *comm, d / "run");
+  tr.run(9);
+  std::vector<int64_t> steps;
+  for (const auto& [s, p] : io::list_checkpoints(d / "run")) steps.push_back(s);
+  BOOST_TEST(steps == (std::vector<int64_t>{4, 8, 9}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(not_a_checkpoint) {

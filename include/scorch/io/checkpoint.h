@@ -74,6 +74,10 @@ std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string&
 struct Resumable {
   std::string path;
   std::vector<std::string> set_aside;  // the corrupt files, renamed
+  std::vector<std::string> reasons;    // why each was set aside
+  // "" if `path` is usable or the workdir had no checkpoint at all; otherwise the message
+  // for a workdir whose every checkpoint was corrupt (naming them and why).
+  std::string failure(const std::string& workdir) const;
 };
 Resumable newest_loadable_checkpoint(const std::string& workdir);
 

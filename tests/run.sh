@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite: installs and builds scorch (jobs/setup.sh), then runs every
-# Boost.Test suite through ctest, including the 2-rank MPI tests. Idempotent.
+# Boost.Test suite through ctest, including the 2-rank MPI tests, the fault tests and the
+# Slurm pipeline on a private single-node cluster (installs slurm-wlm and munge). Idempotent.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source jobs/setup.sh
+# Test-only packages: a real Slurm for the pipeline and requeue tests (tests/slurm/).
+for p in slurm-wlm munge; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    SUDO=""
+    [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends slurm-wlm munge
+    break
+  fi
+done
 cd build
 ctest --output-on-failure --timeout 1800 "$@"

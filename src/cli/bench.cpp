@@ -18,7 +18,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 
 #include "scorch/cli/commands.h"
@@ -269,33 +271,38 @@ TrainFigures time_training(const Config& cfg, dist::Communicator& comm, const to
   return f;
 }
 
+// Random items of the job's shape in a temporary file when `n` > 0 or data.path is empty
+// (rank 0 writes, every rank reads); points cfg.data.path at it and returns its path ("" if
+// the job's own data is used). Collective.
+std::string use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator& comm) {
+  if (n_items <= 0 && !cfg.data.path.empty()) return "";
+  const int64_t n = std::max<int64_t>(n_items, cfg.training.batch_size * 4);
+  std::string synthetic_path = (fs::temp_directory_path() / fmt::format("scorch_bench_{}.h5", getpid())).string();
+  auto name = torch::zeros({1, 256}, torch::kUInt8);
+  if (comm.rank() == 0) {
+    std::memcpy(name.data_ptr(), synthetic_path.data(), std::min<size_t>(synthetic_path.size(), 255));
+    auto g = at::make_generator<at::CPUGeneratorImpl>(1);
+    if (cfg.is_image_data()) {
+      data::write_images(synthetic_path,
+                         torch::randint(0, 256, {n, cfg.data.image_size, cfg.data.image_size, cfg.data.num_channels},
+                                        g, torch::kInt64)
+                             .to(torch::kUInt8),
+                         torch::Tensor());
+    } else {
+      data::write_points(synthetic_path, torch::randn({n, cfg.data.dim}, g), torch::Tensor());
+    }
+  }
+  comm.broadcast(name, 0);
+  synthetic_path = std::string(static_cast<const char*>(name.data_ptr()));
+  cfg.data.path = synthetic_path;
+  return synthetic_path;
+}
+
 int bench_train(const TrainOptions& o, dist::Communicator& comm) {
   SCORCH_CHECK(o.steps > 0 && o.warmup >= 0, "bench train: --steps must be positive");
   Config cfg = load_config(o.common.config, o.common.sets);
   const auto device = dist::choose_device(cfg.dist.device, comm);
-  std::string synthetic_path;
-  if (o.synthetic > 0 || cfg.data.path.empty()) {
-    // Random images of the job's shape in a temporary file (rank 0 writes, everyone reads).
-    const int64_t n = std::max<int64_t>(o.synthetic, cfg.training.batch_size * 4);
-    synthetic_path = (fs::temp_directory_path() / fmt::format("scorch_bench_{}.h5", getpid())).string();
-    auto name = torch::zeros({1, 256}, torch::kUInt8);
-    if (comm.rank() == 0) {
-      std::memcpy(name.data_ptr(), synthetic_path.data(), std::min<size_t>(synthetic_path.size(), 255));
-      auto g = at::make_generator<at::CPUGeneratorImpl>(1);
-      if (cfg.is_image_data()) {
-        data::write_images(synthetic_path,
-                           torch::randint(0, 256, {n, cfg.data.image_size, cfg.data.image_size, cfg.data.num_channels},
-                                          g, torch::kInt64)
-                               .to(torch::kUInt8),
-                           torch::Tensor());
-      } else {
-        data::write_points(synthetic_path, torch::randn({n, cfg.data.dim}, g), torch::Tensor());
-      }
-    }
-    comm.broadcast(name, 0);
-    synthetic_path = std::string(static_cast<const char*>(name.data_ptr()));
-    cfg.data.path = synthetic_path;
-  }
+  const std::string synthetic_path = use_synthetic_data(cfg, o.synthetic, comm);
   TrainFigures on, off;
   {
     Config c = cfg;
@@ -333,16 +340,108 @@ int bench_train(const TrainOptions& o, dist::Communicator& comm) {
   return 0;
 }
 
+// ---------------------------------------------------------------- bench checkpoint
+struct CheckpointOptions {
+  Common common;
+  int64_t steps = 5, checkpoints = 4, synthetic = 0;
+};
+
+struct CheckpointFigures {
+  double stall_ms = 0, overhead_ms = 0, write_s = 0;
+  int64_t bytes = 0;
+};
+
+// Trains K rounds of `steps` steps, checkpointing after each round, and compares with the
+// same rounds without checkpoints: the stall is the time save_checkpoint takes on the
+// training thread, the overhead the extra wall time per checkpoint (the background write
+// competes for the cores).
+CheckpointFigures time_checkpoints(const Config& cfg, dist::Communicator& comm, const torch::Device& device,
+                                   const std::string& dir, const CheckpointOptions& o) {
+  train::Trainer trainer(cfg, comm, dir, device);
+  for (int i = 0; i < 2; ++i) trainer.train_step();
+  auto rounds = [&](bool save) {
+    std::vector<double> stalls;
+    comm.barrier();
+    auto t0 = clock_type::now();
+    for (int64_t k = 0; k < o.checkpoints; ++k) {
+      for (int64_t i = 0; i < o.steps; ++i) trainer.train_step();
+      if (device.is_cuda()) torch::cuda::synchronize();
+      if (save) {
+        auto s0 = clock_type::now();
+        trainer.save_checkpoint(/*wait=*/false);
+        stalls.push_back(std::chrono::duration<double>(clock_type::now() - s0).count());
+      }
+    }
+    trainer.wait_for_checkpoints();
+    if (device.is_cuda()) torch::cuda::synchronize();
+    return std::pair{std::chrono::duration<double>(clock_type::now() - t0).count(), stalls};
+  };
+  const auto [plain_s, none] = rounds(false);
+  const auto [with_s, stalls] = rounds(true);
+  CheckpointFigures f;
+  f.stall_ms = stalls.empty() ? 0 : median(stalls) * 1e3;
+  f.overhead_ms = (slowest(comm, with_s) - slowest(comm, plain_s)) / static_cast<double>(o.checkpoints) * 1e3;
+  const auto st = trainer.checkpoint_stats();
+  f.write_s = st.writes > 0 ? st.total_write_s / static_cast<double>(st.writes) : 0;
+  f.bytes = st.last_bytes;
+  return f;
+}
+
+int bench_checkpoint(const CheckpointOptions& o, dist::Communicator& comm) {
+  SCORCH_CHECK(!o.common.workdir.empty(), "bench checkpoint needs --workdir DIR on the disk to measure");
+  SCORCH_CHECK(o.steps > 0 && o.checkpoints > 0, "bench checkpoint: --steps and --checkpoints must be positive");
+  Config cfg = load_config(o.common.config, o.common.sets);
+  const auto device = dist::choose_device(cfg.dist.device, comm);
+  const std::string synthetic_path = use_synthetic_data(cfg, o.synthetic, comm);
+  const std::string dir = o.common.workdir + "/scorch_bench_checkpoint";
+  std::map<std::string, CheckpointFigures> figs;
+  for (bool async : {false, true}) {
+    Config c = cfg;
+    c.checkpoint.async = async;
+    c.checkpoint.keep = 1;
+    figs[async ? "async" : "sync"] = time_checkpoints(c, comm, device, dir + (async ? "/async" : "/sync"), o);
+  }
+  comm.barrier();
+  if (comm.rank() == 0) {
+    // dd of the same size to the same folder, flushed to the disk like a checkpoint (fsync).
+    const auto mb = std::max<int64_t>(1, (figs["sync"].bytes + (1 << 20) - 1) >> 20);
+    const std::string ddfile = dir + "/dd.tmp";
+    const auto t0 = clock_type::now();
+    const int rc = std::system(fmt::format("dd if=/dev/zero of='{}' bs=1M count={} conv=fsync status=none", ddfile, mb).c_str());
+    const double dd_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    if (!synthetic_path.empty()) fs::remove(synthetic_path, ec);
+    fmt::print("# scorch bench checkpoint: {} ({}, nf {}), {} ranks on {}, {} checkpoints every {} steps, folder {}\n",
+               o.common.config.empty() ? "defaults" : o.common.config, cfg.model.name, cfg.model.nf, comm.size(),
+               dist::describe_device(device), o.checkpoints, o.steps, o.common.workdir);
+    fmt::print("{:<7} {:>9} {:>12} {:>16} {:>10} {:>9}\n", "mode", "file MB", "stall ms", "overhead ms/ckpt",
+               "write s", "MB/s");
+    for (const auto& [mode, f] : figs) {
+      fmt::print("{:<7} {:>9.1f} {:>12.1f} {:>16.1f} {:>10.3f} {:>9.1f}\n", mode, f.bytes / 1e6, f.stall_ms,
+                 f.overhead_ms, f.write_s, f.write_s > 0 ? f.bytes / 1e6 / f.write_s : 0.0);
+    }
+    fmt::print("{:<7} {:>9.1f} {:>12} {:>16} {:>10.3f} {:>9.1f}{}\n", "dd", mb * 1.048576, "-", "-", dd_s,
+               mb * 1.048576 / dd_s, rc == 0 ? "" : "  (dd failed)");
+    fmt::print("# write s: commit of one file (HDF5 write, read-back check, fsync, rename); dd: bs=1M conv=fsync of "
+               "the same size. stall: time save_checkpoint holds the training thread; overhead: extra wall time per "
+               "checkpoint against the same steps without checkpoints\n");
+  }
+  return 0;
+}
+
 }  // namespace
 
 Command bench_command() {
   auto net = std::make_shared<NetOptions>();
   auto ar = std::make_shared<AllreduceOptions>();
   auto tr = std::make_shared<TrainOptions>();
-  auto apps = std::make_shared<std::array<CLI::App*, 3>>();
+  auto ck = std::make_shared<CheckpointOptions>();
+  auto apps = std::make_shared<std::array<CLI::App*, 4>>();
   Command c;
   c.name = "bench";
-  c.help = "benchmarks: net (forward+backward of a network), allreduce (collectives), train (whole training steps)";
+  c.help = "benchmarks: net (forward+backward of a network), allreduce (collectives), train (whole training steps), "
+             "checkpoint (write throughput and training stall)";
   c.declare = [=](CLI::App& app) {
     app.require_subcommand(1);
     auto* n = app.add_subcommand("net", "forward+backward time per image and peak memory of a job's network (DSM loss)");
@@ -376,11 +475,19 @@ Command bench_command() {
         ->capture_default_str();
     t->footer("Writes nothing but a temporary synthetic dataset; use --set for dist.*, training.precision, "
               "training.channels_last, training.grad_accum.");
-    *apps = {n, a, t};
+    auto* k = app.add_subcommand("checkpoint", "checkpoint write throughput (against dd) and training stall, sync vs async");
+    add_common(*k, ck->common, false);
+    k->add_option("--steps", ck->steps, "training steps between checkpoints")->capture_default_str();
+    k->add_option("--checkpoints", ck->checkpoints, "checkpoints per mode")->capture_default_str();
+    k->add_option("--synthetic", ck->synthetic, "use N random items of the job's shape instead of data.path")
+        ->capture_default_str();
+    k->footer("Writes into --workdir DIR/scorch_bench_checkpoint (removed afterwards): put DIR on the disk to measure.");
+    *apps = {n, a, t, k};
   };
   c.run = [=](dist::Communicator& comm) {
     if (*(*apps)[0]) return bench_net(*net, comm);
     if (*(*apps)[1]) return bench_allreduce(*ar, comm);
+    if (*(*apps)[3]) return bench_checkpoint(*ck, comm);
     return bench_train(*tr, comm);
   };
   return c;

@@ -23,8 +23,8 @@ scorch_run() {
   if [[ $launcher == srun ]]; then
     srun --mpi=pmix --kill-on-bad-exit=1 "$SCORCH" "$@" &
   else
-    # mpirun forwards SIGUSR1; after SIGTERM it kills the ranks only after this many seconds.
-    mpirun --mca odls_base_sigkill_timeout 120 "$SCORCH" "$@" &
+    # mpirun forwards SIGUSR1 to the ranks (SIGTERM would make it kill them).
+    mpirun "$SCORCH" "$@" &
   fi
   local pid=$! rc
   trap "echo 'scorch/slurm: SIGUSR1: asking the ranks to checkpoint and stop'; kill -USR1 $pid" USR1

@@ -268,12 +268,19 @@ void Trainer::load_state(const io::TrainState& st) {
                                   std::pair{&st.exp_avg_sq, "Adam exp_avg_sq"}}) {
     for (const auto& [name, p] : trainable_) {
       auto it = src->find(name);
-      SCORCH_CHECK(it != src->end() && it->second.sizes() == p.sizes(), "checkpoint {} '{}' is missing or mis-shaped",
-                   what, name);
+      SCORCH_CHECK(it != src->end(), "checkpoint '{}' lacks {} '{}' of this model (written for another model config?)",
+                   st.source, what, name);
+      SCORCH_CHECK(it->second.sizes() == p.sizes(),
+                   "checkpoint '{}': {} '{}' has shape [{}] but this model's is [{}] (written for another model config?)",
+                   st.source, what, name, fmt::join(it->second.sizes(), ", "), fmt::join(p.sizes(), ", "));
     }
   }
-  models::copy_named(st.params, params, "parameter");
-  models::copy_named(st.buffers, buffers, "buffer");
+  try {
+    models::copy_named(st.params, params, "parameter");
+    models::copy_named(st.buffers, buffers, "buffer");
+  } catch (const std::exception& e) {
+    SCORCH_THROW("checkpoint '{}' does not fit this model: {}", st.source, e.what());
+  }
   torch::NoGradGuard ng;
   for (size_t i = 0; i < trainable_.size(); ++i) {
     const auto& name = trainable_[i].first;

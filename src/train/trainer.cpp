@@ -39,9 +39,20 @@ double seconds_since(clock_type::time_point t0) {
 
 constexpr int64_t kPrefetchDepth = 2;  // host batches prepared ahead of the running step
 
+// Host copies the caller may keep while training goes on. From a GPU: into pinned memory
+// (torch's caching host allocator reuses it), queued on the current stream without waiting;
+// the caller synchronises once for all of them (host_copies_done).
 io::TensorMap to_host_map(const NamedTensors& v) {
   io::TensorMap m;
-  for (const auto& [name, t] : v) m[name] = t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true);
+  for (const auto& [name, t] : v) {
+    if (t.is_cuda()) {
+      auto h = torch::empty(t.sizes(), t.options().device(torch::kCPU).pinned_memory(true));
+      h.copy_(t.detach(), /*non_blocking=*/true);
+      m[name] = h;
+    } else {
+      m[name] = t.detach().clone();
+    }
+  }
   return m;
 }
 
@@ -257,6 +268,7 @@ io::TrainState Trainer::state() const {
   st.ema_decay = ema_->decay();
   st.ema_updates = ema_->num_updates();
   st.adam_steps = adam_->num_steps();
+  if (device_.is_cuda()) torch::cuda::synchronize(device_.index());  // the pinned copies are complete
   return st;
 }
 

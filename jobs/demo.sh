@@ -20,8 +20,8 @@ if [[ ! -f $DATA/fashion_mnist_train.h5 || ! -f $DATA/fashion_mnist_test.h5 ]]; 
 fi
 
 t_train=$(date +%s)
-# Through jobs/mpirun.sh, Ctrl-C checkpoints the run (rerun this script to resume it).
-jobs/mpirun.sh --oversubscribe -np "$RANKS" build/scorch train --config "$JOB" --workdir "$RUN"
+# Through jobs/launch.sh, Ctrl-C checkpoints the run (rerun this script to resume it).
+jobs/launch.sh mpirun --oversubscribe -np "$RANKS" build/scorch train --config "$JOB" --workdir "$RUN"
 t_train=$(( $(date +%s) - t_train ))
 
 ckpt=$(ls "$RUN"/checkpoints/ckpt_*.h5 | sort | tail -n 1)

@@ -17,22 +17,21 @@ echo "scorch/slurm: job ${SLURM_JOB_ID:-?} ($SLURM_JOB_NAME) restart ${SLURM_RES
 # takes the GPU of its node-local rank (dist.device = auto). With srun --kill-on-bad-exit,
 # a rank that dies ends the step at once. SIGUSR1/SIGTERM that reach this batch shell
 # (sbatch --signal=B:USR1@T, scancel --signal=USR1 --batch, pre-emption) are passed on to
-# the ranks, which checkpoint and exit with status 3.
+# the ranks as SIGUSR1 by jobs/launch.sh; they checkpoint and exit with status 3.
 scorch_run() {
-  local launcher=${SCORCH_LAUNCH:-srun}
-  if [[ $launcher == srun ]]; then
-    srun --mpi=pmix --kill-on-bad-exit=1 "$SCORCH" "$@" &
+  local launch=("${SCORCH_SLURM_DIR:-slurm}/../jobs/launch.sh")
+  if [[ ${SCORCH_LAUNCH:-srun} == srun ]]; then
+    "${launch[@]}" srun --mpi=pmix --kill-on-bad-exit=1 "$SCORCH" "$@" &
   else
-    # mpirun forwards SIGUSR1 to the ranks (SIGTERM would make it kill them).
-    mpirun "$SCORCH" "$@" &
+    "${launch[@]}" mpirun "$SCORCH" "$@" &
   fi
   local pid=$! rc
-  trap "echo 'scorch/slurm: SIGUSR1: asking the ranks to checkpoint and stop'; kill -USR1 $pid" USR1
-  trap "echo 'scorch/slurm: SIGTERM: asking the ranks to checkpoint and stop'; kill -USR1 $pid" TERM
+  # Bash runs traps only between commands: wait in the background child, pass signals on.
+  trap "kill -USR1 $pid" USR1 TERM
   while true; do
     wait "$pid"
     rc=$?
-    kill -0 "$pid" 2>/dev/null || break  # wait returned because of a trap: keep waiting
+    kill -0 "$pid" 2>/dev/null || break
   done
   trap - USR1 TERM
   return "$rc"

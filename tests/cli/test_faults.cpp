@@ -139,15 +139,15 @@ BOOST_AUTO_TEST_CASE(signal_at_a_random_step_resumes_bitwise) {
 }
 
 // Defect 2: mpirun SIGKILLs the ranks about a second after it gets SIGTERM, so a slow
-// checkpoint (held 3 s by a test hook) is lost and the status is 1. Through jobs/mpirun.sh the
+// checkpoint (held 3 s by a test hook) is lost and the status is 1. Through jobs/launch.sh the
 // SIGTERM becomes SIGUSR1: the checkpoint is committed, the status is 3 and status.json says
 // stopped.
-BOOST_AUTO_TEST_CASE(sigterm_through_the_mpirun_wrapper_checkpoints) {
+BOOST_AUTO_TEST_CASE(sigterm_through_jobs_launch_checkpoints) {
   test::TempDir d("mpirunterm");
   auto job = points_job(d);
   const std::string w = d / "run";
   const std::string cmd = std::string("SCORCH_TEST_PAUSE_BEFORE_COMMIT_S=3 ") + SCORCH_SOURCE_DIR +
-                          "/jobs/mpirun.sh -np 2 --oversubscribe " + SCORCH_BIN + " train --config " + job +
+                          "/jobs/launch.sh " + std::string(SCORCH_MPIEXEC) + " -np 2 --oversubscribe " + SCORCH_BIN + " train --config " + job +
                           " --workdir " + w + " --set training.n_iters=100000000 --set training.snapshot_freq=100000000";
   auto r = run("bash -c '" + cmd + " & pid=$!; " + wait_for_rows(w, 1) + "kill -TERM $pid; wait $pid; echo rc=$?'");
   BOOST_TEST_INFO(r.out);

@@ -11,6 +11,7 @@ scorch=$(realpath "${1:-$repo/build/scorch}")
 for b in munged slurmctld slurmd sbatch; do
   command -v "$b" >/dev/null || { echo "SKIP: $b not installed (apt-get install slurm-wlm munge)"; exit 77; }
 done
+[[ $(id -u) -eq 0 ]] || { echo "SKIP: slurmd of the private cluster must run as root"; exit 77; }
 work=$(mktemp -d /tmp/scorch_slurm.XXXXXX)
 fail=0
 check() {  # description, then a command that must succeed

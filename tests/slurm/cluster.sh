@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A private single-node Slurm cluster on localhost, from Debian's slurm-wlm and munge, for the
 # tests: its own munge key and socket, its own slurm.conf (proctrack/linuxproc, task/none,
-# select/cons_tres, ports 16817/16818) and state, all under DIR. Nothing system-wide is used or
+# select/cons_tres, two free ports from 16817) and state, all under DIR. Nothing system-wide is used or
 # touched, and `stop` ends only the daemons `start` started, by the pids it recorded.
 #   tests/slurm/cluster.sh start DIR     # prints `export SLURM_CONF=DIR/slurm.conf`
 #   tests/slurm/cluster.sh stop DIR
@@ -44,14 +44,17 @@ fi
 munged --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.sock" --pid-file="$dir/munged.pid" \
        --log-file="$dir/log/munged.log" --seed-file="$dir/munge/munge.seed" --force
 
+# Two free ports (another cluster of another test run may hold 16817/16818).
+port=16817
+while ss -ltnH 2>/dev/null | awk '{print $4}' | grep -Eq ":($port|$((port + 1)))\$"; do port=$((port + 2)); done
 host=$(hostname -s)
-cpus=$(nproc)
+cpus=$(getconf _NPROCESSORS_ONLN)  # not nproc: it honours OMP_NUM_THREADS
 mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
 cat >"$dir/slurm.conf" <<CONF
 ClusterName=scorchtest
 SlurmctldHost=$host
-SlurmctldPort=16817
-SlurmdPort=16818
+SlurmctldPort=$port
+SlurmdPort=$((port + 1))
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge

@@ -63,6 +63,9 @@ wait_jobs() {  # job ids...: until none is pending or running (at most 300 s)
   ids=$(IFS=,; echo "$*")
   for _ in $(seq 1500); do
     squeue -h -j "$ids" 2>/dev/null | grep -q . || return 0
+    if squeue -h -j "$ids" -o %r 2>/dev/null | grep -Eq "PartitionConfig|BadConstraints|ReqNodeNotAvail"; then
+      echo "  jobs can never start:"; squeue -j "$ids"; sinfo -N -o "%N %c %m %T"; return 1
+    fi
     sleep 0.2
   done
   echo "  timed out waiting for jobs $ids"; squeue; return 1

@@ -73,23 +73,12 @@ int train(const Common& opt, dist::Communicator& comm) {
   if (!lock_error.empty()) throw Error(lock_error);
 
   try {
-    // The newest checkpoint that verifies (rank 0, under the lock: corrupt newer ones are
-    // renamed aside and reported), unless --ckpt names one.
+    // The newest checkpoint that verifies (under the lock: corrupt newer ones are renamed
+    // aside and reported), unless --ckpt names one.
     Common o = opt;
-    if (o.ckpt.empty()) {
-      std::string pick;
-      if (root) {
-        auto r = io::newest_loadable_checkpoint(opt.workdir);
-        pick = r.path.empty() && !r.set_aside.empty() ? "!" + r.failure(opt.workdir) : r.path;
-        if (!r.path.empty() && !r.set_aside.empty()) {
-          spdlog::warn("resuming from {}, the newest checkpoint that verifies ({} newer set aside)", pick,
-                       r.set_aside.size());
-        }
-      }
-      pick = dist::broadcast_string(comm, pick, 0);
-      SCORCH_CHECK(pick.empty() || pick[0] != '!', "{}", pick.substr(1));
-      o.ckpt = pick;
-    }
+    train::ResumePoint from{opt.ckpt, {}};
+    if (o.ckpt.empty()) from = train::find_resume_point(comm, opt.workdir);
+    o.ckpt = from.path;
     // defaults <- the checkpoint's config (a resumed or imported run) <- --config <- --set
     Config cfg = resolve(o, /*need_ckpt=*/false).cfg;
     SCORCH_CHECK(cfg.model.name != "analytic_gmm",
@@ -99,7 +88,7 @@ int train(const Common& opt, dist::Communicator& comm) {
     train::Trainer trainer(cfg, comm, opt.workdir, device);
     // Written only once the configuration has built a model and loaded its data.
     if (root) io::write_text_atomically(opt.workdir + "/config.toml", to_toml(cfg));
-    if (!o.ckpt.empty()) trainer.resume_from(o.ckpt);
+    trainer.resume(std::move(from));
     if (root) write_status(opt.workdir, "running", trainer.step(), -1);
     const bool finished = trainer.run();
     const int code = finished ? 0 : kStoppedExitCode;
@@ -133,7 +122,8 @@ Command train_command() {
             "Exit status: 0 finished; {} stopped by SIGUSR1/SIGTERM/SIGINT after committing a checkpoint (run the same "
             "command to resume: Slurm scripts requeue on it); anything else failed. <workdir>/status.json says the "
             "same (state running | finished | stopped | failed). Through mpirun send SIGUSR1 (mpirun forwards it; on "
-            "SIGTERM it kills the ranks after --mca odls_base_sigkill_timeout seconds, default 1).\n"
+            "SIGTERM or Ctrl-C it kills the ranks about a second later), or launch with jobs/launch.sh mpirun ..., "
+            "which turns SIGTERM and Ctrl-C into SIGUSR1.\n"
             "Checkpoints: every training.snapshot_freq steps and at the end, written in the background "
             "(checkpoint.async); checkpoint.keep = K keeps the newest K plus every training.snapshot_keep_freq-th. A "
             "corrupt newest checkpoint is renamed *.corrupt and the previous one used. Non-finite gradients: "

@@ -71,8 +71,10 @@ DatasetInfo inspect(const std::string& path, int64_t limit) {
   return info;
 }
 
-Dataset load(const std::string& path, int64_t limit) {
-  const auto info = inspect(path, limit);
+Dataset load(const std::string& path, int64_t limit) { return load(inspect(path, limit)); }
+
+Dataset load(const DatasetInfo& info) {
+  const std::string& path = info.path;
   auto f = h5::File::open_read(path);
   Dataset ds;
   ds.path = path;

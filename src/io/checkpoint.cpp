@@ -168,7 +168,7 @@ Resumable newest_loadable_checkpoint(const std::string& workdir) {
   auto all = list_checkpoints(workdir);
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     try {
-      load_checkpoint(it->second);
+      r.state = load_checkpoint(it->second);
       r.path = it->second;
       return r;
     } catch (const std::exception& e) {

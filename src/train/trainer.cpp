@@ -41,7 +41,7 @@ constexpr int64_t kPrefetchDepth = 2;  // host batches prepared ahead of the run
 
 // Host copies the caller may keep while training goes on. From a GPU: into pinned memory
 // (torch's caching host allocator reuses it), queued on the current stream without waiting;
-// the caller synchronises once for all of them (host_copies_done).
+// state() synchronises the device once for all of them.
 io::TensorMap to_host_map(const NamedTensors& v) {
   io::TensorMap m;
   for (const auto& [name, t] : v) {
@@ -78,8 +78,9 @@ Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdi
                "training.precision = \"{}\" is not one of: fp32, bf16", cfg_.training.precision);
   // The file's claimed shape is checked against the config, memory and storage before
   // anything is read (data/dataset.h).
-  data::check_matches(data::inspect(cfg_.data.path), cfg_);
-  data_ = data::load(cfg_.data.path);
+  const auto info = data::inspect(cfg_.data.path);
+  data::check_matches(info, cfg_);
+  data_ = data::load(info);
 
   sde_ = sde::make_sde(cfg_);
   sde_->to(device_);
@@ -318,28 +319,33 @@ void Trainer::load_state(const io::TrainState& st) {
   }
 }
 
-std::string Trainer::resume_latest() {
-  // Rank 0 picks the newest checkpoint that verifies completely (setting corrupt ones aside);
-  // every rank then loads that one file.
-  std::string path;
-  if (comm_.rank() == 0) {
-    auto r = io::newest_loadable_checkpoint(workdir_);
-    path = r.path.empty() && !r.set_aside.empty() ? "!" + r.failure(workdir_) : r.path;
+ResumePoint find_resume_point(dist::Communicator& comm, const std::string& workdir) {
+  ResumePoint p;
+  std::string msg;  // the path, or "!" and why nothing is usable
+  if (comm.rank() == 0) {
+    auto r = io::newest_loadable_checkpoint(workdir);
+    msg = r.path.empty() && !r.set_aside.empty() ? "!" + r.failure(workdir) : r.path;
     if (!r.path.empty() && !r.set_aside.empty()) {
-      spdlog::warn("resuming from {}, the newest checkpoint that verifies ({} newer set aside)", path,
+      spdlog::warn("resuming from {}, the newest checkpoint that verifies ({} newer set aside)", r.path,
                    r.set_aside.size());
     }
+    p.state = std::move(r.state);
   }
-  path = dist::broadcast_string(comm_, path, 0);
-  SCORCH_CHECK(path.empty() || path[0] != '!', "{}", path.substr(1));
-  if (path.empty()) return "";
-  return resume_from(path);
+  msg = dist::broadcast_string(comm, msg, 0);
+  SCORCH_CHECK(msg.empty() || msg[0] != '!', "{}", msg.substr(1));
+  p.path = msg;
+  return p;
 }
 
-std::string Trainer::resume_from(const std::string& path) {
-  load_state(io::load_checkpoint(path));
-  spdlog::info("resumed from {} at step {}", path, step_);
-  return path;
+std::string Trainer::resume_latest() { return resume(find_resume_point(comm_, workdir_)); }
+
+std::string Trainer::resume_from(const std::string& path) { return resume(ResumePoint{path, {}}); }
+
+std::string Trainer::resume(ResumePoint p) {
+  if (p.path.empty()) return "";
+  load_state(p.state.source == p.path ? p.state : io::load_checkpoint(p.path));
+  spdlog::info("resumed from {} at step {}", p.path, step_);
+  return p.path;
 }
 
 std::string Trainer::save_checkpoint(bool wait) {
@@ -349,14 +355,11 @@ std::string Trainer::save_checkpoint(bool wait) {
   if (device_.is_cuda()) all_cuda = comm_.gather_rows(dropout_generator(device_).get_state().unsqueeze(0), 0);
   std::string path = io::checkpoint_path(workdir_, step_);
   if (comm_.rank() == 0) {
-    const auto t0 = clock_type::now();
     auto st = state();  // host copies: training may go on while they are written
     st.rng = all;
     st.rng_cuda = all_cuda;
-    last_stall_s_ = seconds_since(t0);
     writer_->submit(std::move(st), path);
     if (wait) writer_->wait();
-    last_stall_s_ = seconds_since(t0);
   }
   return path;
 }

@@ -31,8 +31,10 @@ struct DatasetInfo {
 };
 DatasetInfo inspect(const std::string& path, int64_t limit = 0);
 
-// Loads the first `limit` items (all if limit <= 0) into memory (after inspect()).
+// Loads the first `limit` items (all if limit <= 0) into memory: load(inspect(path, limit)).
 Dataset load(const std::string& path, int64_t limit = 0);
+// Loads what inspect() checked (info.shape[0] items).
+Dataset load(const DatasetInfo& info);
 
 // Checks that the dataset matches the configuration (image size, channels, point dim).
 void check_matches(const DatasetInfo& info, const Config& cfg);

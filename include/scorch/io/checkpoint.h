@@ -68,11 +68,14 @@ std::string latest_checkpoint(const std::string& workdir);
 // Every ckpt_<step>.h5 of <workdir>/checkpoints as (step, path), oldest first.
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& workdir);
 
-// The newest checkpoint that loads and verifies completely. Each newer one that does not is
-// reported (its path and why) and renamed aside to "<name>.corrupt" (never deleted). Returns
-// "" if none is left. Call on one rank only, holding the workdir lock.
+// The newest checkpoint that loads and verifies completely, with the state it holds (so it
+// is not read again). Each newer one that does not is reported (its path and why) and renamed
+// aside to "<name>.corrupt" (never deleted). `path` is "" if none is left. Call on one rank
+// only, holding the workdir lock.
 struct Resumable {
   std::string path;
+  TrainState state;                    // the checkpoint at `path`, verified
+
   std::vector<std::string> set_aside;  // the corrupt files, renamed
   std::vector<std::string> reasons;    // why each was set aside
   // "" if `path` is usable or the workdir had no checkpoint at all; otherwise the message

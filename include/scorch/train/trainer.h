@@ -37,6 +37,17 @@ struct StepTimes {
   int64_t buckets_in_backward = 0;  // buckets launched by hooks during backward
 };
 
+// Where a run resumes: rank 0 finds the newest checkpoint of `workdir` that verifies
+// completely (io::newest_loadable_checkpoint: corrupt newer ones are reported and renamed
+// aside) and every rank learns its path ("" when the workdir has none). Rank 0 keeps the
+// state it verified, so that it is not read twice. Throws on every rank if every checkpoint
+// was corrupt. Collective; rank 0 should hold the workdir lock.
+struct ResumePoint {
+  std::string path;
+  io::TrainState state;  // rank 0: the verified checkpoint; elsewhere empty
+};
+ResumePoint find_resume_point(dist::Communicator& comm, const std::string& workdir);
+
 class Trainer {
  public:
   // Builds the model on `device` (rank 0's weights broadcast over `comm`), the optimiser,
@@ -45,12 +56,14 @@ class Trainer {
   Trainer(const Config& cfg, dist::Communicator& comm, std::string workdir, torch::Device device = torch::kCPU);
   ~Trainer();
 
-  // Resumes from the newest checkpoint in the workdir that verifies completely; newer ones
-  // that do not are reported and renamed aside (*.corrupt). Returns its path, or "" if the
-  // workdir has none. Throws if every checkpoint was corrupt. Collective.
+  // Resumes from the newest checkpoint in the workdir that verifies completely
+  // (find_resume_point). Returns its path, or "" if the workdir has none. Collective.
   std::string resume_latest();
   // Resumes from `path` (verified completely before anything is applied). Collective.
   std::string resume_from(const std::string& path);
+  // Resumes from `p`: its state where this rank already holds it, else read from p.path.
+  // Returns p.path ("" does nothing). Collective.
+  std::string resume(ResumePoint p);
   // Trains until `until_step` (cfg.training.n_iters if < 0), logging, checkpointing every
   // snapshot_freq steps (in the background) and at the end. Returns false if stopped early
   // by a stop signal (after the checkpoint of the stop step is committed). A step whose
@@ -65,10 +78,6 @@ class Trainer {
   // Waits for the checkpoint write in flight (rank 0); re-throws its failure.
   void wait_for_checkpoints();
   CheckpointStats checkpoint_stats() const;
-  // Seconds the training thread spent in the last save_checkpoint (rank 0): the copy to
-  // host memory, plus the write itself when it waited.
-  double last_checkpoint_stall_s() const { return last_stall_s_; }
-  int64_t nonfinite_steps() const { return nonfinite_total_; }
 
   // The host batch of `step` for this rank (a pure function of seed, step and the rank's rows).
   HostBatch make_batch(int64_t step) const { return batches_->make(step); }
@@ -110,7 +119,6 @@ class Trainer {
   std::unique_ptr<BatchMaker> batches_;
   std::unique_ptr<Prefetcher> prefetch_;
   std::unique_ptr<CheckpointWriter> writer_;  // rank 0 only
-  double last_stall_s_ = 0;
   int64_t nonfinite_in_a_row_ = 0, nonfinite_total_ = 0;
   int64_t step_ = 0;
   bool stop_agreed_ = false;  // some rank was signalled (from the all-reduced flag)

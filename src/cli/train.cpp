@@ -7,14 +7,13 @@
 
 #include <unistd.h>
 
-#include <chrono>
-#include <ctime>
 #include <filesystem>
 #include <memory>
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
 #include "scorch/core/error.h"
+#include "scorch/core/host.h"
 #include "scorch/core/log.h"
 #include "scorch/core/stop.h"
 #include "scorch/dist/backend.h"
@@ -33,19 +32,14 @@ namespace {
 // "exit_code", "message", "pid", "host", "time"}. Rank 0 only.
 void write_status(const std::string& workdir, const std::string& state, int64_t step, int exit_code,
                   const std::string& message = "") {
-  char host[256] = {0};
-  ::gethostname(host, sizeof(host) - 1);
-  const auto now = std::time(nullptr);
-  char when[64];
-  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S%z", std::localtime(&now));
   nlohmann::json j{{"state", state},
                    {"step", step},
                    {"checkpoint", io::latest_checkpoint(workdir)},
                    {"exit_code", exit_code},
                    {"message", message},
-                   {"host", host},
+                   {"host", host_name()},
                    {"pid", ::getpid()},
-                   {"time", when}};
+                   {"time", local_time_iso8601()}};
   io::write_text_atomically(workdir + "/status.json", j.dump(2) + "\n");
 }
 

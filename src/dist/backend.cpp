@@ -1,11 +1,10 @@
 // Device placement and backend choice (see dist/backend.h).
 #include "scorch/dist/backend.h"
 
-#include <unistd.h>
-
 #include <cstring>
 
 #include "scorch/core/error.h"
+#include "scorch/core/host.h"
 #include "scorch/core/log.h"
 #include "scorch/dist/nccl_communicator.h"
 
@@ -16,12 +15,6 @@
 namespace scorch::dist {
 
 namespace {
-
-std::string hostname() {
-  char buf[256] = {0};
-  if (gethostname(buf, sizeof(buf) - 1) != 0) return "?";
-  return buf;
-}
 
 // A fixed-width row of text, so that every rank's row gathers into one [W, 128] tensor.
 torch::Tensor text_row(const std::string& s) {
@@ -52,14 +45,14 @@ torch::Device choose_device(const std::string& want, Communicator& comm) {
   SCORCH_CHECK(want != "cuda" || have_cuda,
                "dist.device = \"cuda\" but this LibTorch sees no GPU (built without CUDA, or no device visible on {}); "
                "use dist.device = \"cpu\" or \"auto\"",
-               hostname());
+               host_name());
   torch::Device device(torch::kCPU);
   if (want == "cuda" || (want == "auto" && have_cuda)) {
     const int n = static_cast<int>(torch::cuda::device_count());
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(comm.local_rank() % n));
   }
   // The placement map, one line per rank, printed by rank 0.
-  auto line = fmt::format("{:<24} rank {:>5}  local rank {:>3} of {:<3} {}", hostname(), comm.rank(),
+  auto line = fmt::format("{:<24} rank {:>5}  local rank {:>3} of {:<3} {}", host_name(), comm.rank(),
                           comm.local_rank(), comm.local_size(), describe_device(device));
   auto rows = comm.gather_rows(text_row(line), 0);
   if (comm.rank() == 0) {
@@ -97,7 +90,7 @@ std::shared_ptr<Communicator> make_data_communicator(const std::string& backend,
   const std::string b = resolve_backend(backend, device);
   if (b == "mpi") return std::shared_ptr<Communicator>(std::shared_ptr<Communicator>(), &control);  // not owned
   // NCCL: one rank per GPU. Every rank learns every (host, GPU) pair and refuses duplicates.
-  auto rows = control.all_gather(text_row(fmt::format("{}|{}", hostname(), device.index())));
+  auto rows = control.all_gather(text_row(fmt::format("{}|{}", host_name(), device.index())));
   for (int64_t a = 0; a < rows.size(0); ++a) {
     for (int64_t b2 = a + 1; b2 < rows.size(0); ++b2) {
       const std::string key = row_text(rows[a]);

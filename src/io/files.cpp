@@ -12,25 +12,19 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
 
 #include "scorch/core/error.h"
+#include "scorch/core/host.h"
 
 namespace fs = std::filesystem;
 
 namespace scorch::io {
 
 namespace {
-
-std::string host_name() {
-  char buf[256] = {0};
-  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown-host";
-  return buf;
-}
 
 std::string errno_text(int e) { return fmt::format("{} (errno {})", std::strerror(e), e); }
 
@@ -173,10 +167,8 @@ WorkdirLock::WorkdirLock(const std::string& workdir, const std::string& what) : 
   }
   std::string before = read_small(path_);
   while (!before.empty() && before.back() == '\n') before.pop_back();
-  const auto now = std::time(nullptr);
-  char when[64];
-  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", std::localtime(&now));
-  const std::string me = fmt::format("{} on host {}, pid {}, since {}\n", what, host_name(), ::getpid(), when);
+  const std::string me =
+      fmt::format("{} on host {}, pid {}, since {}\n", what, host_name(), ::getpid(), local_time_iso8601());
   if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
     const int e = errno;
     ::close(fd_);
@@ -188,9 +180,8 @@ WorkdirLock::WorkdirLock(const std::string& workdir, const std::string& what) : 
 
 WorkdirLock::~WorkdirLock() {
   if (fd_ >= 0) {
-    if (::ftruncate(fd_, 0) != 0) {
-    }
-    ::close(fd_);  // releases the flock
+    (void)!::ftruncate(fd_, 0);  // a clean exit leaves no holder behind
+    ::close(fd_);                // releases the flock
   }
 }
 

@@ -126,10 +126,7 @@ Handle& Handle::operator=(Handle&& o) noexcept {
   return *this;
 }
 
-void Handle::reset() {
-  if (id_ >= 0 && closer_) closer_(id_);
-  id_ = H5I_INVALID_HID;
-}
+void Handle::reset() { (void)close(); }
 
 herr_t Handle::close() {
   herr_t rc = 0;

@@ -30,6 +30,7 @@
 #include "scorch/core/torch_compat.h"
 #include "scorch/data/dataset.h"
 #include "scorch/dist/backend.h"
+#include "scorch/dist/sharding.h"
 #include "scorch/losses/dsm.h"
 #include "scorch/models/model.h"
 #include "scorch/models/score_fn.h"
@@ -277,10 +278,10 @@ TrainFigures time_training(const Config& cfg, dist::Communicator& comm, const to
 std::string use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator& comm) {
   if (n_items <= 0 && !cfg.data.path.empty()) return "";
   const int64_t n = std::max<int64_t>(n_items, cfg.training.batch_size * 4);
-  std::string synthetic_path = (fs::temp_directory_path() / fmt::format("scorch_bench_{}.h5", getpid())).string();
-  auto name = torch::zeros({1, 256}, torch::kUInt8);
+  // Rank 0's name (its pid) for everyone.
+  const std::string synthetic_path = dist::broadcast_string(
+      comm, (fs::temp_directory_path() / fmt::format("scorch_bench_{}.h5", getpid())).string(), 0);
   if (comm.rank() == 0) {
-    std::memcpy(name.data_ptr(), synthetic_path.data(), std::min<size_t>(synthetic_path.size(), 255));
     auto g = at::make_generator<at::CPUGeneratorImpl>(1);
     if (cfg.is_image_data()) {
       data::write_images(synthetic_path,
@@ -292,8 +293,7 @@ std::string use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator&
       data::write_points(synthetic_path, torch::randn({n, cfg.data.dim}, g), torch::Tensor());
     }
   }
-  comm.broadcast(name, 0);
-  synthetic_path = std::string(static_cast<const char*>(name.data_ptr()));
+  comm.barrier();  // written before anyone reads it
   cfg.data.path = synthetic_path;
   return synthetic_path;
 }

@@ -22,8 +22,9 @@ struct EncodeOptions {
 int encode(const EncodeOptions& opt, dist::Communicator& comm) {
   auto l = load_score_model(opt.common, comm);
   const auto& cfg = l.r.cfg;
-  auto ds = data::load(opt.data);
-  data::check_matches(ds, cfg);
+  const auto info = data::inspect(opt.data);
+  data::check_matches(info, cfg);  // before anything is read
+  auto ds = data::load(info);
   const auto item = cfg.item_shape();
   spdlog::info("encoding {} items of {} through the probability-flow ODE (RK45 rtol {}, atol {})", ds.size(), opt.data,
                cfg.eval.rtol, cfg.eval.atol);

@@ -24,8 +24,9 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
   const auto& cfg = l.r.cfg;
   const std::string& path = cfg.eval_data_path();
   SCORCH_CHECK(!path.empty(), "no evaluation data: set data.eval_path (or data.path)");
-  auto ds = data::load(path, cfg.eval.bpd_num_images);
-  data::check_matches(ds, cfg);
+  const auto info = data::inspect(path, cfg.eval.bpd_num_images);
+  data::check_matches(info, cfg);  // before anything is read
+  auto ds = data::load(info);
   const int64_t n = ds.size(), chunk = cfg.eval.batch_size, R = cfg.eval.bpd_num_repeats;
   const int64_t chunks = (n + chunk - 1) / chunk;
   auto mine = dist::shard_range(chunks, comm.rank(), comm.size());

@@ -106,15 +106,6 @@ void check_matches(const DatasetInfo& info, const Config& cfg) {
   }
 }
 
-void check_matches(const Dataset& ds, const Config& cfg) {
-  DatasetInfo info;
-  info.path = ds.path;
-  info.image = ds.is_image();
-  auto t = ds.is_image() ? ds.images : ds.points;
-  info.shape = t.sizes().vec();
-  check_matches(info, cfg);
-}
-
 namespace {
 void write_dataset(const std::string& path, const std::string& name, const torch::Tensor& data,
                    const torch::Tensor& labels) {

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <utility>
 
 #include "scorch/core/log.h"
 
@@ -74,13 +75,13 @@ void CheckpointWriter::loop() {
   }
 }
 
+void CheckpointWriter::rethrow_locked() {
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+}
+
 void CheckpointWriter::rethrow_if_failed() {
   std::lock_guard<std::mutex> lk(mu_);
-  if (error_) {
-    auto e = error_;
-    error_ = nullptr;
-    std::rethrow_exception(e);
-  }
+  rethrow_locked();
 }
 
 void CheckpointWriter::wait() {
@@ -105,11 +106,7 @@ void CheckpointWriter::submit(io::TrainState st, const std::string& path) {
     cv_.wait(lk, [this] { return !job_ && !busy_; });
   }
   stats_.total_wait_s += since(t0);
-  if (error_) {
-    auto e = error_;
-    error_ = nullptr;
-    std::rethrow_exception(e);
-  }
+  rethrow_locked();
   job_.emplace(std::move(st), path);
   lk.unlock();
   cv_.notify_all();

@@ -118,7 +118,7 @@ BOOST_AUTO_TEST_CASE(dataset_schema_round_trip_and_mismatch) {
   Config c;
   c.data.image_size = 6;
   c.data.num_channels = 1;
-  auto msg = error_of([&] { data::check_matches(ds, c); });
+  auto msg = error_of([&] { data::check_matches(data::inspect(d / "a.h5"), c); });
   BOOST_TEST(msg.find("data.num_channels") != std::string::npos);
   BOOST_TEST(msg.find("a.h5") != std::string::npos);
   test::write_file(d / "not.h5", "hello");

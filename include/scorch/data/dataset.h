@@ -38,7 +38,6 @@ Dataset load(const DatasetInfo& info);
 
 // Checks that the dataset matches the configuration (image size, channels, point dim).
 void check_matches(const DatasetInfo& info, const Config& cfg);
-void check_matches(const Dataset& ds, const Config& cfg);
 
 // Writes a dataset file atomically (temp file, fsync, rename). `labels` may be undefined.
 void write_images(const std::string& path, const torch::Tensor& images_nhwc_u8, const torch::Tensor& labels);

@@ -44,6 +44,7 @@ class CheckpointWriter {
 
  private:
   void write(const io::TrainState& st, const std::string& path);
+  void rethrow_locked();  // re-throws (and clears) a failed write's error; mu_ held
   void loop();
 
   std::string workdir_;

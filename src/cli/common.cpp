@@ -13,6 +13,7 @@
 #include "scorch/dist/sharding.h"
 #include "scorch/io/checkpoint.h"
 #include "scorch/io/hdf5.h"
+#include "scorch/sampling/sampler.h"
 
 namespace fs = std::filesystem;
 
@@ -83,6 +84,27 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
   l.score = models::make_score_fn(*l.net, *l.sde, l.r.cfg.training.continuous);
   spdlog::info("loaded EMA weights of {} (step {}) on {}", l.r.ckpt, l.step, l.device.str());
   return l;
+}
+
+std::string short_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  return fmt::format("{:016x}", h);
+}
+
+SampleRun sample_run(const Loaded& l) {
+  const auto& cfg = l.r.cfg;
+  SampleRun run;
+  run.settings = sampling::settings(cfg);
+  const std::string ckpt = l.r.ckpt.empty() ? "analytic" : fs::path(l.r.ckpt).filename().string();
+  run.name = fmt::format("s{:09d}-{}-{}", l.step, sampling::short_name(cfg), short_hash(ckpt + "\n" + run.settings).substr(0, 8));
+  run.dir = fmt::format("{}/samples/{}", l.r.workdir, run.name);
+  run.plan.dir = run.dir;
+  run.plan.num_items = cfg.eval.num_samples;
+  run.plan.batch_size = cfg.eval.batch_size;
+  run.plan.balance = cfg.eval.balance;
+  run.plan.what = "samples";
+  return run;
 }
 
 std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item) {

@@ -1,66 +1,142 @@
-// `scorch sample`: eval.num_samples samples with the EMA weights, sharded over ranks in
-// fixed chunks of eval.batch_size whose random seeds depend only on the chunk index, so the
-// output does not depend on the number of ranks; rank 0 gathers and writes the files.
+// `scorch sample`: eval.num_samples samples with the EMA weights through the farm
+// (farm/farm.h). Sample i draws all its noise from its own stream (eval.seed, i)
+// (sampling/noise.h) and batches are fixed ranges of indices, so every sample is the same
+// bitwise whatever the world size, the dealing or restarts (on one device type). Each rank
+// writes the batches it computes to <workdir>/samples/<run>/batch_<id>.h5; a rerun skips
+// finished batches. Rank 0 then writes the manifest and a PNG grid of the first 64.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
 #include "scorch/core/error.h"
+#include "scorch/core/host.h"
 #include "scorch/core/log.h"
-#include "scorch/core/random.h"
+#include "scorch/core/memory.h"
+#include "scorch/core/stop.h"
 #include "scorch/data/dataset.h"
-#include "scorch/dist/sharding.h"
+#include "scorch/data/image_grid.h"
+#include "scorch/io/files.h"
+#include "scorch/io/hdf5.h"
 #include "scorch/sampling/sampler.h"
+
+namespace fs = std::filesystem;
 
 namespace scorch::cli {
 
 namespace {
 
 int sample(const Common& opt, dist::Communicator& comm) {
+  install_stop_handlers();
   auto l = load_score_model(opt, comm);
   const auto& cfg = l.r.cfg;
-  const int64_t n = cfg.eval.num_samples, chunk = cfg.eval.batch_size;
-  const int64_t chunks = (n + chunk - 1) / chunk;
-  auto mine = dist::shard_range(chunks, comm.rank(), comm.size());
-  const int64_t N = cfg.model.num_scales;
-  const std::string sampler = cfg.sampling.method == "ode"
-                                  ? fmt::format("ode:rk45(rtol {}, atol {})", cfg.sampling.rtol, cfg.sampling.atol)
-                                  : fmt::format("pc:{}:{}", cfg.sampling.predictor, cfg.sampling.corrector);
-  spdlog::info("sampling {} items with {}, N = {}, {} ranks, chunks of {}", n, sampler, N, comm.size(), chunk);
-  std::vector<torch::Tensor> out;
-  int64_t nfe = 0;
-  Progress prog(fmt::format("sampling (rank 0: {} chunks)", mine.size()), std::max<int64_t>(mine.size() * N, 1));
-  for (int64_t c = mine.begin; c < mine.end; ++c) {
-    const int64_t b = std::min(chunk, n - c * chunk);
-    auto gen = make_generator(l.device, derive_seed(static_cast<uint64_t>(cfg.seed), Stream::kSampleChunk,
-                                                    {static_cast<uint64_t>(c)}));
-    auto res = sampling::sample(cfg, *l.sde, l.score, with_batch(b, cfg.item_shape()), gen,
-                                [&](int64_t i, int64_t) { prog.tick((c - mine.begin) * N + i); });
-    nfe = res.nfe;
-    out.push_back(res.x.cpu());
-  }
-  auto local = out.empty() ? torch::empty(with_batch(0, cfg.item_shape())) : torch::cat(out);
-  if (cfg.is_image_data()) local = data::unscale(local, cfg.data.centered);
-  auto all = comm.gather_rows(local.to(torch::kFloat32).contiguous(), 0);
+  const auto run = sample_run(l);
+  const auto item = cfg.item_shape();
+  const std::string what = cfg.is_image_data() ? "images" : "samples";
+  const auto ckpt = l.r.ckpt.empty() ? std::string("analytic_gmm (exact score)") : l.r.ckpt;
   if (comm.rank() == 0) {
-    const auto bad = (~torch::isfinite(all.reshape({all.size(0), -1})).all(1)).sum().item<int64_t>();
-    SCORCH_CHECK(bad == 0, "{} of {} samples hold NaN or Inf (the model at {} diverged or the sampler is unstable): "
-                 "nothing written", bad, all.size(0), l.r.ckpt.empty() ? "step 0" : l.r.ckpt);
-    write_samples(fmt::format("{}/samples/samples_{:09d}.h5", l.r.workdir, l.step), all, cfg, l.step, nfe, sampler);
+    spdlog::info("sample run {} ({}, N = {}, eval.seed {}, batches of {}, {} rank(s) on {})", run.dir,
+                 sampling::short_name(cfg), cfg.model.num_scales, cfg.eval.seed, cfg.eval.batch_size, comm.size(),
+                 l.device.str());
   }
-  return 0;
+  auto report = farm::run(
+      comm, run.plan, [&](const farm::Batch& b) { return farm::batch_file_complete(b, "settings", run.settings); },
+      [&](const farm::Batch& b) {
+        std::vector<int64_t> index(static_cast<size_t>(b.count));
+        for (int64_t r = 0; r < b.count; ++r) index[static_cast<size_t>(r)] = b.begin + r;
+        auto noise = sampling::Noise::per_item(static_cast<uint64_t>(cfg.eval.seed), index, l.device);
+        auto res = sampling::sample(cfg, *l.sde, l.score, with_batch(b.count, item), noise);
+        auto x = res.x.to(torch::kFloat32).cpu();
+        if (cfg.is_image_data()) x = data::unscale(x, cfg.data.centered);
+        const auto bad = (~torch::isfinite(x.reshape({b.count, -1})).all(1)).sum().item<int64_t>();
+        SCORCH_CHECK(bad == 0, "batch {} (samples {}..{}): {} of {} samples hold NaN or Inf (the model at {} diverged "
+                     "or the sampler is unstable): nothing written", b.id, b.begin, b.begin + b.count - 1, bad, b.count,
+                     ckpt);
+        h5::write_atomically(b.path, [&](hid_t f) {
+          h5::write_tensor(f, "index", torch::arange(b.begin, b.begin + b.count, torch::kInt64));
+          if (cfg.is_image_data()) {
+            h5::write_tensor(f, "images", data::unit_to_images(x));
+          } else {
+            h5::write_tensor(f, "samples", x);
+          }
+          h5::set_attr(f, "settings", run.settings);
+          h5::set_attr(f, "seed", cfg.eval.seed);
+          h5::set_attr(f, "sampler", sampling::short_name(cfg));
+          h5::set_attr(f, "nfe", res.nfe);
+          h5::set_attr(f, "step", l.step);
+          h5::set_attr(f, "checkpoint", ckpt);
+          h5::set_attr(f, "device", l.device.str());
+        });
+        return farm::Outcome{res.nfe};
+      });
+  const double peak_mb = static_cast<double>(peak_rss_bytes()) / 1048576.0;
+  auto peaks = comm.all_gather(torch::tensor({peak_mb}, torch::kFloat64));
+  if (comm.rank() == 0) {
+    const std::string summary = report.summary(what);
+    spdlog::info("{}", summary);
+    spdlog::info("peak resident memory per rank: {:.0f} MiB (max over ranks)", peaks.max().item<double>());
+    nlohmann::json m{{"run", run.name},
+                     {"checkpoint", ckpt},
+                     {"step", l.step},
+                     {"settings", run.settings},
+                     {"num_samples", cfg.eval.num_samples},
+                     {"batch_size", cfg.eval.batch_size},
+                     {"batches", report.batches},
+                     {"item_shape", item},
+                     {"dataset", cfg.is_image_data() ? "images" : "samples"},
+                     {"complete", report.complete()},
+                     {"last_run",
+                      {{"ranks", comm.size()},
+                       {"device", l.device.str()},
+                       {"batches_done", report.done},
+                       {"batches_skipped", report.skipped},
+                       {"batches_per_rank", report.per_rank},
+                       {"seconds", report.seconds},
+                       {"items_per_s", report.items_per_s()},
+                       {"nfe_mean", report.nfe_mean},
+                       {"nfe_min", report.nfe_min},
+                       {"nfe_max", report.nfe_max},
+                       {"peak_rss_mib", peaks.max().item<double>()},
+                       {"host", host_name()},
+                       {"time", local_time_iso8601()}}}};
+    io::write_text_atomically(run.dir + "/manifest.json", m.dump(2) + "\n");
+    if (report.complete() && cfg.is_image_data()) {
+      auto imgs = farm::read_batches(run.plan, "images", 64);
+      data::write_png_grid(run.dir + "/grid.png", imgs, imgs.size(1) < 64 ? 2 : 1);
+      fmt::print("grid of the first {} -> {}/grid.png\n", imgs.size(0), run.dir);
+    }
+    if (report.complete()) {
+      fmt::print("{} {} ({}) -> {}\n", cfg.eval.num_samples, what, sampling::short_name(cfg), run.dir);
+    } else {
+      fmt::print("stopped by a signal: {} of {} batches done in {}; run the same command to finish\n",
+                 report.skipped + report.done, report.batches, run.dir);
+    }
+  }
+  return report.complete() ? 0 : kStoppedExitCode;
 }
 
 }  // namespace
 
 Command sample_command() {
   return make_command<Common>(
-      "sample", "draw eval.num_samples samples (EMA weights) into <workdir>/samples/",
+      "sample", "draw eval.num_samples samples (EMA weights) into <workdir>/samples/<run>/",
       [](CLI::App& app, Common& opt) {
         add_common(app, opt, true);
-        app.footer("Sampler: sampling.method = pc (sampling.predictor, sampling.corrector, sampling.snr) or ode "
-                   "(sampling.rtol, sampling.atol); eval.batch_size items per chunk, whose seed depends only on the chunk "
-                   "index: the output is the same on any number of ranks (of one device type).");
+        app.footer(fmt::format(
+            "Sampler: sampling.method = pc (sampling.predictor, sampling.corrector, sampling.snr) or ode "
+            "(sampling.rtol, sampling.atol).\n"
+            "Output: <workdir>/samples/s<step>-<sampler>-<hash>/ (the hash covers every sampler setting, so two "
+            "samplers never mix): batch_<id>.h5 per eval.batch_size samples (/index int64, /images uint8 [N,H,W,C] "
+            "or /samples float32), manifest.json, grid.png (the first 64).\n"
+            "Sample i draws its noise from stream (eval.seed, i): at one eval.batch_size the samples are bitwise the "
+            "same on any number of ranks. Ranks take a static half of the batches, then claim the rest one by one "
+            "(eval.balance = dynamic | static). A rerun skips finished batches. Memory per rank is bounded by one "
+            "batch (eval.batch_size x the sampler's working set), whatever eval.num_samples.\n"
+            "Exit status: 0 all samples written; {} stopped by SIGUSR1/SIGTERM/SIGINT after finishing the batches in "
+            "hand (run the same command to finish).",
+            kStoppedExitCode));
       },
       [](const Common& opt, dist::Communicator& comm) { return sample(opt, comm); });
 }

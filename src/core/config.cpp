@@ -149,6 +149,21 @@ std::vector<Field> schema(Config& c) {
   add("eval.atol", &c.eval.atol, "absolute tolerance of the likelihood ODE (RK45)").min(0, true);
   add("eval.hutchinson", &c.eval.hutchinson, "Hutchinson-Skilling noise: rademacher | gaussian")
       .one_of({"rademacher", "gaussian"});
+  add("eval.seed", &c.eval.seed, "seed of the samples' noise streams: sample i draws from stream (seed, i)");
+  add("eval.balance", &c.eval.balance,
+      "how the farm deals batches: dynamic (a static half, then claimed one by one) | static (all up front)")
+      .one_of({"dynamic", "static"});
+  add("eval.feature_net", &c.eval.feature_net,
+      "FID/IS/KID feature network: a TorchScript file (.pt) or a `scorch train-classifier` checkpoint (.h5)");
+  add("eval.is_splits", &c.eval.is_splits, "Inception Score splits").min(1);
+  add("eval.kid_subsets", &c.eval.kid_subsets, "KID: number of random subsets").min(1);
+  add("eval.kid_subset_size", &c.eval.kid_subset_size, "KID: subset size (capped at the smaller set)").min(2);
+
+  add("classifier.nf", &c.classifier.nf, "classifier: channels of the first convolution").min(1);
+  add("classifier.features", &c.classifier.features, "classifier: width of the feature (penultimate) layer").min(1);
+  add("classifier.epochs", &c.classifier.epochs, "classifier: passes over the training data").min(1);
+  add("classifier.batch_size", &c.classifier.batch_size, "classifier: global batch size").min(1);
+  add("classifier.lr", &c.classifier.lr, "classifier: Adam learning rate").min(0, true);
 
   add("dist.device", &c.dist.device, "auto | cpu | cuda (one GPU per rank, chosen by the node-local rank)")
       .one_of({"auto", "cpu", "cuda"});

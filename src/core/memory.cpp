@@ -2,6 +2,7 @@
 #include "scorch/core/memory.h"
 
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <cstdlib>
 #include <string>
@@ -20,6 +21,12 @@ std::string tune_malloc() {
                   mallopt(M_TOP_PAD, kTopPad) == 1;
   return ok ? "malloc: mmap threshold 32 MiB, trim threshold 1 GiB, top pad 64 MiB"
             : "malloc tuning: mallopt refused a setting (glibc defaults kept in part)";
+}
+
+int64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<int64_t>(u.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
 }  // namespace scorch

@@ -97,6 +97,45 @@ class DoneWork final : public Work {
   void wait() override {}
 };
 
+// The counter lives in a window of one int64 on rank 0 of a communicator of its own (so its
+// creation and the window's traffic never interleave with the owner's collectives). Open MPI
+// serves the atomics in shared memory within a node; between nodes the target (rank 0)
+// progresses them inside its own MPI calls, which it makes between batches.
+class MpiCounter final : public SharedCounter {
+ public:
+  MpiCounter(MPI_Comm comm, int64_t initial) : comm_(comm) {
+    int rank = 0;
+    MPI_Comm_rank(comm_, &rank);
+    int64_t* base = nullptr;
+    check(MPI_Win_allocate(rank == 0 ? sizeof(int64_t) : 0, sizeof(int64_t), MPI_INFO_NULL, comm_, &base, &win_),
+          "Win_allocate");
+    if (rank == 0) {
+      check(MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, win_), "Win_lock");
+      *base = initial;
+      check(MPI_Win_unlock(0, win_), "Win_unlock");
+    }
+    check(MPI_Barrier(comm_), "Barrier");
+  }
+  ~MpiCounter() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    MPI_Win_free(&win_);
+    MPI_Comm_free(&comm_);
+  }
+  int64_t fetch_add(int64_t v) override {
+    int64_t before = 0;
+    check(MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, win_), "Win_lock");
+    check(MPI_Fetch_and_op(&v, &before, MPI_INT64_T, 0, 0, MPI_SUM, win_), "Fetch_and_op");
+    check(MPI_Win_unlock(0, win_), "Win_unlock");
+    return before;
+  }
+
+ private:
+  MPI_Comm comm_;
+  MPI_Win win_ = MPI_WIN_NULL;
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   explicit MpiCommunicator(MPI_Comm parent) {
@@ -235,6 +274,11 @@ class MpiCommunicator final : public Communicator {
     return out;
   }
 
+  std::unique_ptr<SharedCounter> make_counter(int64_t initial) override {
+    MPI_Comm dup = MPI_COMM_NULL;
+    submit([&] { check(MPI_Comm_dup(comm_, &dup), "Comm_dup"); }, {}, {})->wait();
+    return std::make_unique<MpiCounter>(dup, initial);
+  }
   void barrier() override {
     submit([this] { check(MPI_Barrier(comm_), "Barrier"); }, {}, {})->wait();
   }

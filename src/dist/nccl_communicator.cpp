@@ -137,6 +137,7 @@ class NcclCommunicator final : public Communicator {
     return out;
   }
 
+  std::unique_ptr<SharedCounter> make_counter(int64_t initial) override { return control_.make_counter(initial); }
   torch::Tensor gather_rows(const torch::Tensor& t, int root) override { return control_.gather_rows(t.cpu(), root); }
   void barrier() override {
     c10::cuda::getCurrentCUDAStream(device_.index()).synchronize();

@@ -24,23 +24,23 @@ class Langevin final : public Corrector {
  public:
   Langevin(const sde::SDE& s, const models::ScoreFn& f, double snr, int64_t n, bool annealed)
       : s_(s), score_(f), snr_(snr), n_(n), annealed_(annealed) {}
-  StepResult step(const torch::Tensor& x_in, const torch::Tensor& t, at::Generator& gen) override {
+  StepResult step(const torch::Tensor& x_in, const torch::Tensor& t, const Noise& noise) override {
     auto alpha = alpha_at(s_, t);
     torch::Tensor x = x_in, x_mean = x_in;
     for (int64_t i = 0; i < n_; ++i) {
       auto grad = score_(x, t);
-      auto noise = torch::randn(x.sizes(), gen, x.options());
+      auto z = noise.randn(x.sizes());
       torch::Tensor step;
       if (annealed_) {
         auto std = s_.marginal_prob(torch::zeros({t.size(0), 1}, t.options()), t).second;
         step = (snr_ * std).pow(2) * 2.0 * alpha;  // [B]
       } else {
         auto grad_norm = grad.flatten(1).norm(2, 1).mean();
-        auto noise_norm = noise.flatten(1).norm(2, 1).mean();
+        auto noise_norm = z.flatten(1).norm(2, 1).mean();
         step = (snr_ * noise_norm / grad_norm).pow(2) * 2.0 * alpha;  // [B]
       }
       x_mean = x + per_item(step, x) * grad;
-      x = x_mean + per_item((2.0 * step).sqrt(), x) * noise;
+      x = x_mean + per_item((2.0 * step).sqrt(), x) * z;
     }
     return {x, x_mean};
   }
@@ -55,7 +55,7 @@ class Langevin final : public Corrector {
 
 class NoneCorrector final : public Corrector {
  public:
-  StepResult step(const torch::Tensor& x, const torch::Tensor&, at::Generator&) override { return {x, x}; }
+  StepResult step(const torch::Tensor& x, const torch::Tensor&, const Noise&) override { return {x, x}; }
 };
 
 }  // namespace

@@ -16,13 +16,13 @@ using sde::per_item;
 class EulerMaruyama final : public Predictor {
  public:
   EulerMaruyama(const sde::SDE& s, const models::ScoreFn& f, bool pf) : s_(s), score_(f), pf_(pf) {}
-  StepResult step(const torch::Tensor& x, const torch::Tensor& t, at::Generator& gen) override {
+  StepResult step(const torch::Tensor& x, const torch::Tensor& t, const Noise& noise) override {
     const double dt = -1.0 / static_cast<double>(s_.N());
     auto drift = s_.reverse_drift(x, t, score_(x, t), pf_);
     auto x_mean = x + drift * dt;
     if (pf_) return {x_mean, x_mean};
     auto g = s_.sde(x, t).second;
-    return {x_mean + per_item(g, x) * std::sqrt(-dt) * torch::randn(x.sizes(), gen, x.options()), x_mean};
+    return {x_mean + per_item(g, x) * std::sqrt(-dt) * noise.randn(x.sizes()), x_mean};
   }
 
  private:
@@ -34,11 +34,11 @@ class EulerMaruyama final : public Predictor {
 class ReverseDiffusion final : public Predictor {
  public:
   ReverseDiffusion(const sde::SDE& s, const models::ScoreFn& f, bool pf) : s_(s), score_(f), pf_(pf) {}
-  StepResult step(const torch::Tensor& x, const torch::Tensor& t, at::Generator& gen) override {
+  StepResult step(const torch::Tensor& x, const torch::Tensor& t, const Noise& noise) override {
     auto [f, G] = s_.reverse_discretize(x, t, score_(x, t), pf_);
     auto x_mean = x - f;
     if (pf_) return {x_mean, x_mean};
-    return {x_mean + per_item(G, x) * torch::randn(x.sizes(), gen, x.options()), x_mean};
+    return {x_mean + per_item(G, x) * noise.randn(x.sizes()), x_mean};
   }
 
  private:
@@ -55,9 +55,9 @@ class AncestralSampling final : public Predictor {
     SCORCH_CHECK(ve_ || (vp_ && s.name() == "vpsde"),
                  "sampling.predictor = \"ancestral_sampling\" exists for vesde and vpsde only (got {})", s.name());
   }
-  StepResult step(const torch::Tensor& x, const torch::Tensor& t, at::Generator& gen) override {
+  StepResult step(const torch::Tensor& x, const torch::Tensor& t, const Noise& noise) override {
     auto score = score_(x, t);
-    auto z = torch::randn(x.sizes(), gen, x.options());
+    auto z = noise.randn(x.sizes());
     if (ve_) {
       auto [sigma, prev] = ve_->sigma_pair(t);
       auto d = sigma * sigma - prev * prev;
@@ -79,7 +79,7 @@ class AncestralSampling final : public Predictor {
 
 class NonePredictor final : public Predictor {
  public:
-  StepResult step(const torch::Tensor& x, const torch::Tensor&, at::Generator&) override { return {x, x}; }
+  StepResult step(const torch::Tensor& x, const torch::Tensor&, const Noise&) override { return {x, x}; }
 };
 
 }  // namespace

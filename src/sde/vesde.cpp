@@ -22,6 +22,8 @@ torch::Tensor VESDE::prior_sampling(at::IntArrayRef shape, at::Generator& gen) c
   return torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32).device(gen.device())) * sigma_max_;
 }
 
+torch::Tensor VESDE::prior_from_normal(const torch::Tensor& z) const { return z * sigma_max_; }
+
 torch::Tensor VESDE::prior_logp(const torch::Tensor& z) const { return gaussian_logp(z, sigma_max_); }
 
 std::pair<torch::Tensor, torch::Tensor> VESDE::sigma_pair(const torch::Tensor& t) const {

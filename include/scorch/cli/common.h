@@ -8,6 +8,7 @@
 
 #include "scorch/core/config.h"
 #include "scorch/dist/communicator.h"
+#include "scorch/farm/farm.h"
 #include "scorch/models/analytic_gmm.h"
 #include "scorch/models/model.h"
 #include "scorch/models/score_fn.h"
@@ -51,6 +52,19 @@ struct Loaded {
   models::ScoreFn score;
 };
 Loaded load_score_model(const Common& opt, dist::Communicator& comm);
+
+// A sample run of the farm: <workdir>/samples/<name>, name "s<step, 9 digits>-<sampler>-<hash>"
+// where the hash covers the sampler settings (sampling::settings) and the checkpoint's file
+// name; `settings` is what each batch file and the manifest record.
+struct SampleRun {
+  std::string name;
+  std::string dir;
+  std::string settings;
+  farm::Plan plan;
+};
+SampleRun sample_run(const Loaded& l);
+// 16 hex digits of FNV-1a over `s` (names of cached results).
+std::string short_hash(const std::string& s);
 
 // [b, item...]
 std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item);

@@ -109,6 +109,22 @@ struct EvalConfig {
   double rtol = 1e-5;             // RK45 tolerances of the likelihood ODE
   double atol = 1e-5;
   std::string hutchinson = "rademacher";  // trace-estimator noise: rademacher | gaussian
+  int64_t seed = 0;               // sample i's noise: stream (eval.seed, i) (sampling/noise.h)
+  std::string balance = "dynamic";  // farm dealing: dynamic | static (farm/farm.h)
+  std::string feature_net;        // FID/IS/KID features: TorchScript .pt, or a scorch classifier .h5
+  int64_t is_splits = 10;         // Inception Score splits
+  int64_t kid_subsets = 100;      // KID: subsets and their size (polynomial kernel)
+  int64_t kid_subset_size = 1000;
+};
+
+// The small image classifier `scorch train-classifier` trains (models/classifier.h): FID
+// features from its penultimate layer, Inception-Score logits from its last.
+struct ClassifierConfig {
+  int64_t nf = 32;          // channels of the first convolution (x2, x4 after each pooling)
+  int64_t features = 128;   // width of the penultimate (feature) layer
+  int64_t epochs = 2;
+  int64_t batch_size = 128; // global
+  double lr = 1e-3;
 };
 
 // Where ranks compute and how they communicate (see dist/backend.h, dist/reducer.h).
@@ -132,6 +148,7 @@ struct Config {
   EvalConfig eval;
   DistConfig dist;
   CheckpointConfig checkpoint;
+  ClassifierConfig classifier;
 
   // Where each layer came from, for messages ("defaults", "jobs/x.toml", "--set").
   std::vector<std::string> sources;

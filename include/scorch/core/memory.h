@@ -4,6 +4,7 @@
 // kernel time for every buffer. scorch raises glibc's mmap and trim thresholds at start-up
 // so that freed memory is kept for reuse (the measured effect is in the README).
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace scorch {
@@ -11,5 +12,8 @@ namespace scorch {
 // Applies the malloc settings unless the environment sets SCORCH_MALLOC_TUNING=0. Call
 // first thing in main. Returns a one-line description of what was done.
 std::string tune_malloc();
+
+// The process's peak resident set size so far (getrusage ru_maxrss), in bytes.
+int64_t peak_rss_bytes();
 
 }  // namespace scorch

@@ -19,6 +19,7 @@ enum class Stream : uint64_t {
   kDropoutReseed = 4,  // (step, rank): dropout after resuming on another world size
   kSampleChunk = 5,    // (chunk): prior draw and sampler noise of one chunk of samples
   kLikelihood = 6,     // (repeat, chunk): dequantisation and Hutchinson noise of bits/dim
+  kSampleItem = 7,     // (sample index) under eval.seed: every draw of one sample (sampling/noise.h)
 };
 
 // A 64-bit seed from the job seed, a stream and indices (a splitmix64 chain).

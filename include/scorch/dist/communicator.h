@@ -27,6 +27,16 @@ class Work {
 };
 using WorkPtr = std::shared_ptr<Work>;
 
+// An int64 held by rank 0 that any rank can fetch-and-add on its own, while the others
+// compute (MPI one-sided: MPI_Fetch_and_op on a window, passive target). The sampler farm
+// deals out batches with it. Created and destroyed collectively.
+class SharedCounter {
+ public:
+  virtual ~SharedCounter() = default;
+  // Adds `v` atomically and returns the value before the addition.
+  virtual int64_t fetch_add(int64_t v) = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -52,6 +62,8 @@ class Communicator {
   virtual void barrier() = 0;
   // Ends every rank of the job: used when one rank fails, so that no other rank hangs.
   [[noreturn]] virtual void abort(int code) = 0;
+  // A SharedCounter starting at `initial` (collective; over the control plane for NCCL).
+  virtual std::unique_ptr<SharedCounter> make_counter(int64_t initial) = 0;
 
   // Synchronous sum: iallreduce_sum(t) then wait().
   void allreduce_sum(const torch::Tensor& t) { iallreduce_sum(t)->wait(); }

@@ -13,6 +13,7 @@
 
 #include "scorch/core/config.h"
 #include "scorch/models/score_fn.h"
+#include "scorch/sampling/noise.h"
 #include "scorch/sampling/rk45.h"
 #include "scorch/sde/sde.h"
 
@@ -34,14 +35,14 @@ using Progress = std::function<void(int64_t, int64_t)>;
 class Predictor {
  public:
   virtual ~Predictor() = default;
-  // One reverse step at time t [B] (all equal); draws noise from `gen`.
-  virtual StepResult step(const torch::Tensor& x, const torch::Tensor& t, at::Generator& gen) = 0;
+  // One reverse step at time t [B] (all equal); draws noise from `noise`.
+  virtual StepResult step(const torch::Tensor& x, const torch::Tensor& t, const Noise& noise) = 0;
 };
 
 class Corrector {
  public:
   virtual ~Corrector() = default;
-  virtual StepResult step(const torch::Tensor& x, const torch::Tensor& t, at::Generator& gen) = 0;
+  virtual StepResult step(const torch::Tensor& x, const torch::Tensor& t, const Noise& noise) = 0;
 };
 
 // `score` and `sde` must outlive the returned objects.
@@ -54,7 +55,7 @@ std::unique_ptr<Corrector> make_corrector(const std::string& name, const sde::SD
 // `shape` is [B,...]. NFE counts the score evaluations actually made.
 SampleResult pc_sample(const std::string& predictor, const std::string& corrector, const sde::SDE& sde,
                        const models::ScoreFn& score, at::IntArrayRef shape, const SamplingConfig& cfg, double eps,
-                       at::Generator& gen, const Progress& progress = {});
+                       const Noise& noise, const Progress& progress = {});
 
 // Carries x [B,...] along the probability-flow ODE from t0 to t1 (either direction) with
 // RK45 over the whole batch as one state: eps -> T encodes data to latents, T -> eps decodes.
@@ -64,10 +65,17 @@ SampleResult ode_flow(const sde::SDE& sde, const models::ScoreFn& score, const t
 // Probability-flow ODE from T to eps with RK45 over the whole batch as one state; with
 // `denoise`, one reverse-diffusion step at eps (keeping its mean).
 SampleResult ode_sample(const sde::SDE& sde, const models::ScoreFn& score, at::IntArrayRef shape,
-                        const OdeOptions& opt, double eps, bool denoise, at::Generator& gen);
+                        const OdeOptions& opt, double eps, bool denoise, const Noise& noise);
+
+// Every setting that changes what the sampler named by `cfg` draws, one "key = value" per
+// line in a fixed order (method and its parameters, N, the SDE, eval.seed, eval.batch_size),
+// and a short tag for names ("pc-reverse_diffusion-langevin", "ode"). The farm keys a
+// sample run by them, so two different samplers never share a run.
+std::string settings(const Config& cfg);
+std::string short_name(const Config& cfg);
 
 // The sampler named by `cfg.sampling` (method pc or ode) on `shape`.
 SampleResult sample(const Config& cfg, const sde::SDE& sde, const models::ScoreFn& score, at::IntArrayRef shape,
-                    at::Generator& gen, const Progress& progress = {});
+                    const Noise& noise, const Progress& progress = {});
 
 }  // namespace scorch::sampling

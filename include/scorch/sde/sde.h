@@ -30,6 +30,8 @@ class SDE {
   virtual std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const = 0;
   // A draw from p_T, shape [B,...], on the generator's device.
   virtual torch::Tensor prior_sampling(at::IntArrayRef shape, at::Generator& gen) const = 0;
+  // The prior draw made from standard normal z [B,...] (what prior_sampling does with randn).
+  virtual torch::Tensor prior_from_normal(const torch::Tensor& z) const { return z; }
   // log p_T(z) per item, [B].
   virtual torch::Tensor prior_logp(const torch::Tensor& z) const = 0;
   // Smallest time the samplers integrate to: 1e-5 (VE), 1e-3 (VP, sub-VP).

@@ -61,6 +61,7 @@ class VESDE : public SDE {
   std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& t) const override;
   std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const override;
   torch::Tensor prior_sampling(at::IntArrayRef shape, at::Generator& gen) const override;
+  torch::Tensor prior_from_normal(const torch::Tensor& z) const override;
   torch::Tensor prior_logp(const torch::Tensor& z) const override;
   double sampling_eps() const override { return 1e-5; }
   torch::Tensor time_label(const torch::Tensor& t) const override { return sigma(t); }

@@ -18,7 +18,7 @@
 int main(int argc, char** argv) {
   const std::string malloc_note = scorch::tune_malloc();
   const std::vector<scorch::cli::Command> commands{
-      scorch::cli::prepare_command(), scorch::cli::train_command(),  scorch::cli::sample_command(),
+      scorch::cli::prepare_command(), scorch::cli::train_command(),  scorch::cli::train_classifier_command(), scorch::cli::sample_command(),
       scorch::cli::eval_command(),    scorch::cli::encode_command(), scorch::cli::decode_command(),
       scorch::cli::info_command(),    scorch::cli::import_command(), scorch::cli::bench_command(),
       scorch::cli::preview_command(),

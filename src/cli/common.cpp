@@ -92,13 +92,13 @@ std::string short_hash(const std::string& s) {
   return fmt::format("{:016x}", h);
 }
 
-SampleRun sample_run(const Loaded& l) {
-  const auto& cfg = l.r.cfg;
+SampleRun sample_run(const Resolved& r, int64_t step) {
+  const auto& cfg = r.cfg;
   SampleRun run;
   run.settings = sampling::settings(cfg);
-  const std::string ckpt = l.r.ckpt.empty() ? "analytic" : fs::path(l.r.ckpt).filename().string();
-  run.name = fmt::format("s{:09d}-{}-{}", l.step, sampling::short_name(cfg), short_hash(ckpt + "\n" + run.settings).substr(0, 8));
-  run.dir = fmt::format("{}/samples/{}", l.r.workdir, run.name);
+  const std::string ckpt = r.ckpt.empty() ? "analytic" : fs::path(r.ckpt).filename().string();
+  run.name = fmt::format("s{:09d}-{}-{}", step, sampling::short_name(cfg), short_hash(ckpt + "\n" + run.settings).substr(0, 8));
+  run.dir = fmt::format("{}/samples/{}", r.workdir, run.name);
   run.plan.dir = run.dir;
   run.plan.num_items = cfg.eval.num_samples;
   run.plan.batch_size = cfg.eval.batch_size;

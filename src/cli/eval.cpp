@@ -1,8 +1,18 @@
-// `scorch eval bpd`: test-set bits/dim through the probability-flow ODE with the
-// Hutchinson-Skilling trace estimator, sharded over ranks in fixed chunks whose
-// dequantisation and trace noise depend only on (repeat, chunk).
+// `scorch eval`: evaluation at scale, through the farm (farm/farm.h).
+//  - bpd: test-set bits/dim through the probability-flow ODE with the Hutchinson-Skilling
+//    trace estimator. Images are dealt in batches of eval.batch_size by index; batch c of
+//    repeat k draws its dequantisation and trace noise from stream (seed, k, c), so the
+//    result does not depend on the world size. Per-image results go to one file per batch
+//    under <workdir>/eval/bpd-<run>/; a rerun skips finished batches.
+//  - fid-stats: pytorch-fid-compatible statistics (mu, sigma) of a data set, as .npz.
+//  - fid: FID (and IS, KID where available) of a sample run (or a data set file) against
+//    such statistics. Features are cached per batch beside the samples, and the run's own
+//    statistics as fid_stats-<net>.npz, so a finished run never needs its images again.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include "scorch/cli/commands.h"
@@ -10,116 +20,360 @@
 #include "scorch/core/error.h"
 #include "scorch/core/log.h"
 #include "scorch/core/random.h"
+#include "scorch/core/stop.h"
 #include "scorch/data/dataset.h"
-#include "scorch/dist/sharding.h"
+#include "scorch/dist/backend.h"
+#include "scorch/eval/features.h"
 #include "scorch/io/hdf5.h"
+#include "scorch/io/checkpoint.h"
+#include "scorch/io/npz.h"
 #include "scorch/likelihood/likelihood.h"
+
+namespace fs = std::filesystem;
 
 namespace scorch::cli {
 
 namespace {
 
+// ---------------------------------------------------------------------------- bits/dim
+
 int eval_bpd(const Common& opt, dist::Communicator& comm) {
+  install_stop_handlers();
   auto l = load_score_model(opt, comm);
   const auto& cfg = l.r.cfg;
   const std::string& path = cfg.eval_data_path();
   SCORCH_CHECK(!path.empty(), "no evaluation data: set data.eval_path (or data.path)");
   const auto info = data::inspect(path, cfg.eval.bpd_num_images);
   data::check_matches(info, cfg);  // before anything is read
-  auto ds = data::load(info);
-  const int64_t n = ds.size(), chunk = cfg.eval.batch_size, R = cfg.eval.bpd_num_repeats;
-  const int64_t chunks = (n + chunk - 1) / chunk;
-  auto mine = dist::shard_range(chunks, comm.rank(), comm.size());
-  auto item = cfg.item_shape();
+  const int64_t n = info.shape[0], R = cfg.eval.bpd_num_repeats;
+  const auto item = cfg.item_shape();
   int64_t D = 1;
   for (auto d : item) D *= d;
   const double offset = cfg.is_image_data() ? (cfg.data.centered ? 7.0 : 8.0) : 0.0;
   const auto on = torch::TensorOptions().device(l.device);
-  spdlog::info("bits/dim of {} items of {} x {} repeats: probability-flow ODE, RK45 rtol {} atol {}, {} ranks on {}", n,
-               path, R, cfg.eval.rtol, cfg.eval.atol, comm.size(), l.device.str());
-  std::vector<torch::Tensor> rows;     // per chunk: [b, R]
-  std::vector<torch::Tensor> latents;  // per chunk: x(T) of repeat 0, [b,...]
-  int64_t nfe_total = 0, solves = 0;
-  std::vector<torch::Tensor> exact;  // analytic_gmm: exact log p at eps, to report the error
-  Progress prog("bits/dim (rank 0 chunks x repeats)", std::max<int64_t>(mine.size() * R, 1));
-  for (int64_t c = mine.begin; c < mine.end; ++c) {
-    const int64_t b = std::min(chunk, n - c * chunk);
-    std::vector<torch::Tensor> reps;
-    for (int64_t k = 0; k < R; ++k) {
-      auto gen = make_generator(l.device, derive_seed(static_cast<uint64_t>(cfg.seed), Stream::kLikelihood,
-                                                      {static_cast<uint64_t>(k), static_cast<uint64_t>(c)}));
-      torch::Tensor x;
-      if (ds.is_image()) {
-        auto u8 = ds.images.slice(0, c * chunk, c * chunk + b).to(l.device);
-        x = data::scale(data::images_to_unit(u8, torch::rand(with_batch(b, item), gen, on.dtype(torch::kFloat32))),
-                        cfg.data.centered);
-      } else {
-        x = ds.points.slice(0, c * chunk, c * chunk + b).to(l.device);
-      }
-      auto e = cfg.eval.hutchinson == "gaussian" ? torch::randn(with_batch(b, item), gen, on.dtype(torch::kFloat32))
-                                                 : likelihood::rademacher(with_batch(b, item), gen);
-      auto res = likelihood::logp_ode(l.score, *l.sde, x, e, {cfg.eval.rtol, cfg.eval.atol});
-      if (l.gmm) exact.push_back(l.gmm->logp(*l.sde, x, torch::full({b}, likelihood::kLikelihoodEps, x.options())).cpu());
-      nfe_total += res.nfe;
-      ++solves;
-      reps.push_back(likelihood::bits_per_dim(res.logp, D, offset).to(torch::kFloat64).cpu());
-      if (k == 0) latents.push_back(res.z.to(torch::kFloat32).cpu());
-      prog.tick((c - mine.begin) * R + k + 1);
-    }
-    rows.push_back(torch::stack(reps, 1));
-  }
-  auto local = rows.empty() ? torch::empty({0, R}, torch::kFloat64) : torch::cat(rows);
-  auto all = comm.gather_rows(local, 0);
-  // Collective on every rank (analytic_gmm only): the exact log p of the same items.
-  auto all_latents = comm.gather_rows(latents.empty() ? torch::empty(with_batch(0, item)) : torch::cat(latents), 0);
-  torch::Tensor ex;
-  if (l.gmm) ex = comm.gather_rows(exact.empty() ? torch::empty({0}, torch::kFloat64) : torch::cat(exact), 0);
-  auto counts = torch::tensor({nfe_total, solves}, torch::kInt64);
-  comm.allreduce_sum(counts);
-  const double nfe = static_cast<double>(counts[0].item<int64_t>()) / std::max<int64_t>(counts[1].item<int64_t>(), 1);
+  const std::string settings =
+      fmt::format("data = {}\nitems = {}\nrepeats = {}\nrtol = {}\natol = {}\nhutchinson = {}\nseed = {}\nbatch = {}\n",
+                  fs::absolute(path).string(), n, R, cfg.eval.rtol, cfg.eval.atol, cfg.eval.hutchinson, cfg.seed,
+                  cfg.eval.batch_size);
+  const std::string ckpt = l.r.ckpt.empty() ? "analytic" : fs::path(l.r.ckpt).filename().string();
+  farm::Plan plan;
+  plan.dir = fmt::format("{}/eval/bpd-s{:09d}-{}", l.r.workdir, l.step, short_hash(ckpt + "\n" + settings).substr(0, 8));
+  plan.num_items = n;
+  plan.batch_size = cfg.eval.batch_size;
+  plan.balance = cfg.eval.balance;
+  plan.what = "bits/dim images";
   if (comm.rank() == 0) {
-    auto per_repeat = all.mean(0);
-    double mean = all.mean().item<double>();
+    spdlog::info("bits/dim of {} items of {} x {} repeats: probability-flow ODE, RK45 rtol {} atol {}, {} ranks on {}", n,
+                 path, R, cfg.eval.rtol, cfg.eval.atol, comm.size(), l.device.str());
+  }
+  const std::string name = info.image ? "images" : "points";
+  auto report = farm::run(
+      comm, plan, [&](const farm::Batch& b) { return farm::batch_file_complete(b, "settings", settings); },
+      [&](const farm::Batch& b) {
+        torch::Tensor rows;
+        {
+          auto f = h5::File::open_read(path);
+          rows = h5::read_rows(f.id(), name, b.begin, b.count, path);
+        }
+        std::vector<torch::Tensor> bpd, exact;
+        torch::Tensor latents;
+        int64_t nfe = 0;
+        for (int64_t k = 0; k < R; ++k) {
+          auto gen = make_generator(l.device, derive_seed(static_cast<uint64_t>(cfg.seed), Stream::kLikelihood,
+                                                          {static_cast<uint64_t>(k), static_cast<uint64_t>(b.id)}));
+          torch::Tensor x;
+          if (info.image) {
+            x = data::scale(data::images_to_unit(rows.to(l.device),
+                                                 torch::rand(with_batch(b.count, item), gen, on.dtype(torch::kFloat32))),
+                            cfg.data.centered);
+          } else {
+            x = rows.to(l.device, torch::kFloat32);
+          }
+          auto e = cfg.eval.hutchinson == "gaussian"
+                       ? torch::randn(with_batch(b.count, item), gen, on.dtype(torch::kFloat32))
+                       : likelihood::rademacher(with_batch(b.count, item), gen);
+          auto res = likelihood::logp_ode(l.score, *l.sde, x, e, {cfg.eval.rtol, cfg.eval.atol});
+          nfe += res.nfe;
+          bpd.push_back(likelihood::bits_per_dim(res.logp, D, offset).to(torch::kFloat64).cpu());
+          if (l.gmm) {
+            exact.push_back(likelihood::bits_per_dim(
+                l.gmm->logp(*l.sde, x, torch::full({b.count}, likelihood::kLikelihoodEps, x.options())), D, 0.0)
+                                .to(torch::kFloat64)
+                                .cpu());
+          }
+          if (k == 0) latents = res.z.to(torch::kFloat32).cpu().contiguous();
+        }
+        h5::write_atomically(b.path, [&](hid_t f) {
+          h5::write_tensor(f, "index", torch::arange(b.begin, b.begin + b.count, torch::kInt64));
+          h5::write_tensor(f, "bpd", torch::stack(bpd, 1).contiguous());  // [b, R]
+          h5::write_tensor(f, "latents", latents);                        // x(T) of repeat 0
+          if (!exact.empty()) h5::write_tensor(f, "exact_bpd", torch::stack(exact, 1).contiguous());
+          h5::set_attr(f, "settings", settings);
+          h5::set_attr(f, "nfe", nfe / R);
+          h5::set_attr(f, "step", l.step);
+        });
+        return farm::Outcome{nfe / R};
+      });
+  if (!report.complete()) {
+    if (comm.rank() == 0) {
+      fmt::print("stopped by a signal: {} of {} batches done in {}; run the same command to finish\n",
+                 report.skipped + report.done, report.batches, plan.dir);
+    }
+    return kStoppedExitCode;
+  }
+  if (comm.rank() == 0) {
+    spdlog::info("{}", report.summary("images"));
+    auto all = farm::read_batches(plan, "bpd");  // [n, R]
+    const auto per_image = all.mean(1);
+    const double mean = per_image.mean().item<double>();
+    const double se = n > 1 ? per_image.std().item<double>() / std::sqrt(static_cast<double>(n)) : 0.0;
+    auto nfes = torch::zeros({report.batches}, torch::kFloat64);
+    for (const auto& b : farm::batches(plan)) {
+      auto f = h5::File::open_read(b.path);
+      nfes[b.id] = static_cast<double>(h5::get_attr_int(f.id(), "nfe", b.path));
+    }
     std::string out = fmt::format("{}/eval/bpd_{:09d}.h5", l.r.workdir, l.step);
     h5::write_atomically(out, [&](hid_t f) {
       h5::write_tensor(f, "bpd", all.t().contiguous());  // [R, N]
-      h5::write_tensor(f, "latents", all_latents);        // [N,...] of repeat 0
       h5::set_attr(f, "mean", mean);
+      h5::set_attr(f, "standard_error", se);
       h5::set_attr(f, "step", l.step);
-      h5::set_attr(f, "mean_nfe", nfe);
+      h5::set_attr(f, "mean_nfe", nfes.mean().item<double>());
       h5::set_attr(f, "data", path);
+      h5::set_attr(f, "batches", plan.dir);
       h5::write_string(f, "config", to_toml(cfg));
     });
+    auto per_repeat = all.mean(0);
     for (int64_t k = 0; k < R; ++k) spdlog::info("repeat {}: {:.4f} bits/dim", k, per_repeat[k].item<double>());
     if (l.gmm) {
-      // Exact bits/dim of the same items (repeat 0's draws; point data have no dequantisation).
-      double exact_bpd = likelihood::bits_per_dim(ex, D, 0.0).mean().item<double>();
-      spdlog::info("analytic_gmm: exact {:.5f} bits/dim, ODE estimate {:.5f} (difference {:.2e})", exact_bpd, mean,
-                   mean - exact_bpd);
+      const double exact_bpd = farm::read_batches(plan, "exact_bpd").select(1, 0).mean().item<double>();
+      spdlog::info("analytic_gmm: exact {:.5f} bits/dim, ODE estimate {:.5f} (difference {:.2e})", exact_bpd,
+                   all.select(1, 0).mean().item<double>(), all.select(1, 0).mean().item<double>() - exact_bpd);
     }
-    fmt::print("eval: per-item results -> {}\n", out);
-    fmt::print("eval: {} items x {} repeats, {:.0f} NFE per solve (mean): bpd {:.4f}\n", n, R, nfe, mean);
+    fmt::print("eval: per-item results -> {} (per batch: {})\n", out, plan.dir);
+    fmt::print("eval: {} items x {} repeats, NFE per solve mean {:.0f} (min {:.0f}, max {:.0f}): bpd {:.4f} +- {:.4f} "
+               "(standard error)\n",
+               n, R, nfes.mean().item<double>(), nfes.min().item<double>(), nfes.max().item<double>(), mean, se);
+    fmt::print("bpd {:.4f}\n", mean);
   }
   return 0;
+}
+
+// ---------------------------------------------------------------------------- features
+
+struct FidOptions {
+  Common common;
+  std::string data, out, ref, run, feature_net;
+};
+
+// The config (no checkpoint needed) and the feature network on this rank's device.
+struct FeatureSetup {
+  Resolved r;
+  torch::Device device{torch::kCPU};
+  std::unique_ptr<eval::FeatureNet> net;
+};
+
+FeatureSetup feature_setup(const FidOptions& opt, dist::Communicator& comm) {
+  FeatureSetup s;
+  s.r = resolve(opt.common, /*need_ckpt=*/false);
+  s.device = dist::choose_device(s.r.cfg.dist.device, comm);
+  const std::string path = opt.feature_net.empty() ? s.r.cfg.eval.feature_net : opt.feature_net;
+  s.net = eval::load_feature_net(path, s.device);
+  if (comm.rank() == 0) spdlog::info("feature network: {} on {}", s.net->describe(), s.device.str());
+  return s;
+}
+
+// A data set file's images by index, read per batch (never the whole file).
+eval::ImageReader data_reader(const std::string& path) {
+  return [path](int64_t begin, int64_t count) {
+    auto f = h5::File::open_read(path);
+    return data::images_to_unit(h5::read_rows(f.id(), "images", begin, count, path));
+  };
+}
+
+int64_t data_rows(const std::string& path) {
+  auto f = h5::File::open_read(path);
+  SCORCH_CHECK(h5::exists(f.id(), "images"), "{}: no /images (FID, IS and KID are for image data)", path);
+  return h5::shape(f.id(), "images")[0];
+}
+
+eval::Features data_features(const FeatureSetup& s, dist::Communicator& comm, const std::string& data,
+                             const std::string& dir) {
+  const int64_t n = data_rows(data);
+  auto reader = data_reader(data);
+  auto t0 = std::chrono::steady_clock::now();
+  auto feats = eval::compute_features(comm, *s.net, s.device, n, s.r.cfg.eval.batch_size, dir, s.r.cfg.eval.balance,
+                                      reader);
+  if (comm.rank() == 0) {
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::info("features of {} images of {}: {} ({:.0f} images/s overall, F = {})", n, data,
+                 feats.report.summary("images"), static_cast<double>(n) / secs, feats.dim);
+  }
+  return feats;
+}
+
+int fid_stats(const FidOptions& opt, dist::Communicator& comm) {
+  install_stop_handlers();
+  auto s = feature_setup(opt, comm);
+  const std::string dir = opt.out + ".parts-" + s.net->id();
+  auto feats = data_features(s, comm, opt.data, dir);
+  if (comm.rank() == 0) {
+    std::map<std::string, torch::Tensor> arrays{{"mu", feats.moments.mean()}, {"sigma", feats.moments.covariance()},
+                                                {"n", torch::tensor({feats.moments.n}, torch::kInt64)}};
+    // The features themselves (float32) for KID, unless they would make the file huge.
+    if (feats.moments.n * feats.dim * 4 <= (int64_t{1} << 30)) arrays["features"] = farm::read_batches(feats.plan, "features");
+    io::write_npz(opt.out, arrays);
+    fs::remove_all(dir);
+    fmt::print("fid-stats: {} images of {}, {} features ({}) -> {}\n", feats.moments.n, opt.data, feats.dim,
+               s.net->describe(), opt.out);
+  }
+  return 0;
+}
+
+int fid(const FidOptions& opt, dist::Communicator& comm) {
+  install_stop_handlers();
+  auto s = feature_setup(opt, comm);
+  const auto& cfg = s.r.cfg;
+  SCORCH_CHECK(!s.r.workdir.empty(), "eval fid: pass --workdir (its samples/ holds the sample runs; features are "
+               "cached there)");
+  auto ref = io::read_npz(opt.ref);
+  SCORCH_CHECK(ref.count("mu") && ref.count("sigma"), "{}: no 'mu' and 'sigma' arrays (pytorch-fid statistics)", opt.ref);
+  eval::Features feats;
+  std::string what, stats_file;
+  if (!opt.data.empty()) {
+    const std::string key = short_hash(fs::absolute(opt.data).string() + "\n" + std::to_string(fs::file_size(opt.data)));
+    feats = data_features(s, comm, opt.data,
+                          fmt::format("{}/eval/features-{}-{}", s.r.workdir, s.net->id().substr(0, 8), key.substr(0, 8)));
+    what = opt.data;
+  } else {
+    std::string run_dir;
+    if (!opt.run.empty()) {
+      run_dir = s.r.workdir + "/samples/" + opt.run;
+    } else {
+      const int64_t step = s.r.ckpt.empty() ? 0 : io::load_checkpoint_header(s.r.ckpt).step;
+      run_dir = sample_run(s.r, step).dir;
+    }
+    const std::string manifest = run_dir + "/manifest.json";
+    if (!fs::exists(manifest)) {
+      std::string have;
+      if (fs::is_directory(s.r.workdir + "/samples")) {
+        for (const auto& e : fs::directory_iterator(s.r.workdir + "/samples")) {
+          if (e.is_directory()) have += " " + e.path().filename().string();
+        }
+      }
+      SCORCH_THROW("{}: no sample run for this checkpoint and these sampler settings (run `scorch sample` with the same "
+                   "options, or pick one with --run NAME; runs here:{})",
+                   run_dir, have.empty() ? " none" : have);
+    }
+    std::ifstream in(manifest);
+    auto m = nlohmann::json::parse(in);
+    SCORCH_CHECK(m.value("complete", false), "{}: the sample run is not finished: run `scorch sample` again to finish "
+                 "it", run_dir);
+    SCORCH_CHECK(m.value("dataset", "") == "images", "{}: the samples are points: FID, IS and KID are for images", run_dir);
+    farm::Plan samples;
+    samples.dir = run_dir;
+    samples.num_items = m.at("num_samples").get<int64_t>();
+    samples.batch_size = m.at("batch_size").get<int64_t>();
+    auto reader = [&](int64_t begin, int64_t count) {
+      auto b = farm::batches(samples)[static_cast<size_t>(begin / samples.batch_size)];
+      SCORCH_CHECK(b.begin == begin && b.count == count, "feature batch {}+{} is not sample batch {}", begin, count, b.id);
+      auto f = h5::File::open_read(b.path);
+      return data::images_to_unit(h5::read_tensor(f.id(), "images", b.path));
+    };
+    auto t0 = std::chrono::steady_clock::now();
+    feats = eval::compute_features(comm, *s.net, s.device, samples.num_items, samples.batch_size,
+                                   run_dir + "/features-" + s.net->id(), cfg.eval.balance, reader);
+    if (comm.rank() == 0) {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      spdlog::info("features: {} ({:.0f} images/s overall)", feats.report.summary("images"),
+                   static_cast<double>(samples.num_items) / secs);
+    }
+    what = run_dir;
+    stats_file = run_dir + "/fid_stats-" + s.net->id() + ".npz";
+  }
+  if (comm.rank() == 0) {
+    auto mu = feats.moments.mean(), sigma = feats.moments.covariance();
+    if (!stats_file.empty()) io::write_npz(stats_file, {{"mu", mu}, {"sigma", sigma}});
+    SCORCH_CHECK(ref.at("mu").numel() == feats.dim, "{} holds statistics of {} features; {} gives {} (another feature "
+                 "network?)", opt.ref, ref.at("mu").numel(), s.net->describe(), feats.dim);
+    const auto f = eval::frechet_distance(mu, sigma, ref.at("mu"), ref.at("sigma"));
+    std::string line = fmt::format("fid {:.6f}", f.value);
+    spdlog::info("FID of {} ({} images) against {}: {:.6f}{}", what, feats.moments.n, opt.ref, f.value,
+                 f.used_eps ? " (eps added to the covariances' diagonals)" : "");
+    if (feats.has_logits && feats.moments.n >= cfg.eval.is_splits) {
+      const auto is = eval::inception_score(farm::read_batches(feats.plan, "logits"), cfg.eval.is_splits);
+      spdlog::info("Inception Score ({} splits): {:.4f} +- {:.4f}", cfg.eval.is_splits, is.mean, is.std);
+      line += fmt::format(" is {:.4f}", is.mean);
+    }
+    if (ref.count("features")) {
+      const auto kid = eval::kernel_inception_distance(farm::read_batches(feats.plan, "features"), ref.at("features"),
+                                                       cfg.eval.kid_subsets, cfg.eval.kid_subset_size,
+                                                       static_cast<uint64_t>(cfg.eval.seed));
+      spdlog::info("KID ({} subsets of {}): {:.6f} +- {:.6f}", cfg.eval.kid_subsets, cfg.eval.kid_subset_size, kid.mean,
+                   kid.std);
+      line += fmt::format(" kid {:.6f}", kid.mean);
+    } else {
+      spdlog::info("KID: {} has no 'features' array (pytorch-fid statistics do not): not computed", opt.ref);
+    }
+    if (!stats_file.empty()) fmt::print("statistics of the run -> {}\n", stats_file);
+    fmt::print("{}\n", line);
+  }
+  return 0;
+}
+
+void add_feature_options(CLI::App& app, FidOptions& o) {
+  add_common(app, o.common, true);
+  app.add_option("--feature-net", o.feature_net,
+                 "feature network (default eval.feature_net): TorchScript .pt or a `scorch train-classifier` .h5");
 }
 
 }  // namespace
 
 Command eval_command() {
   auto opt = std::make_shared<Common>();
-  auto bpd = std::make_shared<CLI::App*>(nullptr);
+  auto fo = std::make_shared<FidOptions>();
+  auto subs = std::make_shared<std::array<CLI::App*, 3>>();
   Command c;
   c.name = "eval";
-  c.help = "evaluate a checkpoint";
-  c.declare = [opt, bpd](CLI::App& app) {
+  c.help = "evaluate a checkpoint or its samples: bits/dim, FID / IS / KID";
+  c.declare = [opt, fo, subs](CLI::App& app) {
     app.require_subcommand(1);
-    *bpd = app.add_subcommand("bpd", "test-set bits/dim through the probability-flow ODE (Hutchinson trace)");
-    add_common(**bpd, *opt, true);
-    (*bpd)->footer("Data: data.eval_path (default data.path), eval.bpd_num_images (0: all), eval.bpd_num_repeats, "
-                   "eval.rtol / eval.atol, eval.hutchinson (rademacher | gaussian). Writes "
-                   "<workdir>/eval/bpd_<step>.h5 and prints `bpd <mean>` last.");
+    auto* bpd = app.add_subcommand("bpd", "test-set bits/dim through the probability-flow ODE (Hutchinson trace)");
+    add_common(*bpd, *opt, true);
+    bpd->footer(fmt::format(
+        "Data: data.eval_path (default data.path), eval.bpd_num_images (0: all), eval.bpd_num_repeats, eval.rtol / "
+        "eval.atol, eval.hutchinson (rademacher | gaussian). Images are dealt over ranks in batches of eval.batch_size "
+        "(eval.balance); per-image results go to <workdir>/eval/bpd-<run>/batch_<id>.h5 (/index, /bpd [b,repeats], "
+        "/latents) and a rerun skips finished batches. Then <workdir>/eval/bpd_<step>.h5 (/bpd [repeats,N], mean, "
+        "standard error) and a last line `bpd <mean>`. Exit status {} if stopped by a signal.",
+        kStoppedExitCode));
+    auto* stats = app.add_subcommand("fid-stats", "pytorch-fid-compatible statistics (mu, sigma) of a data set file");
+    add_feature_options(*stats, *fo);
+    stats->add_option("--data", fo->data, "HDF5 data set with /images")->required()->check(CLI::ExistingFile);
+    stats->add_option("--out", fo->out, "output .npz: mu, sigma (float64), n, and the features (float32) for KID")
+        ->required();
+    stats->footer("Features per batch of eval.batch_size are kept in <out>.parts-<net>/ until the .npz is written, so "
+                  "a killed run resumes.");
+    auto* fidc = app.add_subcommand("fid", "FID (and IS, KID) of the samples in --workdir against reference statistics");
+    add_feature_options(*fidc, *fo);
+    fidc->add_option("--ref", fo->ref, "reference statistics .npz (scorch eval fid-stats, or pytorch-fid's)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    fidc->add_option("--data", fo->data, "compare this data set file instead of the samples")->check(CLI::ExistingFile);
+    fidc->add_option("--run", fo->run, "sample run under <workdir>/samples/ (default: the one of this checkpoint and "
+                     "these sampler settings)");
+    fidc->footer("The samples' features are cached per batch in <run>/features-<net>/ and their statistics in "
+                 "<run>/fid_stats-<net>.npz. IS needs a network with logits; KID needs reference features (in the "
+                 ".npz from scorch eval fid-stats). Prints a last line `fid <value> [is <value>] [kid <value>]`.");
+    (*subs)[0] = bpd;
+    (*subs)[1] = stats;
+    (*subs)[2] = fidc;
   };
-  c.run = [opt, bpd](dist::Communicator& comm) { return **bpd ? eval_bpd(*opt, comm) : 1; };
+  c.run = [opt, fo, subs](dist::Communicator& comm) {
+    if (*(*subs)[0]) return eval_bpd(*opt, comm);
+    if (*(*subs)[1]) return fid_stats(*fo, comm);
+    return fid(*fo, comm);
+  };
   return c;
 }
 

@@ -38,6 +38,7 @@ Command make_command(std::string name, std::string help, std::function<void(CLI:
 
 Command prepare_command();
 Command train_command();
+Command train_classifier_command();
 Command sample_command();
 Command eval_command();
 Command encode_command();

@@ -62,7 +62,8 @@ struct SampleRun {
   std::string settings;
   farm::Plan plan;
 };
-SampleRun sample_run(const Loaded& l);
+SampleRun sample_run(const Resolved& r, int64_t step);
+inline SampleRun sample_run(const Loaded& l) { return sample_run(l.r, l.step); }
 // 16 hex digits of FNV-1a over `s` (names of cached results).
 std::string short_hash(const std::string& s);
 

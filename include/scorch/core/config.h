@@ -120,11 +120,11 @@ struct EvalConfig {
 // The small image classifier `scorch train-classifier` trains (models/classifier.h): FID
 // features from its penultimate layer, Inception-Score logits from its last.
 struct ClassifierConfig {
-  int64_t nf = 32;          // channels of the first convolution (x2, x4 after each pooling)
+  int64_t nf = 16;          // channels of the first convolution (x2, x4 after each pooling)
   int64_t features = 128;   // width of the penultimate (feature) layer
-  int64_t epochs = 2;
+  int64_t epochs = 3;
   int64_t batch_size = 128; // global
-  double lr = 1e-3;
+  double lr = 3e-3;
 };
 
 // Where ranks compute and how they communicate (see dist/backend.h, dist/reducer.h).

@@ -20,6 +20,8 @@ enum class Stream : uint64_t {
   kSampleChunk = 5,    // (chunk): prior draw and sampler noise of one chunk of samples
   kLikelihood = 6,     // (repeat, chunk): dequantisation and Hutchinson noise of bits/dim
   kSampleItem = 7,     // (sample index) under eval.seed: every draw of one sample (sampling/noise.h)
+  kKid = 8,            // (): the random subsets of the Kernel Inception Distance
+  kClassifier = 9,     // (0): initial weights; (epoch + 1): order of the classifier's training set
 };
 
 // A 64-bit seed from the job seed, a stream and indices (a splitmix64 chain).

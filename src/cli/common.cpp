@@ -113,33 +113,4 @@ std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item) {
   return s;
 }
 
-void write_samples(const std::string& path, const torch::Tensor& all, const Config& cfg, int64_t step, int64_t nfe,
-                   const std::string& how) {
-  h5::write_atomically(path, [&](hid_t f) {
-    h5::write_tensor(f, "samples", all);
-    if (cfg.is_image_data()) h5::write_tensor(f, "images", data::unit_to_images(all));
-    h5::set_attr(f, "step", step);
-    h5::set_attr(f, "nfe", nfe);
-    h5::set_attr(f, "sampler", how);
-    h5::write_string(f, "config", to_toml(cfg));
-  });
-  fmt::print("{} items ({} NFE each) -> {}\n", all.size(0), nfe, path);
-  if (cfg.is_image_data()) {
-    auto imgs = data::unit_to_images(all.slice(0, 0, std::min<int64_t>(all.size(0), 100)));
-    auto png = path.substr(0, path.size() - 3) + ".png";
-    data::write_png_grid(png, imgs, imgs.size(1) < 64 ? 2 : 1);
-    fmt::print("grid of {} -> {}\n", imgs.size(0), png);
-  }
-}
-
-torch::Tensor sharded(int64_t n, int64_t chunk, dist::Communicator& comm, const std::vector<int64_t>& item,
-                      const std::function<torch::Tensor(int64_t begin, int64_t count)>& fn) {
-  const int64_t chunks = (n + chunk - 1) / chunk;
-  auto mine = dist::shard_range(chunks, comm.rank(), comm.size());
-  std::vector<torch::Tensor> out;
-  for (int64_t c = mine.begin; c < mine.end; ++c) out.push_back(fn(c * chunk, std::min(chunk, n - c * chunk)).cpu());
-  auto local = out.empty() ? torch::empty(with_batch(0, item), torch::kFloat32) : torch::cat(out);
-  return comm.gather_rows(local.to(torch::kFloat32).contiguous(), 0);
-}
-
 }  // namespace scorch::cli

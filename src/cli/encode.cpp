@@ -1,14 +1,22 @@
-// `scorch encode`: data -> latents along the probability-flow ODE (eps -> T), sharded over
-// ranks in chunks of eval.batch_size; rank 0 writes /latents in model-input layout.
+// `scorch encode`: data -> latents through the probability-flow ODE (eps -> T), through the
+// farm: batches of eval.batch_size rows are read from the data file by index and encoded
+// where they are dealt, one file per batch in <out>.parts/ (a rerun resumes); rank 0 then
+// writes --out one batch at a time.
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
+
 #include "scorch/cli/commands.h"
-#include "scorch/core/log.h"
 #include "scorch/cli/common.h"
+#include "scorch/core/error.h"
+#include "scorch/core/log.h"
+#include "scorch/core/stop.h"
 #include "scorch/data/dataset.h"
 #include "scorch/io/hdf5.h"
 #include "scorch/likelihood/likelihood.h"
 #include "scorch/sampling/sampler.h"
+
+namespace fs = std::filesystem;
 
 namespace scorch::cli {
 
@@ -20,35 +28,58 @@ struct EncodeOptions {
 };
 
 int encode(const EncodeOptions& opt, dist::Communicator& comm) {
+  install_stop_handlers();
   auto l = load_score_model(opt.common, comm);
   const auto& cfg = l.r.cfg;
   const auto info = data::inspect(opt.data);
   data::check_matches(info, cfg);  // before anything is read
-  auto ds = data::load(info);
-  const auto item = cfg.item_shape();
-  spdlog::info("encoding {} items of {} through the probability-flow ODE (RK45 rtol {}, atol {})", ds.size(), opt.data,
-               cfg.eval.rtol, cfg.eval.atol);
-  int64_t nfe = 0;
-  auto all = sharded(ds.size(), cfg.eval.batch_size, comm, item, [&](int64_t begin, int64_t count) {
-    auto x = ds.is_image() ? data::scale(data::images_to_unit(ds.images.slice(0, begin, begin + count).to(l.device)),
-                                         cfg.data.centered)
-                           : ds.points.slice(0, begin, begin + count).to(l.device);
-    auto res = sampling::ode_flow(*l.sde, l.score, x, likelihood::kLikelihoodEps, l.sde->T(),
-                                  {cfg.eval.rtol, cfg.eval.atol});
-    nfe = std::max(nfe, res.nfe);
-    return res.x;
-  });
-  auto nfe_t = torch::tensor({nfe}, torch::kInt64);
-  comm.allreduce_sum(nfe_t);
+  const std::string name = info.image ? "images" : "points";
+  farm::Plan plan;
+  plan.dir = opt.out + ".parts";
+  plan.num_items = info.shape[0];
+  plan.batch_size = cfg.eval.batch_size;
+  plan.balance = cfg.eval.balance;
+  plan.what = "encoded items";
+  const std::string settings = fmt::format("encode {} rtol {} atol {} step {}", fs::absolute(opt.data).string(),
+                                           cfg.eval.rtol, cfg.eval.atol, l.step);
   if (comm.rank() == 0) {
-    h5::write_atomically(opt.out, [&](hid_t f) {
-      h5::write_tensor(f, "latents", all);
+    spdlog::info("encoding {} items of {} through the probability-flow ODE (RK45 rtol {}, atol {})", plan.num_items,
+                 opt.data, cfg.eval.rtol, cfg.eval.atol);
+  }
+  auto report = farm::run(
+      comm, plan, [&](const farm::Batch& b) { return farm::batch_file_complete(b, "settings", settings); },
+      [&](const farm::Batch& b) {
+        torch::Tensor rows;
+        {
+          auto f = h5::File::open_read(opt.data);
+          rows = h5::read_rows(f.id(), name, b.begin, b.count, opt.data);
+        }
+        auto x = info.image ? data::scale(data::images_to_unit(rows.to(l.device)), cfg.data.centered)
+                            : rows.to(l.device, torch::kFloat32);
+        auto res = sampling::ode_flow(*l.sde, l.score, x, likelihood::kLikelihoodEps, l.sde->T(),
+                                      {cfg.eval.rtol, cfg.eval.atol});
+        h5::write_atomically(b.path, [&](hid_t f) {
+          h5::write_tensor(f, "index", torch::arange(b.begin, b.begin + b.count, torch::kInt64));
+          h5::write_tensor(f, "latents", res.x.to(torch::kFloat32).cpu());
+          h5::set_attr(f, "settings", settings);
+          h5::set_attr(f, "nfe", res.nfe);
+        });
+        return farm::Outcome{res.nfe};
+      });
+  if (!report.complete()) {
+    if (comm.rank() == 0) fmt::print("stopped by a signal: run the same command to finish ({})\n", plan.dir);
+    return kStoppedExitCode;
+  }
+  if (comm.rank() == 0) {
+    spdlog::info("{}", report.summary("items"));
+    farm::assemble(plan, opt.out, {"latents"}, [&](hid_t f) {
       h5::set_attr(f, "step", l.step);
       h5::set_attr(f, "data", opt.data);
-      h5::set_attr(f, "nfe_sum_over_ranks", nfe_t.item<int64_t>());
+      h5::set_attr(f, "nfe_mean", report.nfe_mean);
       h5::write_string(f, "config", to_toml(cfg));
     });
-    fmt::print("encode: {} latents [{}] -> {}\n", all.size(0), fmt::join(all.sizes(), ", "), opt.out);
+    fs::remove_all(plan.dir);
+    fmt::print("encode: {} latents -> {}\n", plan.num_items, opt.out);
   }
   return 0;
 }
@@ -63,6 +94,8 @@ Command encode_command() {
         app.add_option("--data", opt.data, "dataset HDF5 file (/images or /points)")->required()->check(CLI::ExistingFile);
         app.add_option("--out", opt.out, "output HDF5 file: /latents float32 in model-input layout, e.g. [N,C,H,W]")
             ->required();
+        app.footer("Batches of eval.batch_size are dealt over ranks (eval.balance) and kept in <out>.parts/ until --out "
+                   "is written: a rerun after a crash resumes.");
       },
       [](const EncodeOptions& opt, dist::Communicator& comm) { return encode(opt, comm); });
 }

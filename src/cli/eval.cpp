@@ -212,6 +212,11 @@ eval::Features data_features(const FeatureSetup& s, dist::Communicator& comm, co
   return feats;
 }
 
+// The feature network's id as an int64 [1] array, so that statistics remember what made them.
+torch::Tensor net_id_array(const eval::FeatureNet& net) {
+  return torch::tensor({static_cast<int64_t>(std::stoull(net.id(), nullptr, 16))}, torch::kInt64);
+}
+
 int fid_stats(const FidOptions& opt, dist::Communicator& comm) {
   install_stop_handlers();
   auto s = feature_setup(opt, comm);
@@ -219,7 +224,8 @@ int fid_stats(const FidOptions& opt, dist::Communicator& comm) {
   auto feats = data_features(s, comm, opt.data, dir);
   if (comm.rank() == 0) {
     std::map<std::string, torch::Tensor> arrays{{"mu", feats.moments.mean()}, {"sigma", feats.moments.covariance()},
-                                                {"n", torch::tensor({feats.moments.n}, torch::kInt64)}};
+                                                {"n", torch::tensor({feats.moments.n}, torch::kInt64)},
+                                                {"feature_net_id", net_id_array(*s.net)}};
     // The features themselves (float32) for KID, unless they would make the file huge.
     if (feats.moments.n * feats.dim * 4 <= (int64_t{1} << 30)) arrays["features"] = farm::read_batches(feats.plan, "features");
     io::write_npz(opt.out, arrays);
@@ -238,6 +244,9 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
                "cached there)");
   auto ref = io::read_npz(opt.ref);
   SCORCH_CHECK(ref.count("mu") && ref.count("sigma"), "{}: no 'mu' and 'sigma' arrays (pytorch-fid statistics)", opt.ref);
+  SCORCH_CHECK(!ref.count("feature_net_id") || ref.at("feature_net_id").equal(net_id_array(*s.net)),
+               "{} was made with another feature network than {} (its features are not comparable)", opt.ref,
+               s.net->describe());
   eval::Features feats;
   std::string what, stats_file;
   if (!opt.data.empty()) {
@@ -293,7 +302,7 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
   }
   if (comm.rank() == 0) {
     auto mu = feats.moments.mean(), sigma = feats.moments.covariance();
-    if (!stats_file.empty()) io::write_npz(stats_file, {{"mu", mu}, {"sigma", sigma}});
+    if (!stats_file.empty()) io::write_npz(stats_file, {{"mu", mu}, {"sigma", sigma}, {"feature_net_id", net_id_array(*s.net)}});
     SCORCH_CHECK(ref.at("mu").numel() == feats.dim, "{} holds statistics of {} features; {} gives {} (another feature "
                  "network?)", opt.ref, ref.at("mu").numel(), s.net->describe(), feats.dim);
     const auto f = eval::frechet_distance(mu, sigma, ref.at("mu"), ref.at("sigma"));

@@ -64,6 +64,33 @@ torch::Tensor read_batches(const Plan& plan, const std::string& name, int64_t li
   return torch::cat(parts);
 }
 
+void assemble(const Plan& plan, const std::string& path, const std::vector<std::string>& names,
+              const std::function<void(hid_t file)>& extra) {
+  const auto all = batches(plan);
+  SCORCH_CHECK(!all.empty(), "{}: nothing to assemble", plan.dir);
+  h5::write_atomically(path, [&](hid_t out) {
+    for (const auto& name : names) {
+      std::vector<int64_t> shape;
+      torch::ScalarType type;
+      {
+        auto f = h5::File::open_read(all[0].path);
+        auto first = h5::read_rows(f.id(), name, 0, 1, all[0].path);
+        shape = first.sizes().vec();
+        type = first.scalar_type();
+      }
+      shape[0] = plan.num_items;
+      h5::create_dataset(out, name, type, shape);
+      for (const auto& b : all) {
+        auto f = h5::File::open_read(b.path);
+        auto t = h5::read_tensor(f.id(), name, b.path);
+        SCORCH_CHECK(t.size(0) == b.count, "{}: /{} has {} rows, the batch {}", b.path, name, t.size(0), b.count);
+        h5::write_rows(out, name, b.begin, t);
+      }
+    }
+    if (extra) extra(out);
+  });
+}
+
 std::string Report::summary(const std::string& what) const {
   std::string ranks;
   for (auto c : per_rank) ranks += fmt::format(" {}", c);

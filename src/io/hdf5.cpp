@@ -320,6 +320,43 @@ torch::Tensor read_tensor(hid_t loc, const std::string& name, const std::string&
                         fmt::format("{}: dataset '{}'", file, name));
 }
 
+void create_dataset(hid_t loc, const std::string& name, torch::ScalarType dtype, const std::vector<int64_t>& shape) {
+  SCORCH_CHECK(!shape.empty() && shape[0] > 0, "HDF5: create_dataset '{}' needs rows", name);
+  std::vector<hsize_t> dims(shape.begin(), shape.end());
+  Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  int64_t row_bytes = static_cast<int64_t>(c10::elementSize(dtype));
+  for (size_t i = 1; i < shape.size(); ++i) row_bytes *= shape[i];
+  std::vector<hsize_t> chunk = dims;
+  chunk[0] = static_cast<hsize_t>(std::clamp<int64_t>((1 << 20) / std::max<int64_t>(row_bytes, 1), 1, shape[0]));
+  H5Pset_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data());
+  H5Pset_fletcher32(dcpl.id());
+  H5Pset_obj_track_times(dcpl.id(), 0);
+  make_parents(loc, name);
+  Handle d(H5Dcreate2(loc, name.c_str(), h5_type(dtype), space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT), H5Dclose);
+  SCORCH_CHECK(d.id() >= 0, "HDF5: cannot create dataset '{}': {}", name, last_error());
+  SCORCH_CHECK(d.close() >= 0, "HDF5: cannot create dataset '{}' (disk full?): {}", name, last_error());
+}
+
+void write_rows(hid_t loc, const std::string& name, int64_t start, const torch::Tensor& rows_in) {
+  auto t = rows_in.detach().to(torch::kCPU).contiguous();
+  Handle d = open_dataset(loc, name, "(being written)");
+  Handle space(H5Dget_space(d.id()), H5Sclose);
+  const int nd = H5Sget_simple_extent_ndims(space.id());
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(nd, 0)));
+  H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
+  SCORCH_CHECK(nd == t.dim() && start >= 0 && static_cast<hsize_t>(start + t.size(0)) <= dims[0],
+               "HDF5: rows [{}, {}) of shape {} do not fit dataset '{}'", start, start + t.size(0), c10::str(t.sizes()),
+               name);
+  std::vector<hsize_t> off(dims.size(), 0), cnt(t.sizes().begin(), t.sizes().end());
+  off[0] = static_cast<hsize_t>(start);
+  H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, off.data(), nullptr, cnt.data(), nullptr);
+  Handle mem(H5Screate_simple(static_cast<int>(cnt.size()), cnt.data(), nullptr), H5Sclose);
+  SCORCH_CHECK(H5Dwrite(d.id(), h5_type(t.scalar_type()), mem.id(), space.id(), H5P_DEFAULT, t.data_ptr()) >= 0,
+               "HDF5: cannot write rows of '{}': {}", name, last_error());
+  SCORCH_CHECK(d.close() >= 0, "HDF5: cannot write dataset '{}' (disk full?): {}", name, last_error());
+}
+
 torch::Tensor read_rows(hid_t loc, const std::string& name, int64_t start, int64_t count, const std::string& file) {
   Handle d = open_dataset(loc, name, file);
   Handle space(H5Dget_space(d.id()), H5Sclose);

@@ -3,11 +3,16 @@
 #pragma once
 #include <sys/wait.h>
 
+#include <nlohmann/json.hpp>
+
 #include <array>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "common.h"
+#include "scorch/farm/farm.h"
 #include "test_paths.h"
 
 namespace scorch::test {
@@ -29,6 +34,34 @@ inline Run run(const std::string& cmd, bool with_stderr = true) {
   int status = pclose(p);
   BOOST_TEST_MESSAGE("$ " << cmd << "\n" << out);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// The newest sample run of `workdir` (the one whose manifest.json was written last), as its
+// directory and its farm plan.
+inline std::pair<std::string, farm::Plan> newest_sample_run(const std::string& workdir) {
+  namespace fs = std::filesystem;
+  std::string best;
+  fs::file_time_type when{};
+  for (const auto& e : fs::directory_iterator(workdir + "/samples")) {
+    auto m = e.path() / "manifest.json";
+    if (e.is_directory() && fs::exists(m) && (best.empty() || fs::last_write_time(m) > when)) {
+      best = e.path().string();
+      when = fs::last_write_time(m);
+    }
+  }
+  BOOST_REQUIRE_MESSAGE(!best.empty(), "no sample run in " << workdir << "/samples");
+  std::ifstream in(best + "/manifest.json");
+  auto j = nlohmann::json::parse(in);
+  farm::Plan plan;
+  plan.dir = best;
+  plan.num_items = j.at("num_samples").get<int64_t>();
+  plan.batch_size = j.at("batch_size").get<int64_t>();
+  return {best, plan};
+}
+
+// Dataset `name` ("samples" or "images") of the newest sample run of `workdir`, in index order.
+inline torch::Tensor read_sample_run(const std::string& workdir, const std::string& name = "samples") {
+  return farm::read_batches(newest_sample_run(workdir).second, name);
 }
 
 inline std::string scorch_cmd(int ranks) {

@@ -70,15 +70,4 @@ std::string short_hash(const std::string& s);
 // [b, item...]
 std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item);
 
-// Writes samples as `scorch sample` does: /samples float32 in data space and, for image
-// data, /images uint8 [N,H,W,C] plus a PNG grid beside the file. `all` on the CPU.
-void write_samples(const std::string& path, const torch::Tensor& all, const Config& cfg, int64_t step, int64_t nfe,
-                   const std::string& how);
-
-// Runs `fn(begin, count)` on this rank's chunks of [0, n) (chunks of `chunk` items, dealt
-// out contiguously) and gathers the results on rank 0 in order (float32 [n, item...] on the
-// CPU; undefined elsewhere).
-torch::Tensor sharded(int64_t n, int64_t chunk, dist::Communicator& comm, const std::vector<int64_t>& item,
-                      const std::function<torch::Tensor(int64_t begin, int64_t count)>& fn);
-
 }  // namespace scorch::cli

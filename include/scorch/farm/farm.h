@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "scorch/dist/communicator.h"
+#include "scorch/io/hdf5.h"
 
 namespace scorch::farm {
 
@@ -72,6 +73,12 @@ bool batch_file_complete(const Batch& b, const std::string& attr = "", const std
 // Dataset `name` of the plan's batch files in index order, concatenated: at most `limit`
 // rows (< 0: all). For grids, tests and small runs; throws naming a missing batch file.
 torch::Tensor read_batches(const Plan& plan, const std::string& name, int64_t limit = -1);
+
+// Concatenates datasets `names` of the plan's batch files, in index order, into one file
+// `path` (written atomically), one batch at a time: memory holds one batch, whatever the
+// plan's size. `extra(file)` adds attributes. Call on one rank.
+void assemble(const Plan& plan, const std::string& path, const std::vector<std::string>& names,
+              const std::function<void(hid_t file)>& extra);
 
 // Runs `work` on every batch not already `complete` (called on batches' files, by several
 // ranks in parallel: each checks a share and the answers are combined). `work` must write

@@ -1,0 +1,333 @@
+// The sampler farm and distributed evaluation end to end, through the real binary: samples
+// bitwise equal on 1, 2 and 3 ranks (and with static dealing), close at another batch size
+// for a per-sample sampler; a run killed with SIGKILL or stopped with SIGUSR1 finishes on
+// rerun with exactly N unique indices; a run larger than 2 GiB with bounded memory; FID
+// statistics equal on 1 and 2 ranks, FID of a set against itself 0, FID from a .npz equal
+// to FID from features, FID of a sample run with cached features; bits/dim from the farm
+// equal to the direct computation on the same images.
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/script.h>
+
+#include <cmath>
+#include <filesystem>
+#include <regex>
+
+#include "cli/cli_common.h"
+#include "common.h"
+#include "scorch/core/random.h"
+#include "scorch/data/dataset.h"
+#include "scorch/eval/metrics.h"
+#include "scorch/io/hdf5.h"
+#include "scorch/io/npz.h"
+#include "scorch/likelihood/likelihood.h"
+#include "scorch/models/analytic_gmm.h"
+#include "scorch/sde/sde.h"
+
+using namespace scorch;
+using test::run;
+using test::scorch_cmd;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The 2-D mixture of the README's analytic job: no training needed, per-sample exact score.
+Config mixture(int64_t n, int64_t batch) {
+  Config c;
+  c.model.name = "analytic_gmm";
+  c.model.gmm_means = {{-2.0, 0.0}, {2.0, 1.0}};
+  c.model.gmm_stds = {0.5, 0.3};
+  c.model.gmm_weights = {0.3, 0.7};
+  c.model.num_scales = 50;
+  c.data.dim = 2;
+  c.eval.num_samples = n;
+  c.eval.batch_size = batch;
+  c.sampling.predictor = "reverse_diffusion";
+  c.sampling.corrector = "langevin";  // its step uses batch means: the batch is the unit of work
+  return c;
+}
+
+std::string job(const test::TempDir& d, const Config& c, const std::string& name = "job.toml") {
+  test::write_file(d / name, to_toml(c));
+  return " --config " + d / name;
+}
+
+double last_number(const std::string& out, const std::string& key) {
+  std::smatch m;
+  BOOST_REQUIRE_MESSAGE(std::regex_search(out, m, std::regex(key + R"( (-?[0-9.]+(e[-+]?[0-9]+)?))")), out);
+  return std::stod(m[1]);
+}
+
+// Every index of the newest run exactly once.
+void check_unique_indices(const std::string& workdir, int64_t n) {
+  auto idx = test::read_sample_run(workdir, "index");
+  BOOST_TEST(idx.size(0) == n);
+  BOOST_TEST(torch::equal(std::get<0>(idx.sort()), torch::arange(n, torch::kInt64)));
+}
+
+// A feature network in TorchScript, built here: [B,3,8,8] -> (tanh(x W^T) [B,12], logits [B,4]).
+std::string feature_net(const test::TempDir& d) {
+  torch::jit::Module m("FeatNet");
+  auto g = at::make_generator<at::CPUGeneratorImpl>(3);
+  m.register_parameter("w", torch::randn({12, 3 * 8 * 8}, g) * 0.1, false);
+  m.register_parameter("v", torch::randn({4, 12}, g), false);
+  m.define(R"(
+def forward(self, x):
+    f = torch.tanh(torch.matmul(torch.flatten(x, 1), self.w.t()))
+    return (f, torch.matmul(f, self.v.t()))
+)");
+  m.save(d / "feat.pt");
+  return d / "feat.pt";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(farm)
+
+BOOST_AUTO_TEST_CASE(samples_are_bitwise_equal_on_any_world_size_and_close_at_another_batch_size) {
+  test::TempDir d("farmws");
+  const auto base = job(d, mixture(300, 40));
+  std::vector<torch::Tensor> out;
+  for (int ranks : {1, 2, 3}) {
+    auto w = d / ("w" + std::to_string(ranks));
+    auto r = run(scorch_cmd(ranks) + " sample" + base + " --workdir " + w);
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+    BOOST_TEST(r.out.find("8 batches (0 already done), 8 computed") != std::string::npos, r.out);
+    out.push_back(test::read_sample_run(w));
+    check_unique_indices(w, 300);
+  }
+  BOOST_TEST(torch::equal(out[0], out[1]));
+  BOOST_TEST(torch::equal(out[0], out[2]));
+  auto r = run(scorch_cmd(2) + " sample" + base + " --workdir " + d / "ws" + " --set eval.balance=static");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(torch::equal(test::read_sample_run(d / "ws"), out[0]));
+  // Another seed gives other samples; the run name keeps them apart.
+  r = run(scorch_cmd(1) + " sample" + base + " --workdir " + d / "w1" + " --set eval.seed=5");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(!torch::equal(test::read_sample_run(d / "w1"), out[0]));
+  BOOST_TEST(std::distance(fs::directory_iterator(d / "w1/samples"), fs::directory_iterator{}) == 2);
+  // A per-sample sampler (no Langevin corrector) at batch sizes 40 and 64: the same samples
+  // up to float round-off.
+  r = run(scorch_cmd(2) + " sample" + base + " --workdir " + d / "b40" + " --set sampling.corrector=none");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(2) + " sample" + base + " --workdir " + d / "b64" +
+          " --set sampling.corrector=none --set eval.batch_size=64");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  auto a = test::read_sample_run(d / "b40"), b = test::read_sample_run(d / "b64");
+  BOOST_TEST(torch::allclose(a, b, 1e-5, 1e-5), (a - b).abs().max().item<double>());
+  // The mixture's mean (0.3 (-2, 0) + 0.7 (2, 1) = (0.8, 0.7)) within 5 standard errors.
+  BOOST_TEST(std::abs(out[0].mean(0)[0].item<double>() - 0.8) < 5 * 1.9 / std::sqrt(300.0));
+}
+
+BOOST_AUTO_TEST_CASE(killed_or_stopped_runs_finish_with_exactly_n_unique_samples) {
+  test::TempDir d("farmkill");
+  auto c = mixture(2000, 50);  // 40 batches
+  c.model.num_scales = 3000;   // ~0.1-0.3 s per batch
+  const auto base = job(d, c);
+  const auto w = d / "w";
+  const std::string count_files = "$(ls " + w + "/samples/*/batch_*.h5 2>/dev/null | wc -l)";
+  // SIGKILL of the whole job (launcher and ranks) once a few batches are written.
+  auto r = run("bash -c 'setsid " + scorch_cmd(2) + " sample" + base + " --workdir " + w +
+               " > " + d / "log1" + " 2>&1 & pid=$!; for i in $(seq 600); do [ " + count_files +
+               " -ge 4 ] && break; sleep 0.05; done; kill -9 -- -$pid; wait $pid; echo rc=$?'");
+  BOOST_TEST(r.out.find("rc=137") != std::string::npos, r.out);
+  r = run("ls " + w + "/samples/*/batch_*.h5 | wc -l");
+  const int done_before = std::stoi(r.out);
+  BOOST_TEST(done_before >= 4);
+  BOOST_TEST(done_before < 40, "the run finished before it was killed: make it slower");
+  r = run(scorch_cmd(2) + " sample" + base + " --workdir " + w);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  std::smatch m;
+  BOOST_REQUIRE(std::regex_search(r.out, m, std::regex(R"(40 batches \((\d+) already done\), (\d+) computed)")));
+  BOOST_TEST(std::stoi(m[1]) >= done_before);
+  BOOST_TEST(std::stoi(m[1]) + std::stoi(m[2]) == 40);
+  check_unique_indices(w, 2000);
+  r = run("ls -a " + test::newest_sample_run(w).first + " | grep -c tmp || true");
+  BOOST_TEST(std::stoi(r.out) == 0, "temporaries left behind");
+
+  // SIGUSR1 (Slurm's warning): the batches in hand finish, exit status 3, a rerun finishes.
+  const auto w2 = d / "w2";
+  const std::string count2 = "$(ls " + w2 + "/samples/*/batch_*.h5 2>/dev/null | wc -l)";
+  r = run("bash -c '" + scorch_cmd(2) + " sample" + base + " --workdir " + w2 + " & pid=$!; for i in $(seq 600); do [ " +
+          count2 + " -ge 2 ] && break; sleep 0.05; done; kill -USR1 $pid; wait $pid; echo rc=$?'");
+  BOOST_TEST(r.out.find("rc=3") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("stopped by a signal") != std::string::npos, r.out);
+  r = run(scorch_cmd(1) + " sample" + base + " --workdir " + w2);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  check_unique_indices(w2, 2000);
+  // The resumed run's samples are those of an uninterrupted run.
+  r = run(scorch_cmd(2) + " sample" + base + " --workdir " + d / "ref");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(torch::equal(test::read_sample_run(w), test::read_sample_run(d / "ref")));
+  BOOST_TEST(torch::equal(test::read_sample_run(w2), test::read_sample_run(d / "ref")));
+}
+
+// 8200 samples of 65,536 float32 values: 2.15 GB, more than the 2 GiB that one gather could
+// carry, with each rank holding one batch (300 x 256 KiB) at a time.
+BOOST_AUTO_TEST_CASE(a_run_larger_than_2_gib_completes_with_bounded_memory) {
+  test::TempDir d("farmbig");
+  const int64_t D = 65536, n = 8200;
+  Config c;
+  c.model.name = "analytic_gmm";
+  c.model.gmm_means = {std::vector<double>(D, 0.0)};
+  c.model.gmm_stds = {0.5};
+  c.model.gmm_weights = {1.0};
+  c.model.num_scales = 2;
+  c.data.dim = D;
+  c.eval.num_samples = n;
+  c.eval.batch_size = 300;
+  const auto base = job(d, c);
+  auto r = run(scorch_cmd(2) + " sample" + base + " --workdir " + d / "w");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out.substr(0, 4000));
+  const auto [dir, plan] = test::newest_sample_run(d / "w");
+  int64_t bytes = 0, rows = 0;
+  for (const auto& b : scorch::farm::batches(plan)) {
+    auto f = h5::File::open_read(b.path);
+    auto s = h5::shape(f.id(), "samples");
+    rows += s[0];
+    bytes += s[0] * s[1] * 4;
+  }
+  BOOST_TEST(rows == n);
+  BOOST_TEST(bytes > (int64_t{1} << 31));
+  const double peak = last_number(r.out, "peak resident memory per rank:");
+  // The same batches, 7x fewer of them: the peak does not grow with the run.
+  r = run(scorch_cmd(2) + " sample" + base + " --workdir " + d / "small" + " --set eval.num_samples=1200");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out.substr(0, 4000));
+  const double small = last_number(r.out, "peak resident memory per rank:");
+  BOOST_TEST_MESSAGE("peak resident memory per rank: " << peak << " MiB for 2.15 GB of samples, " << small
+                                                       << " MiB for 0.31 GB");
+  BOOST_TEST(peak < 1.1 * small + 64);
+  BOOST_TEST(peak < 2048.0);
+}
+
+BOOST_AUTO_TEST_CASE(fid_statistics_are_world_size_invariant_and_exact_on_known_sets) {
+  test::TempDir d("farmfid");
+  auto cfg = test::tiny_image_config(d / "a.h5", 300, 1);
+  test::tiny_image_config(d / "b.h5", 200, 2);
+  cfg.eval.batch_size = 64;
+  const auto base = job(d, cfg) + " --feature-net " + feature_net(d);
+  auto r = run(scorch_cmd(1) + " eval fid-stats" + base + " --data " + d / "a.h5" + " --out " + d / "a1.npz");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(2) + " eval fid-stats" + base + " --data " + d / "a.h5" + " --out " + d / "a2.npz");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(!fs::exists(d / "a2.npz.parts"));
+  auto s1 = io::read_npz(d / "a1.npz"), s2 = io::read_npz(d / "a2.npz");
+  BOOST_TEST(torch::allclose(s1.at("mu"), s2.at("mu"), 1e-12, 1e-14));
+  BOOST_TEST(torch::allclose(s1.at("sigma"), s2.at("sigma"), 1e-12, 1e-14));
+  BOOST_TEST(s1.at("sigma").sizes() == (std::vector<int64_t>{12, 12}));
+  BOOST_TEST(s1.at("features").sizes() == (std::vector<int64_t>{300, 12}));
+  // The statistics are those of the features the file carries.
+  eval::Moments ma;
+  ma.add(s1.at("features"));
+  BOOST_TEST(torch::allclose(ma.covariance(), s1.at("sigma"), 1e-10, 1e-12));
+  // A set against its own statistics: FID 0, KID ~0.
+  r = run(scorch_cmd(2) + " eval fid" + base + " --workdir " + d / "w" + " --ref " + d / "a1.npz" + " --data " + d / "a.h5");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(std::abs(last_number(r.out, "fid")) < 1e-5);
+  BOOST_TEST(r.out.find(" is ") != std::string::npos);
+  BOOST_TEST(std::abs(last_number(r.out, "kid")) < 0.05);
+  // Another set: the CLI's FID equals the Frechet distance of the two files' features.
+  r = run(scorch_cmd(2) + " eval fid-stats" + base + " --data " + d / "b.h5" + " --out " + d / "b.npz");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(2) + " eval fid" + base + " --workdir " + d / "w" + " --ref " + d / "a1.npz" + " --data " + d / "b.h5");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  eval::Moments mb;
+  mb.add(io::read_npz(d / "b.npz").at("features"));
+  const double direct = eval::frechet_distance(mb.mean(), mb.covariance(), ma.mean(), ma.covariance()).value;
+  BOOST_TEST(last_number(r.out, "fid") == direct, boost::test_tools::tolerance(1e-5));
+  BOOST_TEST(direct > 1e-4);
+  // Statistics of another network are refused by name.
+  r = run(scorch_cmd(1) + " train-classifier" + job(d, cfg) + " --out " + d / "clf.h5" +
+          " --set classifier.epochs=1 --set classifier.batch_size=32 --set classifier.nf=4");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(1) + " eval fid" + job(d, cfg) + " --feature-net " + d / "clf.h5" + " --workdir " + d / "w" +
+          " --ref " + d / "a1.npz" + " --data " + d / "b.h5");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("another feature network") != std::string::npos, r.out);
+  // The classifier as a feature network: its own statistics, FID of a set against itself 0.
+  r = run(scorch_cmd(2) + " eval fid-stats" + job(d, cfg) + " --feature-net " + d / "clf.h5" + " --data " + d / "a.h5" +
+          " --out " + d / "ca.npz");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(2) + " eval fid" + job(d, cfg) + " --feature-net " + d / "clf.h5" + " --workdir " + d / "w" +
+          " --ref " + d / "ca.npz" + " --data " + d / "a.h5");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(std::abs(last_number(r.out, "fid")) < 1e-4);
+}
+
+BOOST_AUTO_TEST_CASE(fid_of_a_sample_run_uses_cached_features_on_rerun) {
+  test::TempDir d("farmrun");
+  auto cfg = test::tiny_image_config(d / "img.h5", 64, 4);
+  cfg.eval.num_samples = 24;
+  const auto base = job(d, cfg);
+  const auto w = d / "w";
+  auto r = run(scorch_cmd(1) + " train" + base + " --workdir " + w + " --set training.n_iters=2");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const std::string feat = " --feature-net " + feature_net(d);
+  r = run(scorch_cmd(2) + " eval fid" + feat + " --workdir " + w + " --ref " + d / "none.npz");
+  BOOST_TEST(r.code != 0);  // no such reference file: refused before any work
+  r = run(scorch_cmd(1) + " eval fid-stats" + base + feat + " --data " + d / "img.h5" + " --out " + d / "ref.npz");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(2) + " eval fid" + feat + " --workdir " + w + " --ref " + d / "ref.npz");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("no sample run for this checkpoint") != std::string::npos, r.out);
+  r = run(scorch_cmd(2) + " sample --workdir " + w);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(2) + " eval fid" + feat + " --workdir " + w + " --ref " + d / "ref.npz");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const double first = last_number(r.out, "fid");
+  BOOST_TEST(std::isfinite(first));
+  BOOST_TEST(first > 0);
+  const auto dir = test::newest_sample_run(w).first;
+  bool stats = false;
+  for (const auto& e : fs::directory_iterator(dir)) stats |= e.path().filename().string().rfind("fid_stats-", 0) == 0;
+  BOOST_TEST(stats);
+  r = run(scorch_cmd(1) + " eval fid" + feat + " --workdir " + w + " --ref " + d / "ref.npz");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("3 batches (3 already done), 0 computed") != std::string::npos, r.out);
+  BOOST_TEST(last_number(r.out, "fid") == first, boost::test_tools::tolerance(1e-9));
+}
+
+// The farm's bits/dim per item equal the direct computation on the same items with the
+// same noise streams (repeat k of batch c draws from (seed, k, c)).
+BOOST_AUTO_TEST_CASE(bpd_from_the_farm_equals_the_direct_computation) {
+  test::TempDir d("farmbpd");
+  auto c = mixture(10, 16);
+  c.model.num_scales = 1000;
+  c.eval.bpd_num_images = 40;
+  c.eval.bpd_num_repeats = 2;
+  c.eval.rtol = 1e-4;
+  c.eval.atol = 1e-4;
+  auto g = at::make_generator<at::CPUGeneratorImpl>(3);
+  auto pts = torch::randn({50, 2}, g) + torch::tensor({2.0f, 1.0f});
+  data::write_points(d / "pts.h5", pts, {});
+  c.data.path = d / "pts.h5";
+  const auto base = job(d, c);
+  auto r = run(scorch_cmd(3) + " eval bpd" + base + " --workdir " + d / "w");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("3 batches (0 already done), 3 computed") != std::string::npos, r.out);
+  auto f = h5::File::open_read(d / "w/eval/bpd_000000000.h5");
+  auto farm_bpd = h5::read_tensor(f.id(), "bpd", "bpd");  // [R, N]
+  BOOST_TEST(farm_bpd.sizes() == (std::vector<int64_t>{2, 40}));
+  auto sde = sde::make_sde(c);
+  models::AnalyticGMM gmm(c.model);
+  models::ScoreFn score = [&](const torch::Tensor& x, const torch::Tensor& t) { return gmm.score(*sde, x, t); };
+  for (int64_t chunk = 0; chunk < 3; ++chunk) {
+    const int64_t b0 = chunk * 16, b = std::min<int64_t>(16, 40 - b0);
+    for (int64_t k = 0; k < 2; ++k) {
+      auto gen = make_generator(derive_seed(static_cast<uint64_t>(c.seed), Stream::kLikelihood,
+                                            {static_cast<uint64_t>(k), static_cast<uint64_t>(chunk)}));
+      auto x = pts.slice(0, b0, b0 + b);
+      auto e = likelihood::rademacher({b, 2}, gen);
+      auto res = likelihood::logp_ode(score, *sde, x, e, {c.eval.rtol, c.eval.atol});
+      auto want = likelihood::bits_per_dim(res.logp, 2, 0.0).to(torch::kFloat64);
+      BOOST_TEST(torch::allclose(farm_bpd[k].slice(0, b0, b0 + b), want, 1e-9, 1e-9));
+    }
+  }
+  BOOST_TEST(last_number(r.out, "bpd") == farm_bpd.mean().item<double>(), boost::test_tools::tolerance(1e-3));
+  // A rerun computes nothing and prints the same result.
+  auto again = run(scorch_cmd(2) + " eval bpd" + base + " --workdir " + d / "w");
+  BOOST_REQUIRE_MESSAGE(again.code == 0, again.out);
+  BOOST_TEST(again.out.find("3 batches (3 already done), 0 computed") != std::string::npos, again.out);
+  BOOST_TEST(last_number(again.out, "bpd") == last_number(r.out, "bpd"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

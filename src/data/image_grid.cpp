@@ -4,12 +4,19 @@
 #include <cmath>
 
 #include "scorch/core/error.h"
+#include "scorch/io/files.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
 #include <stb/stb_image_write.h>
 
 namespace scorch::data {
+
+void write_png(const std::string& path, int w, int h, int channels, const unsigned char* px) {
+  io::write_file_atomically(path, [&](const std::string& tmp) {
+    SCORCH_CHECK(stbi_write_png(tmp.c_str(), w, h, channels, px, w * channels) != 0, "{}: cannot write the PNG", tmp);
+  });
+}
 
 void write_png_grid(const std::string& path, const torch::Tensor& images, int zoom) {
   SCORCH_CHECK(images.dim() == 4 && images.scalar_type() == torch::kUInt8, "write_png_grid: need uint8 [N,H,W,C]");

@@ -23,12 +23,7 @@ uint32_t crc32_of(const std::string& s) {
 }
 
 void write_map(hid_t f, const std::string& group, const TensorMap& m) {
-  if (m.empty()) {  // an empty group (a classifier has no EMA or optimizer state)
-    h5::Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-    H5Pset_create_intermediate_group(lcpl.id(), 1);
-    h5::Handle g(H5Gcreate2(f, group.c_str(), lcpl.id(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    SCORCH_CHECK(g.id() >= 0, "HDF5: cannot create group '{}': {}", group, h5::last_error());
-  }
+  if (m.empty()) h5::create_group(f, group);  // e.g. a classifier has no EMA or optimizer state
   for (const auto& [name, t] : m) h5::write_tensor(f, group + "/" + name, t);
 }
 

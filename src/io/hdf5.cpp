@@ -320,6 +320,8 @@ torch::Tensor read_tensor(hid_t loc, const std::string& name, const std::string&
                         fmt::format("{}: dataset '{}'", file, name));
 }
 
+void create_group(hid_t loc, const std::string& name) { make_parents(loc, name + "/_"); }
+
 void create_dataset(hid_t loc, const std::string& name, torch::ScalarType dtype, const std::vector<int64_t>& shape) {
   SCORCH_CHECK(!shape.empty() && shape[0] > 0, "HDF5: create_dataset '{}' needs rows", name);
   std::vector<hsize_t> dims(shape.begin(), shape.end());

@@ -47,5 +47,6 @@ Command info_command();
 Command import_command();
 Command bench_command();
 Command preview_command();
+Command plot_command();
 
 }  // namespace scorch::cli

@@ -10,6 +10,9 @@ namespace scorch::data {
 // each image magnified `zoom` times (nearest neighbour).
 void write_png_grid(const std::string& path, const torch::Tensor& images_nhwc_u8, int zoom = 1);
 
+// Writes w x h pixels of `channels` interleaved uint8 values as the PNG `path` (atomically).
+void write_png(const std::string& path, int w, int h, int channels, const unsigned char* pixels);
+
 // Renders up to `count` images of uint8 [N,H,W,C] side by side as text (10 grey levels,
 // two image rows per text line), for a look from a terminal or a Slurm log.
 std::string ascii_preview(const torch::Tensor& images_nhwc_u8, int64_t count);

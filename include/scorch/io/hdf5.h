@@ -71,6 +71,8 @@ void write_tensor(hid_t loc, const std::string& name, const torch::Tensor& t);
 torch::Tensor read_tensor(hid_t loc, const std::string& name, const std::string& file);
 // Reads rows [start, start+count) along axis 0.
 torch::Tensor read_rows(hid_t loc, const std::string& name, int64_t start, int64_t count, const std::string& file);
+// Group `name` and its missing parents, without timestamps (no-op where it exists).
+void create_group(hid_t loc, const std::string& name);
 // An empty dataset of `shape` (row chunks, Fletcher-32, like write_tensor) that write_rows
 // then fills piece by piece, so that a large result never has to be in memory at once.
 void create_dataset(hid_t loc, const std::string& name, torch::ScalarType dtype, const std::vector<int64_t>& shape);

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages scorch needs (only those missing) and builds it in ./build.
+# Installs the Debian packages scorch needs (only those missing) and builds it in ./build:
+# the `scorch` binary only, or every target (the tests too) with SCORCH_BUILD_ALL=1. Output
+# stays short: apt, cmake and the compiler write to build/setup.log, shown if a step fails.
 # Idempotent: a second run finds everything installed and the build up to date.
 # Sourced by jobs/demo.sh and tests/run.sh; also runnable on its own.
 set -euo pipefail
@@ -13,18 +15,24 @@ for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
-  echo "scorch setup: installing ${missing[*]}"
+  echo "scorch setup: installing ${#missing[@]} Debian packages (${missing[*]})"
   SUDO=""
   [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  mkdir -p build
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}"; } > build/setup.log 2>&1 || { tail -n 40 build/setup.log; exit 1; }
 fi
 
+mkdir -p build
 if [[ ! -f build/build.ninja ]]; then
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >> build/setup.log 2>&1 || { tail -n 40 build/setup.log; exit 1; }
 fi
 start=$(date +%s)
-cmake --build build -j"$(nproc)"
+target=(--target scorch)
+[[ ${SCORCH_BUILD_ALL:-0} == 1 ]] && target=()
+echo "scorch setup: building ${target[1]:-everything} (log: build/setup.log)"
+cmake --build build -j"$(getconf _NPROCESSORS_ONLN)" "${target[@]}" >> build/setup.log 2>&1 \
+  || { grep -E "error|Error" -A5 build/setup.log | head -n 60; exit 1; }
 echo "scorch setup: build up to date ($(( $(date +%s) - start )) s)"
 
 # Open MPI inside containers and as root (CI machines): allow it, avoid CMA shared memory.

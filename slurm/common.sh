@@ -41,3 +41,16 @@ scorch_run() {
 train_state() {
   sed -n 's/.*"state": *"\([a-z]*\)".*/\1/p' "$WORKDIR/status.json" 2>/dev/null | head -n 1
 }
+
+# After a farm command (sample, eval): status 3 means a stop signal ended it with its finished
+# batches on disk; requeue the job (the rerun skips them) and end this launch. Any other
+# failure ends the job with that status; 0 continues.
+requeue_if_stopped() {
+  local rc=$1
+  if (( rc == 3 )); then
+    echo "scorch/slurm: stopped with finished batches on disk; requeueing job $SLURM_JOB_ID to resume"
+    scontrol requeue "$SLURM_JOB_ID"
+    exit 0
+  fi
+  (( rc == 0 )) || exit "$rc"
+}

@@ -4,14 +4,15 @@
 # Slurm pipeline on a private single-node cluster (installs slurm-wlm and munge). Idempotent.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source jobs/setup.sh
+SCORCH_BUILD_ALL=1 source jobs/setup.sh
 # Test-only packages: a real Slurm for the pipeline and requeue tests (tests/slurm/).
 for p in slurm-wlm munge; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     SUDO=""
     [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends slurm-wlm munge
+    echo "tests: installing slurm-wlm and munge (log: build/setup.log)"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        slurm-wlm munge; } >> build/setup.log 2>&1 || { tail -n 40 build/setup.log; exit 1; }
     break
   fi
 done

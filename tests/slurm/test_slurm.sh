@@ -84,7 +84,7 @@ for i in "${ids[@]}"; do
 done
 check "final checkpoint at step 60" test -f "$work/run/checkpoints/ckpt_000000060.h5"
 check "checkpoint.keep = 2 left two checkpoints" test "$(ls "$work/run/checkpoints" | wc -l)" -eq 2
-check "samples of step 60" test -f "$work/run/samples/samples_000000060.h5"
+check "samples of step 60 (a complete farm run)" grep -q '"complete": true' "$work"/run/samples/s000000060-*/manifest.json
 check "bits/dim of step 60" test -f "$work/run/eval/bpd_000000060.h5"
 check "eval log reports bpd" grep -q "bpd [0-9]" "$work/run/logs/eval-${ids[2]}.out"
 check "status.json says finished" grep -q '"state": "finished"' "$work/run/status.json"

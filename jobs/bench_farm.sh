@@ -46,9 +46,9 @@ cat > "$tmp/big.toml" <<TOML
 [model]
 name = "unet"
 nf = 8
-ch_mult = [1, 2]
+ch_mult = [1, 1, 1, 1, 1]
 num_res_blocks = 1
-attn_resolutions = [8]
+attn_resolutions = [16]
 num_scales = 2
 [data]
 path = "$tmp/img256.h5"

@@ -67,11 +67,9 @@ int decode(const DecodeOptions& opt, dist::Communicator& comm) {
                                       {cfg.sampling.rtol, cfg.sampling.atol});
         auto x = res.x.to(torch::kFloat32).cpu();
         if (cfg.is_image_data()) x = data::unscale(x, cfg.data.centered);
-        h5::write_atomically(b.path, [&](hid_t f) {
-          h5::write_tensor(f, "index", torch::arange(b.begin, b.begin + b.count, torch::kInt64));
+        farm::write_batch(b, "settings", settings, [&](hid_t f) {
           h5::write_tensor(f, "samples", x);
           if (cfg.is_image_data()) h5::write_tensor(f, "images", data::unit_to_images(x));
-          h5::set_attr(f, "settings", settings);
           h5::set_attr(f, "nfe", res.nfe);
         });
         return farm::Outcome{res.nfe};

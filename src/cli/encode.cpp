@@ -58,10 +58,8 @@ int encode(const EncodeOptions& opt, dist::Communicator& comm) {
                             : rows.to(l.device, torch::kFloat32);
         auto res = sampling::ode_flow(*l.sde, l.score, x, likelihood::kLikelihoodEps, l.sde->T(),
                                       {cfg.eval.rtol, cfg.eval.atol});
-        h5::write_atomically(b.path, [&](hid_t f) {
-          h5::write_tensor(f, "index", torch::arange(b.begin, b.begin + b.count, torch::kInt64));
+        farm::write_batch(b, "settings", settings, [&](hid_t f) {
           h5::write_tensor(f, "latents", res.x.to(torch::kFloat32).cpu());
-          h5::set_attr(f, "settings", settings);
           h5::set_attr(f, "nfe", res.nfe);
         });
         return farm::Outcome{res.nfe};

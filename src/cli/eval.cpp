@@ -103,12 +103,10 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
           }
           if (k == 0) latents = res.z.to(torch::kFloat32).cpu().contiguous();
         }
-        h5::write_atomically(b.path, [&](hid_t f) {
-          h5::write_tensor(f, "index", torch::arange(b.begin, b.begin + b.count, torch::kInt64));
+        farm::write_batch(b, "settings", settings, [&](hid_t f) {
           h5::write_tensor(f, "bpd", torch::stack(bpd, 1).contiguous());  // [b, R]
           h5::write_tensor(f, "latents", latents);                        // x(T) of repeat 0
           if (!exact.empty()) h5::write_tensor(f, "exact_bpd", torch::stack(exact, 1).contiguous());
-          h5::set_attr(f, "settings", settings);
           h5::set_attr(f, "nfe", nfe / R);
           h5::set_attr(f, "step", l.step);
         });

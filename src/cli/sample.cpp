@@ -54,14 +54,12 @@ int sample(const Common& opt, dist::Communicator& comm) {
         SCORCH_CHECK(bad == 0, "batch {} (samples {}..{}): {} of {} samples hold NaN or Inf (the model at {} diverged "
                      "or the sampler is unstable): nothing written", b.id, b.begin, b.begin + b.count - 1, bad, b.count,
                      ckpt);
-        h5::write_atomically(b.path, [&](hid_t f) {
-          h5::write_tensor(f, "index", torch::arange(b.begin, b.begin + b.count, torch::kInt64));
+        farm::write_batch(b, "settings", run.settings, [&](hid_t f) {
           if (cfg.is_image_data()) {
             h5::write_tensor(f, "images", data::unit_to_images(x));
           } else {
             h5::write_tensor(f, "samples", x);
           }
-          h5::set_attr(f, "settings", run.settings);
           h5::set_attr(f, "seed", cfg.eval.seed);
           h5::set_attr(f, "sampler", sampling::short_name(cfg));
           h5::set_attr(f, "nfe", res.nfe);

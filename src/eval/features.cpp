@@ -27,11 +27,9 @@ Features compute_features(dist::Communicator& comm, FeatureNet& net, const torch
         f = f.cpu().contiguous();
         SCORCH_CHECK(torch::isfinite(f).all().item<bool>(), "{}: features of images {}..{} hold NaN or Inf",
                      net.describe(), b.begin, b.begin + b.count - 1);
-        h5::write_atomically(b.path, [&](hid_t file) {
-          h5::write_tensor(file, "index", torch::arange(b.begin, b.begin + b.count, torch::kInt64));
+        farm::write_batch(b, "net", id, [&](hid_t file) {
           h5::write_tensor(file, "features", f);
           if (l.defined()) h5::write_tensor(file, "logits", l.cpu().contiguous());
-          h5::set_attr(file, "net", id);
           h5::set_attr(file, "feature_net", net.describe());
         });
         return farm::Outcome{1};

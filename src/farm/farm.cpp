@@ -45,6 +45,15 @@ bool batch_file_complete(const Batch& b, const std::string& attr, const std::str
   }
 }
 
+void write_batch(const Batch& b, const std::string& attr, const std::string& value,
+                 const std::function<void(hid_t file)>& fill) {
+  h5::write_atomically(b.path, [&](hid_t f) {
+    h5::write_tensor(f, "index", torch::arange(b.begin, b.begin + b.count, torch::kInt64));
+    h5::set_attr(f, attr, value);
+    fill(f);
+  });
+}
+
 torch::Tensor read_batches(const Plan& plan, const std::string& name, int64_t limit) {
   std::vector<torch::Tensor> parts;
   int64_t rows = 0;

@@ -70,6 +70,10 @@ std::string batch_path(const std::string& dir, int64_t id);
 // and (when `attr` is not empty) a string attribute `attr` equal to `value` (the settings
 // the batch was made with). A file that cannot be read counts as unfinished (logged).
 bool batch_file_complete(const Batch& b, const std::string& attr = "", const std::string& value = "");
+// Writes b's file atomically: /index int64 (b.begin, ..., b.begin + b.count - 1), the string
+// attribute `attr` = `value` (what batch_file_complete checks) and what `fill(file)` adds.
+void write_batch(const Batch& b, const std::string& attr, const std::string& value,
+                 const std::function<void(hid_t file)>& fill);
 // Dataset `name` of the plan's batch files in index order, concatenated: at most `limit`
 // rows (< 0: all). For grids, tests and small runs; throws naming a missing batch file.
 torch::Tensor read_batches(const Plan& plan, const std::string& name, int64_t limit = -1);

@@ -7,12 +7,8 @@
 
 #include "scorch/core/error.h"
 #include "scorch/core/log.h"
-#include "scorch/data/dataset.h"
-#include "scorch/data/image_grid.h"
 #include "scorch/dist/backend.h"
-#include "scorch/dist/sharding.h"
 #include "scorch/io/checkpoint.h"
-#include "scorch/io/hdf5.h"
 #include "scorch/sampling/sampler.h"
 
 namespace fs = std::filesystem;

@@ -1,6 +1,6 @@
 // What the subcommands share: the common options (--config, --workdir, --set, --ckpt),
 // config resolution (defaults <- the checkpoint's config <- --config <- --set), the device
-// choice, and a score model ready to sample with.
+// choice, a score model ready to sample with, and the sample run (farm/farm.h) it fills.
 #pragma once
 #include <memory>
 #include <string>

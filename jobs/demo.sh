@@ -28,7 +28,7 @@ t_train=$(date +%s)
 echo "scorch demo: training (log: $RUN/logs/train.log)"
 jobs/launch.sh mpirun --oversubscribe -np "$RANKS" build/scorch train --config "$JOB" --workdir "$RUN" \
   > "$RUN/logs/train.log" 2>&1 || { tail -n 30 "$RUN/logs/train.log"; exit 1; }
-grep -E "finished|resumed|stopped" "$RUN/logs/train.log" | tail -n 2 || true
+grep -E "^train: |resumed from|stop requested" "$RUN/logs/train.log" | tail -n 2 || true
 t_train=$(( $(date +%s) - t_train ))
 build/scorch plot --workdir "$RUN"
 

@@ -129,7 +129,38 @@ for i in "${ids[@]}"; do
   check "job $i completed with exit code 0:0" test "$(job_field "$i" JobState)/$(job_field "$i" ExitCode)" = "COMPLETED/0:0"
 done
 
+echo "== requeue: SIGUSR1 to a sample job mid-run (the farm resumes from its finished batches)"
+t0=$(date +%s.%N)
+mkdir -p "$work/srq/logs" && cp -r "$work/run/checkpoints" "$work/srq/"
+sample=$(cd "$repo" && JOB=$work/job.toml WORKDIR=$work/srq SCORCH_SLURM_DIR=$repo/slurm SCORCH_BIN=$scorch \
+  SCORCH_ARGS="--set eval.num_samples=4000 --set eval.batch_size=50 --set model.num_scales=2000" \
+  sbatch --parsable --export=ALL --output="$work/srq/logs/sample-%j.out" slurm/sample.sbatch | cut -d';' -f1)
+for _ in $(seq 1500); do
+  (( $(ls "$work"/srq/samples/*/batch_*.h5 2>/dev/null | wc -l) >= 6 )) && break
+  sleep 0.1
+done
+scancel --signal=USR1 --batch "$sample"
+for _ in $(seq 600); do
+  if [[ $(job_field "$sample" Restarts) -ge 1 && $(job_field "$sample" JobState) == PENDING ]]; then
+    sleep 5
+    scontrol update JobId="$sample" StartTime=now
+    break
+  fi
+  sleep 0.1
+done
+wait_jobs "$sample"
+sample_rq_s=$(echo "$(date +%s.%N) - $t0" | bc)
+log=$work/srq/logs/sample-$sample.out
+done_before=$(sed -n 's/.*80 batches (\([0-9]*\) already done).*/\1/p' "$log" | tail -n 1)
+check "the sample job requeued itself (Restarts=$(job_field "$sample" Restarts))" test "$(job_field "$sample" Restarts)" -eq 1
+check "the restart skipped the finished batches (${done_before:-none} of 80)" test "${done_before:-0}" -ge 6
+check "job $sample completed with exit code 0:0" \
+  test "$(job_field "$sample" JobState)/$(job_field "$sample" ExitCode)" = "COMPLETED/0:0"
+check "the run holds exactly 80 batches and says complete" bash -c "grep -q '\"complete\": true' $work/srq/samples/s000000060-*/manifest.json && \
+  test \$(ls $work/srq/samples/s000000060-*/batch_*.h5 | wc -l) -eq 80"
+
 echo "== figures"
 echo "  submission to finished pipeline (60 steps, 40 samples, bpd on 24 points): ${pipeline_s} s"
 echo "  requeue pipeline (6000 steps, one stop and restart): ${requeue_s} s; steps lost: $(( ${resumed_at:-0} - ${stopped_at:-0} ))"
+echo "  sample job stopped and requeued (80 batches, ${done_before:-?} done before the restart): ${sample_rq_s} s"
 [[ $fail -eq 0 ]] && echo "PASS" || { echo "FAIL (files kept in $work)"; exit 1; }

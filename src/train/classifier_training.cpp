@@ -7,6 +7,7 @@
 #include "scorch/core/log.h"
 #include "scorch/core/random.h"
 #include "scorch/data/dataset.h"
+#include "scorch/dist/reducer.h"
 #include "scorch/dist/sharding.h"
 #include "scorch/io/checkpoint.h"
 #include "scorch/models/classifier.h"
@@ -56,6 +57,7 @@ ClassifierResult train_classifier(const Config& cfg, dist::Communicator& comm, c
   }
   net->to(device);
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(cc.lr));
+  dist::Reducer reducer(net->named_parameters().pairs(), comm, dist::ReducerOptions{});
   const int64_t steps_per_epoch = ds.size() / cc.batch_size;
   SCORCH_CHECK(steps_per_epoch > 0, "{}: {} images, fewer than one batch of classifier.batch_size = {}", cfg.data.path,
                ds.size(), cc.batch_size);
@@ -75,22 +77,10 @@ ClassifierResult train_classifier(const Config& cfg, dist::Communicator& comm, c
       auto rows = perm.slice(0, s * cc.batch_size + share.begin, s * cc.batch_size + share.end);
       auto x = data::images_to_unit(ds.images.index_select(0, rows)).to(device);
       auto y = ds.labels.index_select(0, rows).to(device);
-      opt.zero_grad();
+      reducer.zero_grad();
       auto loss = torch::nn::functional::cross_entropy(net->forward(x).second, y);
       loss.backward();
-      if (comm.size() > 1) {
-        std::vector<torch::Tensor> gs;
-        for (auto& p : net->parameters()) gs.push_back(p.grad().flatten());
-        auto flat = torch::cat(gs);
-        comm.allreduce_sum(flat);
-        flat /= comm.size();
-        int64_t off = 0;
-        for (auto& p : net->parameters()) {
-          const int64_t n = p.numel();
-          p.grad().copy_(flat.slice(0, off, off + n).view_as(p.grad()));
-          off += n;
-        }
-      }
+      reducer.finish();  // gradients averaged over ranks
       opt.step();
       loss_sum += loss.item<double>();
       ++res.steps;

@@ -1,6 +1,6 @@
 // Data-parallel training of the small image classifier (models/classifier.h) on a labelled
 // data set (`/labels`): every rank takes its rows of each global batch of the epoch's
-// permutation (stream (seed, epoch)), gradients are summed over ranks, Adam steps
+// permutation (stream (seed, epoch)), gradients are averaged over ranks (dist::Reducer), Adam steps
 // (classifier.* keys). The result is a scorch checkpoint (io/checkpoint.h) that
 // eval.feature_net can name.
 #pragma once

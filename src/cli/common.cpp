@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "scorch/core/error.h"
+#include "scorch/core/hash.h"
 #include "scorch/core/log.h"
 #include "scorch/dist/backend.h"
 #include "scorch/io/checkpoint.h"
@@ -82,18 +83,12 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
   return l;
 }
 
-std::string short_hash(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-  return fmt::format("{:016x}", h);
-}
-
 SampleRun sample_run(const Resolved& r, int64_t step) {
   const auto& cfg = r.cfg;
   SampleRun run;
   run.settings = sampling::settings(cfg);
   const std::string ckpt = r.ckpt.empty() ? "analytic" : fs::path(r.ckpt).filename().string();
-  run.name = fmt::format("s{:09d}-{}-{}", step, sampling::short_name(cfg), short_hash(ckpt + "\n" + run.settings).substr(0, 8));
+  run.name = fmt::format("s{:09d}-{}-{}", step, sampling::short_name(cfg), fnv1a64_hex(ckpt + "\n" + run.settings).substr(0, 8));
   run.dir = fmt::format("{}/samples/{}", r.workdir, run.name);
   run.plan.dir = run.dir;
   run.plan.num_items = cfg.eval.num_samples;

@@ -18,6 +18,7 @@
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
 #include "scorch/core/error.h"
+#include "scorch/core/hash.h"
 #include "scorch/core/log.h"
 #include "scorch/core/random.h"
 #include "scorch/core/stop.h"
@@ -57,7 +58,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
                   cfg.eval.batch_size);
   const std::string ckpt = l.r.ckpt.empty() ? "analytic" : fs::path(l.r.ckpt).filename().string();
   farm::Plan plan;
-  plan.dir = fmt::format("{}/eval/bpd-s{:09d}-{}", l.r.workdir, l.step, short_hash(ckpt + "\n" + settings).substr(0, 8));
+  plan.dir = fmt::format("{}/eval/bpd-s{:09d}-{}", l.r.workdir, l.step, fnv1a64_hex(ckpt + "\n" + settings).substr(0, 8));
   plan.num_items = n;
   plan.batch_size = cfg.eval.batch_size;
   plan.balance = cfg.eval.balance;
@@ -248,7 +249,7 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
   eval::Features feats;
   std::string what, stats_file;
   if (!opt.data.empty()) {
-    const std::string key = short_hash(fs::absolute(opt.data).string() + "\n" + std::to_string(fs::file_size(opt.data)));
+    const std::string key = fnv1a64_hex(fs::absolute(opt.data).string() + "\n" + std::to_string(fs::file_size(opt.data)));
     feats = data_features(s, comm, opt.data,
                           fmt::format("{}/eval/features-{}-{}", s.r.workdir, s.net->id().substr(0, 8), key.substr(0, 8)));
     what = opt.data;

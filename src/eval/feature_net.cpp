@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "scorch/core/error.h"
+#include "scorch/core/hash.h"
 #include "scorch/io/checkpoint.h"
 #include "scorch/models/classifier.h"
 #include "scorch/models/model.h"
@@ -18,20 +19,9 @@ namespace scorch::eval {
 
 namespace {
 
-std::string file_hash(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  SCORCH_CHECK(in, "{}: cannot read the feature network", path);
-  uint64_t h = 1469598103934665603ULL;
-  char buf[1 << 16];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ULL;
-  }
-  return fmt::format("{:016x}", h);
-}
-
 class ScriptNet final : public FeatureNet {
  public:
-  ScriptNet(const std::string& path, const torch::Device& device) : path_(path), id_(file_hash(path)) {
+  ScriptNet(const std::string& path, const torch::Device& device) : path_(path), id_(file_fnv1a64_hex(path)) {
     try {
       module_ = torch::jit::load(path, device);
     } catch (const std::exception& e) {
@@ -69,7 +59,7 @@ class ScriptNet final : public FeatureNet {
 
 class ClassifierNet final : public FeatureNet {
  public:
-  ClassifierNet(const std::string& path, const torch::Device& device) : path_(path), id_(file_hash(path)) {
+  ClassifierNet(const std::string& path, const torch::Device& device) : path_(path), id_(file_fnv1a64_hex(path)) {
     auto st = io::load_checkpoint(path);
     net_ = models::Classifier(models::classifier_shape(st.params, path));
     torch::NoGradGuard ng;

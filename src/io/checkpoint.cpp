@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <regex>
 
-#include <zlib.h>
 
 #include "scorch/core/error.h"
+#include "scorch/core/hash.h"
 #include "scorch/core/log.h"
 #include "scorch/io/hdf5.h"
 
@@ -17,10 +17,6 @@ namespace fs = std::filesystem;
 namespace scorch::io {
 
 namespace {
-
-uint32_t crc32_of(const std::string& s) {
-  return static_cast<uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size())));
-}
 
 void write_map(hid_t f, const std::string& group, const TensorMap& m) {
   if (m.empty()) h5::create_group(f, group);  // e.g. a classifier has no EMA or optimizer state

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "scorch/core/error.h"
+#include "scorch/core/hash.h"
 #include "scorch/io/files.h"
 
 namespace scorch::io {
@@ -38,10 +39,6 @@ const char* descr_of(torch::ScalarType t) {
     case torch::kInt32: return "<i4";
     default: SCORCH_THROW("npy: unsupported dtype {}", c10::toString(t));
   }
-}
-
-uint32_t crc_of(const std::string& s) {
-  return static_cast<uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size())));
 }
 
 }  // namespace
@@ -125,7 +122,7 @@ void write_npz(const std::string& path, const std::map<std::string, torch::Tenso
     const std::string payload = npy_bytes(t);
     SCORCH_CHECK(payload.size() < 0xffffffffull && zip.size() + payload.size() < 0xffffffffull,
                  "{}: '{}' makes the archive 4 GiB or more (ZIP64 is not written)", path, key);
-    const uint32_t crc = crc_of(payload), size = static_cast<uint32_t>(payload.size());
+    const uint32_t crc = crc32_of(payload), size = static_cast<uint32_t>(payload.size());
     const uint32_t offset = static_cast<uint32_t>(zip.size());
     // Local file header: version 2.0, no flags, stored, no time (1980-01-01), sizes.
     put32(zip, 0x04034b50); put16(zip, 20); put16(zip, 0); put16(zip, 0); put16(zip, 0); put16(zip, 0x21);
@@ -196,7 +193,7 @@ std::map<std::string, torch::Tensor> read_npz(const std::string& path) {
       inflateEnd(&s);
       SCORCH_CHECK(rc == Z_STREAM_END && s.total_out == usize, "{}: '{}' does not inflate (zlib code {})", path, name, rc);
     }
-    SCORCH_CHECK(crc_of(payload) == crc, "{}: '{}' fails its CRC-32 (corrupt file)", path, name);
+    SCORCH_CHECK(crc32_of(payload) == crc, "{}: '{}' fails its CRC-32 (corrupt file)", path, name);
     std::string key = name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0 ? name.substr(0, name.size() - 4) : name;
     out[key] = parse_npy(payload, path + ":" + name);
   }

@@ -64,8 +64,6 @@ struct SampleRun {
 };
 SampleRun sample_run(const Resolved& r, int64_t step);
 inline SampleRun sample_run(const Loaded& l) { return sample_run(l.r, l.step); }
-// 16 hex digits of FNV-1a over `s` (names of cached results).
-std::string short_hash(const std::string& s);
 
 // [b, item...]
 std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item);

@@ -1,0 +1,22 @@
+// Checksums and content hashes, each written once: CRC-32 (zlib's, as ZIP and the
+// checkpoint's /config use it) and 64-bit FNV-1a (names of cached results: sample runs,
+// feature caches, feature networks). Neither is cryptographic.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace scorch {
+
+// zlib's CRC-32 of `s` (any length).
+uint32_t crc32_of(const std::string& s);
+
+// 64-bit FNV-1a, fed in pieces: h = fnv1a64(more, fnv1a64(first)).
+constexpr uint64_t kFnv1aOffset = 1469598103934665603ULL;
+uint64_t fnv1a64(const char* data, size_t n, uint64_t h = kFnv1aOffset);
+// FNV-1a of `s` as 16 hex digits.
+std::string fnv1a64_hex(const std::string& s);
+// FNV-1a of the bytes of the file `path` as 16 hex digits; throws naming the file.
+std::string file_fnv1a64_hex(const std::string& path);
+
+}  // namespace scorch

@@ -75,7 +75,7 @@ int decode(const DecodeOptions& opt, dist::Communicator& comm) {
         return farm::Outcome{res.nfe};
       });
   if (!report.complete()) {
-    if (comm.rank() == 0) fmt::print("stopped by a signal: run the same command to finish ({})\n", plan.dir);
+    if (comm.rank() == 0) fmt::print("{}\n", report.stopped_message(plan.dir));
     return kStoppedExitCode;
   }
   if (comm.rank() == 0) {

@@ -114,10 +114,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
         return farm::Outcome{nfe / R};
       });
   if (!report.complete()) {
-    if (comm.rank() == 0) {
-      fmt::print("stopped by a signal: {} of {} batches done in {}; run the same command to finish\n",
-                 report.skipped + report.done, report.batches, plan.dir);
-    }
+    if (comm.rank() == 0) fmt::print("{}\n", report.stopped_message(plan.dir));
     return kStoppedExitCode;
   }
   if (comm.rank() == 0) {
@@ -282,8 +279,9 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
     samples.dir = run_dir;
     samples.num_items = m.at("num_samples").get<int64_t>();
     samples.batch_size = m.at("batch_size").get<int64_t>();
+    const auto sample_batches = farm::batches(samples);
     auto reader = [&](int64_t begin, int64_t count) {
-      auto b = farm::batches(samples)[static_cast<size_t>(begin / samples.batch_size)];
+      const auto& b = sample_batches.at(static_cast<size_t>(begin / samples.batch_size));
       SCORCH_CHECK(b.begin == begin && b.count == count, "feature batch {}+{} is not sample batch {}", begin, count, b.id);
       auto f = h5::File::open_read(b.path);
       return data::images_to_unit(h5::read_tensor(f.id(), "images", b.path));

@@ -108,8 +108,7 @@ int sample(const Common& opt, dist::Communicator& comm) {
     if (report.complete()) {
       fmt::print("{} {} ({}) -> {}\n", cfg.eval.num_samples, what, sampling::short_name(cfg), run.dir);
     } else {
-      fmt::print("stopped by a signal: {} of {} batches done in {}; run the same command to finish\n",
-                 report.skipped + report.done, report.batches, run.dir);
+      fmt::print("{}\n", report.stopped_message(run.dir));
     }
   }
   return report.complete() ? 0 : kStoppedExitCode;

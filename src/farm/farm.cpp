@@ -108,6 +108,11 @@ std::string Report::summary(const std::string& what) const {
                      batches, skipped, done, seconds, items_per_s(), what, nfe_mean, nfe_min, nfe_max, ranks);
 }
 
+std::string Report::stopped_message(const std::string& dir) const {
+  return fmt::format("stopped by a signal: {} of {} batches done in {}; run the same command to finish", skipped + done,
+                     batches, dir);
+}
+
 Report run(dist::Communicator& comm, const Plan& plan, const std::function<bool(const Batch&)>& complete,
            const std::function<Outcome(const Batch&)>& work) {
   SCORCH_CHECK(plan.balance == "dynamic" || plan.balance == "static",

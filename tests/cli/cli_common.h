@@ -70,6 +70,18 @@ inline std::string scorch_cmd(int ranks) {
   return std::string(SCORCH_MPIEXEC) + " -np " + std::to_string(ranks) + " --oversubscribe " + bin;
 }
 
+// The exact score of the 2-D mixture 0.3 N((-2,0), 0.5^2 I) + 0.7 N((2,1), 0.3^2 I): every
+// sampler and the likelihood run on it without training (mean (0.8, 0.7)).
+inline Config mixture_2d() {
+  Config c;
+  c.model.name = "analytic_gmm";
+  c.model.gmm_means = {{-2.0, 0.0}, {2.0, 1.0}};
+  c.model.gmm_stds = {0.5, 0.3};
+  c.model.gmm_weights = {0.3, 0.7};
+  c.data.dim = 2;
+  return c;
+}
+
 inline std::string points_job(const test::TempDir& d) {
   test::tiny_point_config(d / "pts.h5", 512);
   test::write_file(d / "job.toml", fmt::format(R"(

@@ -167,12 +167,7 @@ BOOST_AUTO_TEST_CASE(signal_checkpoints_and_stops_then_resume_continues) {
 // scale: per-item error over the RMS norm of the data, and overall, below 1e-3).
 BOOST_AUTO_TEST_CASE(analytic_mixture_encode_decode_round_trip) {
   test::TempDir d("gmm");
-  Config c;
-  c.model.name = "analytic_gmm";
-  c.model.gmm_means = {{-2.0, 0.0}, {2.0, 1.0}};
-  c.model.gmm_stds = {0.5, 0.3};
-  c.model.gmm_weights = {0.3, 0.7};
-  c.data.dim = 2;
+  Config c = test::mixture_2d();
   c.data.path = d / "pts.h5";
   c.eval.batch_size = 100;
   c.eval.num_samples = 300;

@@ -30,15 +30,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The 2-D mixture of the README's analytic job: no training needed, per-sample exact score.
+// The 2-D mixture (no training needed, a per-sample exact score) sampled by the farm.
 Config mixture(int64_t n, int64_t batch) {
-  Config c;
-  c.model.name = "analytic_gmm";
-  c.model.gmm_means = {{-2.0, 0.0}, {2.0, 1.0}};
-  c.model.gmm_stds = {0.5, 0.3};
-  c.model.gmm_weights = {0.3, 0.7};
+  Config c = test::mixture_2d();
   c.model.num_scales = 50;
-  c.data.dim = 2;
   c.eval.num_samples = n;
   c.eval.batch_size = batch;
   c.sampling.predictor = "reverse_diffusion";

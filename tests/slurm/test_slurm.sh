@@ -71,6 +71,19 @@ wait_jobs() {  # job ids...: until none is pending or running (at most 300 s)
   echo "  timed out waiting for jobs $ids"; squeue; return 1
 }
 job_field() { scontrol show job "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
+# Slurm holds a requeued job for two minutes (BeginTime); release job $1 sooner to keep the
+# test short, once it is pending again and its old step has been cleaned up (its PMIx
+# socket is gone).
+release_requeued() {
+  for _ in $(seq 600); do
+    if [[ $(job_field "$1" Restarts) -ge 1 && $(job_field "$1" JobState) == PENDING ]]; then
+      sleep 5
+      scontrol update JobId="$1" StartTime=now
+      return
+    fi
+    sleep 0.1
+  done
+}
 
 echo "== pipeline: train -> sample -> eval"
 t0=$(date +%s.%N)
@@ -101,16 +114,7 @@ for _ in $(seq 1500); do
   sleep 0.1
 done
 scancel --signal=USR1 --batch "$train"
-# Slurm holds a requeued job for two minutes (BeginTime); release it sooner to keep the test
-# short, once the old step has been cleaned up (its PMIx socket is gone).
-for _ in $(seq 600); do
-  if [[ $(job_field "$train" Restarts) -ge 1 && $(job_field "$train" JobState) == PENDING ]]; then
-    sleep 5
-    scontrol update JobId="$train" StartTime=now
-    break
-  fi
-  sleep 0.1
-done
+release_requeued "$train"
 wait_jobs "${ids[@]}"
 requeue_s=$(echo "$(date +%s.%N) - $t0" | bc)
 log=$(ls "$work"/rq/logs/train-"$train".out)
@@ -140,14 +144,7 @@ for _ in $(seq 1500); do
   sleep 0.1
 done
 scancel --signal=USR1 --batch "$sample"
-for _ in $(seq 600); do
-  if [[ $(job_field "$sample" Restarts) -ge 1 && $(job_field "$sample" JobState) == PENDING ]]; then
-    sleep 5
-    scontrol update JobId="$sample" StartTime=now
-    break
-  fi
-  sleep 0.1
-done
+release_requeued "$sample"
 wait_jobs "$sample"
 sample_rq_s=$(echo "$(date +%s.%N) - $t0" | bc)
 log=$work/srq/logs/sample-$sample.out

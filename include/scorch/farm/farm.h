@@ -61,6 +61,8 @@ struct Report {
   // "42 batches (10 already done), 32 computed in 12.3 s: 166.0 samples/s, NFE 1000 (min 1000,
   // max 1000); batches per rank 16 16"
   std::string summary(const std::string& what) const;
+  // "stopped by a signal: 12 of 40 batches done in DIR; run the same command to finish"
+  std::string stopped_message(const std::string& dir) const;
 };
 
 std::vector<Batch> batches(const Plan& plan);

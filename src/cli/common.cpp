@@ -1,6 +1,8 @@
 // Shared pieces of the subcommands (see cli/common.h).
 #include "scorch/cli/common.h"
 
+#include "scorch/eval/feature_net.h"
+
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
@@ -52,6 +54,52 @@ Resolved resolve(const Common& opt, bool need_ckpt) {
   return r;
 }
 
+namespace {
+
+// Fills l.guidance from sampling.* (class-conditional scores, guidance scale, classifier).
+void setup_guidance(Loaded& l) {
+  const auto& cfg = l.r.cfg;
+  const auto& sc = cfg.sampling;
+  auto& g = l.guidance;
+  g.unconditional = l.score;
+  g.guidance_scale = sc.guidance_scale;
+  g.classifier_scale = sc.classifier_scale;
+  if (cfg.model.num_classes > 0) {
+    g.num_classes = l.num_classes = cfg.model.num_classes;
+    if (l.gmm) {
+      g.conditional = [m = l.gmm.get(), s = l.sde.get()](const torch::Tensor& x, const torch::Tensor& t,
+                                                         const torch::Tensor& c) { return m->class_score(*s, x, t, c); };
+    } else {
+      g.conditional = models::make_class_score_fn(*l.net, *l.sde, cfg.training.continuous);
+    }
+  }
+  if (sc.classifier.empty()) return;
+  if (sc.classifier == "exact") {
+    SCORCH_CHECK(l.gmm != nullptr, "sampling.classifier = \"exact\" is the analytic_gmm's posterior; a network "
+                 "needs a classifier checkpoint (scorch train-classifier --noise-conditional)");
+    g.classifier = [m = l.gmm.get(), s = l.sde.get()](const torch::Tensor& x, const torch::Tensor& t) {
+      return m->log_posterior(*s, x, t);
+    };
+    if (l.num_classes == 0) l.num_classes = l.gmm->num_classes();
+    return;
+  }
+  l.classifier = eval::load_classifier(sc.classifier, l.device);
+  const auto& shape = l.classifier->shape();
+  SCORCH_CHECK(shape.noise_conditional, "sampling.classifier = {}: this classifier was trained on clean data; "
+               "classifier guidance needs p(c | x_t, t): scorch train-classifier --noise-conditional", sc.classifier);
+  SCORCH_CHECK(l.num_classes == 0 || l.num_classes == shape.classes,
+               "sampling.classifier = {} has {} classes but model.num_classes = {}", sc.classifier, shape.classes,
+               l.num_classes);
+  l.num_classes = shape.classes;
+  g.classifier = [net = l.classifier](const torch::Tensor& x, const torch::Tensor& t) mutable {
+    return torch::log_softmax(net->forward(x, t).second.to(torch::kFloat32), 1);
+  };
+  if (cfg.model.num_classes == 0) g.num_classes = shape.classes;
+  spdlog::info("classifier guidance: {} ({} classes), scale {}", sc.classifier, shape.classes, sc.classifier_scale);
+}
+
+}  // namespace
+
 Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
   Loaded l;
   l.r = resolve(opt, /*need_ckpt=*/true);
@@ -67,6 +115,7 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
     };
     spdlog::info("exact score of a {}-component Gaussian mixture in {} dimensions", l.r.cfg.model.gmm_means.size(),
                  l.gmm->dim());
+    setup_guidance(l);
     return l;
   }
   auto st = io::load_checkpoint(l.r.ckpt);
@@ -80,7 +129,13 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
   l.net->eval();
   l.score = models::make_score_fn(*l.net, *l.sde, l.r.cfg.training.continuous);
   spdlog::info("loaded EMA weights of {} (step {}) on {}", l.r.ckpt, l.step, l.device.str());
+  setup_guidance(l);
   return l;
+}
+
+std::pair<models::ScoreFn, torch::Tensor> Loaded::score_for(const std::vector<int64_t>& index) const {
+  auto labels = sampling::class_labels_for(r.cfg, index, num_classes);
+  return {sampling::guided_score(guidance, labels), labels};
 }
 
 SampleRun sample_run(const Resolved& r, int64_t step) {

@@ -245,6 +245,8 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
                s.net->describe());
   eval::Features feats;
   std::string what, stats_file;
+  farm::Plan samples;        // the sample run (when evaluating one)
+  bool class_labels = false;  // its batches hold the requested /labels (guided sampling)
   if (!opt.data.empty()) {
     const std::string key = fnv1a64_hex(fs::absolute(opt.data).string() + "\n" + std::to_string(fs::file_size(opt.data)));
     feats = data_features(s, comm, opt.data,
@@ -275,7 +277,6 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
     SCORCH_CHECK(m.value("complete", false), "{}: the sample run is not finished: run `scorch sample` again to finish "
                  "it", run_dir);
     SCORCH_CHECK(m.value("dataset", "") == "images", "{}: the samples are points: FID, IS and KID are for images", run_dir);
-    farm::Plan samples;
     samples.dir = run_dir;
     samples.num_items = m.at("num_samples").get<int64_t>();
     samples.batch_size = m.at("batch_size").get<int64_t>();
@@ -296,6 +297,8 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
     }
     what = run_dir;
     stats_file = run_dir + "/fid_stats-" + s.net->id() + ".npz";
+    auto f0 = h5::File::open_read(sample_batches.front().path);
+    class_labels = h5::exists(f0.id(), "labels");
   }
   if (comm.rank() == 0) {
     auto mu = feats.moments.mean(), sigma = feats.moments.covariance();
@@ -310,6 +313,15 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
       const auto is = eval::inception_score(farm::read_batches(feats.plan, "logits"), cfg.eval.is_splits);
       spdlog::info("Inception Score ({} splits): {:.4f} +- {:.4f}", cfg.eval.is_splits, is.mean, is.std);
       line += fmt::format(" is {:.4f}", is.mean);
+    }
+    if (class_labels && feats.has_logits) {
+      // Guided samples: how often the feature network's class is the requested one.
+      auto want = farm::read_batches(samples, "labels").to(torch::kInt64);
+      auto got = farm::read_batches(feats.plan, "logits").argmax(1);
+      const double acc = (want == got).to(torch::kFloat64).mean().item<double>();
+      spdlog::info("class accuracy of the guided samples (requested label = the feature network's class): {:.2f}% "
+                   "of {}", 100 * acc, want.size(0));
+      line += fmt::format(" acc {:.4f}", acc);
     }
     if (ref.count("features")) {
       const auto kid = eval::kernel_inception_distance(farm::read_batches(feats.plan, "features"), ref.at("features"),

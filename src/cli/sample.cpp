@@ -47,7 +47,8 @@ int sample(const Common& opt, dist::Communicator& comm) {
         std::vector<int64_t> index(static_cast<size_t>(b.count));
         for (int64_t r = 0; r < b.count; ++r) index[static_cast<size_t>(r)] = b.begin + r;
         auto noise = sampling::Noise::per_item(static_cast<uint64_t>(cfg.eval.seed), index, l.device);
-        auto res = sampling::sample(cfg, *l.sde, l.score, with_batch(b.count, item), noise);
+        auto [score, labels] = l.score_for(index);
+        auto res = sampling::sample(cfg, *l.sde, score, with_batch(b.count, item), noise);
         auto x = res.x.to(torch::kFloat32).cpu();
         if (cfg.is_image_data()) x = data::unscale(x, cfg.data.centered);
         const auto bad = (~torch::isfinite(x.reshape({b.count, -1})).all(1)).sum().item<int64_t>();
@@ -60,6 +61,7 @@ int sample(const Common& opt, dist::Communicator& comm) {
           } else {
             h5::write_tensor(f, "samples", x);
           }
+          if (labels.defined()) h5::write_tensor(f, "labels", labels);
           h5::set_attr(f, "seed", cfg.eval.seed);
           h5::set_attr(f, "sampler", sampling::short_name(cfg));
           h5::set_attr(f, "nfe", res.nfe);
@@ -122,8 +124,13 @@ Command sample_command() {
       [](CLI::App& app, Common& opt) {
         add_common(app, opt, true);
         app.footer(fmt::format(
-            "Sampler: sampling.method = pc (sampling.predictor, sampling.corrector, sampling.snr) or ode "
-            "(sampling.rtol, sampling.atol).\n"
+            "Sampler: sampling.method = pc (sampling.predictor, sampling.corrector, sampling.snr), ode "
+            "(sampling.rtol, sampling.atol), or the fast ddim (sampling.eta) | dpm_solver | heun (VE) with "
+            "sampling.steps.\n"
+            "Classes: sampling.class_label = <label> | balanced (sample i gets i mod K) with a class-conditional "
+            "network (model.num_classes; classifier-free guidance sampling.guidance_scale) and/or classifier "
+            "guidance (sampling.classifier = a --noise-conditional classifier, sampling.classifier_scale); each "
+            "batch file then holds /labels.\n"
             "Output: <workdir>/samples/s<step>-<sampler>-<hash>/ (the hash covers every sampler setting, so two "
             "samplers never mix): batch_<id>.h5 per eval.batch_size samples (/index int64, /images uint8 [N,H,W,C] "
             "or /samples float32), manifest.json, grid.png (the first 64).\n"

@@ -14,6 +14,7 @@
 #include <variant>
 
 #include "scorch/core/error.h"
+#include "scorch/core/names.h"
 
 namespace scorch {
 
@@ -46,7 +47,16 @@ std::vector<Field> schema(Config& c) {
   f.reserve(96);
   add("seed", &c.seed, "global random seed").min(0);
 
-  add("training.sde", &c.training.sde, "SDE: vesde | vpsde | subvpsde").one_of({"vesde", "vpsde", "subvpsde"});
+  add("training.sde", &c.training.sde, "SDE: " + names::joined(names::sdes())).one_of(names::sdes());
+  add("training.loss", &c.training.loss,
+      "continuous-time objective: dsm (denoising score matching) | ssm (sliced score matching)")
+      .one_of(names::losses());
+  add("training.ssm_projection", &c.training.ssm_projection, "ssm: projection vectors: rademacher | gaussian")
+      .one_of({"rademacher", "gaussian"});
+  add("training.label_dropout", &c.training.label_dropout,
+      "with model.num_classes: probability of replacing a row's class by the null label (classifier-free guidance)")
+      .min(0)
+      .max(1);
   add("training.batch_size", &c.training.batch_size, "global batch size, split over ranks").min(1);
   add("training.n_iters", &c.training.n_iters, "number of optimiser steps").min(0);
   add("training.snapshot_freq", &c.training.snapshot_freq, "checkpoint every N steps").min(1);
@@ -71,12 +81,29 @@ std::vector<Field> schema(Config& c) {
       "on_nonfinite = skip: fail after this many non-finite steps in a row")
       .min(1);
 
-  add("sampling.method", &c.sampling.method, "sampler: pc (predictor-corrector) | ode (probability flow, RK45)")
-      .one_of({"pc", "ode"});
-  add("sampling.predictor", &c.sampling.predictor,
-      "predictor: euler_maruyama | reverse_diffusion | ancestral_sampling | none")
-      .one_of({"euler_maruyama", "reverse_diffusion", "ancestral_sampling", "none"});
-  add("sampling.corrector", &c.sampling.corrector, "corrector: langevin | ald | none").one_of({"langevin", "ald", "none"});
+  add("sampling.method", &c.sampling.method,
+      "sampler: pc (predictor-corrector) | ode (probability flow, RK45) | ddim | dpm_solver (DPM-Solver++ 2M) | "
+      "heun (EDM, VE only)")
+      .one_of(names::methods());
+  add("sampling.predictor", &c.sampling.predictor, "predictor: " + names::joined(names::predictors()))
+      .one_of(names::predictors());
+  add("sampling.corrector", &c.sampling.corrector, "corrector: " + names::joined(names::correctors()))
+      .one_of(names::correctors());
+  add("sampling.steps", &c.sampling.steps, "ddim | dpm_solver | heun: number of steps (NFE: steps; heun 2 steps)")
+      .min(1);
+  add("sampling.eta", &c.sampling.eta, "ddim: stochasticity (0: deterministic DDIM, 1: DDPM-like ancestral)").min(0);
+  add("sampling.guidance_scale", &c.sampling.guidance_scale,
+      "classifier-free guidance w: score = (1+w) s(x,t,c) - w s(x,t,null) (needs model.num_classes)")
+      .min(0);
+  add("sampling.class_label", &c.sampling.class_label,
+      "class of conditional samples: a label 0..num_classes-1, 'balanced' (sample i gets i mod num_classes), "
+      "or 'none' (unconditional)");
+  add("sampling.classifier", &c.sampling.classifier,
+      "classifier guidance: a noise-conditional classifier checkpoint (train-classifier --noise-conditional), or "
+      "'exact' for analytic_gmm's posterior");
+  add("sampling.classifier_scale", &c.sampling.classifier_scale,
+      "classifier guidance: score + scale * grad_x log p(c | x_t, t)")
+      .min(0);
   add("sampling.snr", &c.sampling.snr, "corrector signal-to-noise ratio").min(0, true);
   add("sampling.n_steps_each", &c.sampling.n_steps_each, "corrector steps per noise level").min(1);
   add("sampling.noise_removal", &c.sampling.noise_removal, "return the noise-free mean of the last step");
@@ -86,7 +113,10 @@ std::vector<Field> schema(Config& c) {
 
   add("model.name", &c.model.name,
       "network: ncsnpp (NCSN++/DDPM++) | unet (small U-Net) | mlp (points) | analytic_gmm (exact score)")
-      .one_of({"ncsnpp", "unet", "mlp", "analytic_gmm"});
+      .one_of(names::models());
+  add("model.num_classes", &c.model.num_classes,
+      "class-conditional network with this many classes (0: unconditional); label num_classes is the null label")
+      .min(0);
   add("model.nf", &c.model.nf, "base channel count / hidden width").min(1);
   add("model.ch_mult", &c.model.ch_mult, "channel multiplier per resolution").min(1);
   add("model.num_res_blocks", &c.model.num_res_blocks, "residual blocks per resolution").min(1);
@@ -448,6 +478,41 @@ void apply_override(Config& cfg, const std::string& assignment) {
 }
 
 void validate(const Config& c) {
+  const auto& sc = c.sampling;
+  SCORCH_CHECK(c.training.loss == "dsm" || c.training.continuous,
+               "training.loss = \"{}\" is a continuous-time objective: it needs training.continuous = true",
+               c.training.loss);
+  SCORCH_CHECK(c.training.label_dropout == 0 || c.model.num_classes > 0,
+               "training.label_dropout = {} needs a class-conditional network (model.num_classes > 0)",
+               c.training.label_dropout);
+  if (sc.class_label != "none" && sc.class_label != "balanced") {
+    int64_t label = -1;
+    try {
+      size_t used = 0;
+      label = std::stoll(sc.class_label, &used);
+      if (used != sc.class_label.size()) label = -1;
+    } catch (const std::exception&) {
+      label = -1;
+    }
+    const int64_t K = c.model.num_classes;
+    SCORCH_CHECK(label >= 0 && (K == 0 || label < K),
+                 "sampling.class_label = \"{}\": expected none, balanced or a label in [0, {}) (model.num_classes = {})",
+                 sc.class_label, K, K);
+  }
+  SCORCH_CHECK(sc.guidance_scale == 0 || (c.model.num_classes > 0 && sc.class_label != "none"),
+               "sampling.guidance_scale = {} (classifier-free guidance) needs model.num_classes > 0 and "
+               "sampling.class_label (a label or balanced)",
+               sc.guidance_scale);
+  SCORCH_CHECK(sc.classifier.empty() || sc.class_label != "none",
+               "sampling.classifier (classifier guidance) needs sampling.class_label (a label or balanced)");
+  SCORCH_CHECK(sc.class_label == "none" || c.model.num_classes > 0 || !sc.classifier.empty(),
+               "sampling.class_label = \"{}\" needs a class-conditional network (model.num_classes > 0) or a "
+               "guiding classifier (sampling.classifier)",
+               sc.class_label);
+  SCORCH_CHECK(sc.method != "heun" || c.training.sde == "vesde",
+               "sampling.method = \"heun\" integrates in sigma space and exists for training.sde = \"vesde\" (got "
+               "\"{}\"); use ddim or dpm_solver for VP / sub-VP",
+               c.training.sde);
   SCORCH_CHECK(c.training.continuous || c.training.sde != "subvpsde",
                "training.continuous = false trains SMLD (vesde) or DDPM (vpsde) models; subvpsde has no discrete form");
   SCORCH_CHECK(c.model.sigma_max > c.model.sigma_min, "model.sigma_max ({}) must exceed model.sigma_min ({})",
@@ -467,6 +532,10 @@ void validate(const Config& c) {
     SCORCH_CHECK(c.model.gmm_stds.size() == K && c.model.gmm_weights.size() == K,
                  "model.gmm_stds ({}) and model.gmm_weights ({}) must have one entry per mean ({})",
                  c.model.gmm_stds.size(), c.model.gmm_weights.size(), K);
+    SCORCH_CHECK(c.model.num_classes == 0 || c.model.num_classes == static_cast<int64_t>(K),
+                 "model.name = \"analytic_gmm\": its classes are its components, so model.num_classes must be 0 or "
+                 "{} (got {})",
+                 K, c.model.num_classes);
   } else if (c.model.name == "ncsnpp") {
     SCORCH_CHECK(c.data.dim == 0, "model.name = \"ncsnpp\" works on images: data.dim must be 0 (got {})", c.data.dim);
     SCORCH_CHECK(c.model.embedding_type != "fourier" || c.training.continuous,
@@ -546,6 +615,10 @@ Config load_config(const std::string& job, const std::vector<std::string>& overr
   cfg.sources.push_back("defaults");
   if (!job.empty()) apply_toml_file(cfg, job);
   for (const auto& o : overrides) apply_override(cfg, o);
+  // analytic_gmm on point data: the dimension follows from the means when data.dim is unset.
+  if (cfg.model.name == "analytic_gmm" && cfg.data.dim == 0 && !cfg.model.gmm_means.empty()) {
+    cfg.data.dim = static_cast<int64_t>(cfg.model.gmm_means[0].size());
+  }
   validate(cfg);
   return cfg;
 }

@@ -18,12 +18,12 @@ void write_png(const std::string& path, int w, int h, int channels, const unsign
   });
 }
 
-void write_png_grid(const std::string& path, const torch::Tensor& images, int zoom) {
+void write_png_grid(const std::string& path, const torch::Tensor& images, int zoom, int64_t columns) {
   SCORCH_CHECK(images.dim() == 4 && images.scalar_type() == torch::kUInt8, "write_png_grid: need uint8 [N,H,W,C]");
   auto img = images.contiguous();
   int64_t n = img.size(0), h = img.size(1) * zoom, w = img.size(2) * zoom, c = img.size(3);
   SCORCH_CHECK(n > 0 && (c == 1 || c == 3), "write_png_grid: need N > 0 and 1 or 3 channels");
-  int64_t cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
+  int64_t cols = columns > 0 ? std::min(columns, n) : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
   int64_t rows = (n + cols - 1) / cols;
   const int64_t pad = 2;
   int64_t W = cols * (w + pad) + pad, H = rows * (h + pad) + pad;

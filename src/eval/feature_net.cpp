@@ -10,6 +10,7 @@
 #include "scorch/core/error.h"
 #include "scorch/core/hash.h"
 #include "scorch/io/checkpoint.h"
+#include "scorch/io/hdf5.h"
 #include "scorch/models/classifier.h"
 #include "scorch/models/model.h"
 
@@ -57,20 +58,33 @@ class ScriptNet final : public FeatureNet {
   torch::jit::Module module_;
 };
 
+}  // namespace
+
+models::Classifier load_classifier(const std::string& path, const torch::Device& device) {
+  auto st = io::load_checkpoint(path);
+  models::Classifier net(models::classifier_shape(st.params, path));
+  torch::NoGradGuard ng;
+  for (auto& p : net->named_parameters()) {
+    auto it = st.params.find(p.key());
+    SCORCH_CHECK(it != st.params.end() && it->second.sizes() == p.value().sizes(),
+                 "{}: classifier parameter '{}' missing or of another shape", path, p.key());
+    p.value().copy_(it->second);
+  }
+  net->to(device);
+  net->eval();
+  return net;
+}
+
+namespace {
+
 class ClassifierNet final : public FeatureNet {
  public:
-  ClassifierNet(const std::string& path, const torch::Device& device) : path_(path), id_(file_fnv1a64_hex(path)) {
-    auto st = io::load_checkpoint(path);
-    net_ = models::Classifier(models::classifier_shape(st.params, path));
-    torch::NoGradGuard ng;
-    for (auto& p : net_->named_parameters()) {
-      auto it = st.params.find(p.key());
-      SCORCH_CHECK(it != st.params.end() && it->second.sizes() == p.value().sizes(),
-                   "{}: classifier parameter '{}' missing or of another shape", path, p.key());
-      p.value().copy_(it->second);
-    }
-    net_->to(device);
-    net_->eval();
+  ClassifierNet(const std::string& path, const torch::Device& device)
+      : path_(path), id_(file_fnv1a64_hex(path)), net_(load_classifier(path, device)) {
+    SCORCH_CHECK(!net_->shape().noise_conditional,
+                 "{} is a noise-conditional classifier (for sampling.classifier); FID features need one trained "
+                 "without --noise-conditional",
+                 path);
   }
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x01) override {
     torch::NoGradGuard ng;
@@ -87,12 +101,6 @@ class ClassifierNet final : public FeatureNet {
   models::Classifier net_{nullptr};
 };
 
-bool is_hdf5(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char sig[8] = {};
-  in.read(sig, 8);
-  return in.gcount() == 8 && std::string(sig, 8) == std::string("\x89HDF\r\n\x1a\n", 8);
-}
 
 }  // namespace
 
@@ -100,7 +108,7 @@ std::unique_ptr<FeatureNet> load_feature_net(const std::string& path, const torc
   SCORCH_CHECK(!path.empty(), "no feature network: set eval.feature_net to a TorchScript file (.pt) or a classifier "
                "from `scorch train-classifier` (.h5)");
   SCORCH_CHECK(fs::is_regular_file(path), "eval.feature_net = \"{}\": no such file", path);
-  if (is_hdf5(path)) return std::make_unique<ClassifierNet>(path, device);
+  if (h5::is_hdf5(path)) return std::make_unique<ClassifierNet>(path, device);
   return std::make_unique<ScriptNet>(path, device);
 }
 

@@ -2,6 +2,8 @@
 // the object and the innermost HDF5 message (e.g. a Fletcher-32 checksum failure).
 #include "scorch/io/hdf5.h"
 
+#include <fstream>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -182,6 +184,13 @@ File File::open_read(const std::string& path) {
   out.h_ = Handle(f, H5Fclose);
   out.path_ = path;
   return out;
+}
+
+bool is_hdf5(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char sig[8] = {};
+  in.read(sig, 8);
+  return in.gcount() == 8 && std::string(sig, 8) == std::string("\x89HDF\r\n\x1a\n", 8);
 }
 
 bool exists(hid_t loc, const std::string& name) {

@@ -20,14 +20,9 @@ torch::Tensor smld_loss_per_item(const OutputFn& net, const sde::VESDE& s, const
   return reduce((score - target).pow(2), reduce_mean) * sigmas * sigmas;
 }
 
-std::pair<torch::Tensor, torch::Tensor> ddpm_coefficients(const sde::VPSDE& s) {
-  auto ac = torch::cumprod(s.alphas(), 0);
-  return {ac.sqrt(), (1.0 - ac).sqrt()};
-}
-
 torch::Tensor ddpm_loss_per_item(const OutputFn& net, const sde::VPSDE& s, const torch::Tensor& x0,
                                  const torch::Tensor& labels, const torch::Tensor& z, bool reduce_mean) {
-  auto [sa, s1m] = ddpm_coefficients(s);
+  auto [sa, s1m] = s.ddpm_coefficients();
   auto a = sde::per_item(sa.index_select(0, labels).to(x0.scalar_type()), x0);
   auto b = sde::per_item(s1m.index_select(0, labels).to(x0.scalar_type()), x0);
   auto out = net(a * x0 + b * z, labels.to(torch::kFloat32));

@@ -27,7 +27,8 @@ std::pair<torch::Tensor, torch::Tensor> AnalyticGMM::components(const sde::SDE& 
                                                                 const torch::Tensor& t) const {
   auto x = x_in.to(torch::kFloat64);
   const double D = static_cast<double>(x.size(1));
-  auto [a, std] = s.marginal_prob(torch::ones({t.size(0), 1}, t.options().dtype(torch::kFloat64)), t.to(torch::kFloat64));
+  const auto t64 = t.to(torch::kFloat64);
+  auto a = s.alpha(t64).unsqueeze(1), std = s.sigma(t64);  // [B,1], [B]
   auto v = a * a * stds_.pow(2).unsqueeze(0) + (std * std).unsqueeze(1);   // [B,K]
   auto diff = x.unsqueeze(1) - a.unsqueeze(2) * means_.unsqueeze(0);       // [B,K,D]
   auto logn = -0.5 * D * (2 * M_PI * v).log() - diff.pow(2).sum(2) / (2 * v);  // [B,K]
@@ -38,6 +39,22 @@ torch::Tensor AnalyticGMM::score(const sde::SDE& s, const torch::Tensor& x, cons
   auto [logits, grad] = components(s, x, t);
   auto resp = torch::softmax(logits, 1);  // [B,K]
   return (-(resp.unsqueeze(2) * grad).sum(1)).to(x.scalar_type());
+}
+
+torch::Tensor AnalyticGMM::class_score(const sde::SDE& s, const torch::Tensor& x, const torch::Tensor& t,
+                                       const torch::Tensor& labels) const {
+  auto [logits, grad] = components(s, x, t);
+  const int64_t K = means_.size(0);
+  // Responsibilities within the class: one-hot for labels < K, the mixture's for the null label.
+  auto lab = labels.to(torch::kInt64).to(logits.device());
+  auto onehot = torch::one_hot(lab.clamp_max(K - 1), K).to(torch::kFloat64);
+  auto is_null = (lab >= K).unsqueeze(1);
+  auto resp = torch::where(is_null, torch::softmax(logits, 1), onehot);
+  return (-(resp.unsqueeze(2) * grad).sum(1)).to(x.scalar_type());
+}
+
+torch::Tensor AnalyticGMM::log_posterior(const sde::SDE& s, const torch::Tensor& x, const torch::Tensor& t) const {
+  return torch::log_softmax(components(s, x, t).first, 1);
 }
 
 torch::Tensor AnalyticGMM::logp(const sde::SDE& s, const torch::Tensor& x, const torch::Tensor& t) const {

@@ -2,6 +2,7 @@
 #include "scorch/models/classifier.h"
 
 #include "scorch/core/error.h"
+#include "scorch/models/model.h"
 
 namespace scorch::models {
 
@@ -16,14 +17,27 @@ ClassifierImpl::ClassifierImpl(const ClassifierShape& s) : shape_(s) {
   c3_ = register_module("clf_c3", torch::nn::Conv2d(conv3(2 * s.nf, 4 * s.nf)));
   fc_ = register_module("clf_fc", torch::nn::Linear(4 * s.nf, s.features));
   head_ = register_module("clf_head", torch::nn::Linear(s.features, s.classes));
+  if (s.noise_conditional) {
+    temb0_ = register_module("clf_temb0", torch::nn::Linear(s.nf, s.nf));
+    temb1_ = register_module("clf_temb1", torch::nn::Linear(s.nf, 2 * s.nf));
+  }
 }
 
-std::pair<torch::Tensor, torch::Tensor> ClassifierImpl::forward(const torch::Tensor& x01) {
+std::pair<torch::Tensor, torch::Tensor> ClassifierImpl::forward(const torch::Tensor& x01, const torch::Tensor& t) {
   SCORCH_CHECK(x01.dim() == 4 && x01.size(1) == shape_.channels, "classifier: input must be [B,{},H,W], got {}",
                shape_.channels, c10::str(x01.sizes()));
-  auto h = torch::relu(c0_(x01 * 2 - 1));
+  SCORCH_CHECK(t.defined() == shape_.noise_conditional, "classifier: {}", shape_.noise_conditional
+                   ? "this noise-conditional classifier needs the diffusion time t"
+                   : "this classifier is not noise-conditional (train one with --noise-conditional)");
+  torch::Tensor emb;
+  if (t.defined()) emb = torch::silu(positional_embedding(t * 999.0, shape_.nf).to(x01.scalar_type()));
+  auto h = c0_(t.defined() ? x01 : x01 * 2 - 1);
+  if (t.defined()) h = h + temb0_(emb).unsqueeze(-1).unsqueeze(-1);
+  h = torch::relu(h);
   h = torch::max_pool2d(torch::relu(c1_(h)), 2);
-  h = torch::max_pool2d(torch::relu(c2_(h)), 2);
+  h = c2_(h);
+  if (t.defined()) h = h + temb1_(emb).unsqueeze(-1).unsqueeze(-1);
+  h = torch::max_pool2d(torch::relu(h), 2);
   h = torch::relu(c3_(h)).mean({2, 3});
   auto f = torch::relu(fc_(h));
   return {f, head_(f)};
@@ -42,6 +56,7 @@ ClassifierShape classifier_shape(const std::map<std::string, torch::Tensor>& p, 
   s.channels = w0.size(1);
   s.features = wf.size(0);
   s.classes = wh.size(0);
+  s.noise_conditional = p.count("clf_temb0.weight") > 0;
   return s;
 }
 

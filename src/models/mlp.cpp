@@ -18,16 +18,18 @@ MLPImpl::MLPImpl(const Config& cfg) : scale_by_sigma_(cfg.model.scale_by_sigma) 
   }
   out_ = register_module("out", torch::nn::Linear(nf, D));
   default_init(out_->weight, out_->bias, /*scale=*/0.0);
+  if (cfg.model.num_classes > 0) class_embed_ = register_module("class_embed", ClassEmbedding(cfg.model.num_classes, nf));
 }
 
-torch::Tensor MLPImpl::forward(const torch::Tensor& x, const torch::Tensor& labels) {
-  auto temb = torch::silu(temb_(labels));
+torch::Tensor MLPImpl::forward(const torch::Tensor& x, const torch::Tensor& noise_level,
+                               const torch::Tensor& class_labels) {
+  auto temb = torch::silu(add_class_embedding(class_embed_, temb_(noise_level), class_labels));
   auto h = in_(x);
   for (size_t k = 0; k < fc0_.size(); ++k) {
     h = h + fc1_[k](torch::silu(fc0_[k](torch::silu(h)) + dense_[k](temb)));
   }
   auto out = out_(torch::silu(h));
-  if (scale_by_sigma_) out = out / labels.unsqueeze(1);
+  if (scale_by_sigma_) out = out / noise_level.unsqueeze(1);
   return out;
 }
 

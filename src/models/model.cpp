@@ -4,8 +4,9 @@
 #include <cmath>
 
 #include "scorch/core/error.h"
-#include "scorch/losses/discrete.h"
+#include "scorch/core/names.h"
 #include "scorch/models/score_fn.h"
+#include "scorch/sde/variants.h"
 #include "scorch/models/mlp.h"
 #include "scorch/models/ncsnpp.h"
 #include "scorch/models/unet.h"
@@ -18,31 +19,38 @@ ScoreNetPtr make_model(const Config& cfg) {
   if (name == "unet") return std::make_shared<UNetImpl>(cfg);
   if (name == "mlp") return std::make_shared<MLPImpl>(cfg);
   if (name == "analytic_gmm") SCORCH_THROW("model 'analytic_gmm' is an exact score, not a network");
-  SCORCH_THROW("model '{}' not found (model.name): valid are ncsnpp, unet, mlp", name);
+  SCORCH_THROW("model '{}' not found (model.name): valid are {}", name, names::joined(names::models(), ", "));
 }
 
-ScoreFn make_score_fn(ScoreNet& net, const sde::SDE& s, bool continuous) {
+ScoreFn make_score_fn(ScoreNet& net, const sde::SDE& s, bool continuous, const torch::Tensor& class_labels) {
+  const torch::Tensor c = class_labels;
   if (continuous) {
-    return [&net, &s](const torch::Tensor& x, const torch::Tensor& t) {
+    return [&net, &s, c](const torch::Tensor& x, const torch::Tensor& t) {
       // The network may run under autocast: the score is formed in x's precision.
-      return s.score_from_output(net.forward(x, s.time_label(t)).to(x.scalar_type()), t);
+      return s.score_from_output(net.forward(x, s.time_label(t), c).to(x.scalar_type()), t);
     };
   }
   const double N1 = static_cast<double>(s.N() - 1);
   if (s.name() == "vesde") {
-    return [&net, &s, N1](const torch::Tensor& x, const torch::Tensor& t) {
-      return net.forward(x, ((s.T() - t) * N1).round()).to(x.scalar_type());
+    return [&net, &s, N1, c](const torch::Tensor& x, const torch::Tensor& t) {
+      return net.forward(x, ((s.T() - t) * N1).round(), c).to(x.scalar_type());
     };
   }
   if (s.name() == "vpsde") {
-    auto s1m = losses::ddpm_coefficients(dynamic_cast<const sde::VPSDE&>(s)).second.to(torch::kFloat32);
-    return [&net, s1m, N1](const torch::Tensor& x, const torch::Tensor& t) {
-      auto labels = t * N1;
-      auto std = s1m.index_select(0, labels.to(torch::kInt64));
-      return -net.forward(x, labels).to(x.scalar_type()) / sde::per_item(std, x);
+    auto s1m = dynamic_cast<const sde::VPSDE&>(s).ddpm_coefficients().second.to(torch::kFloat32);
+    return [&net, s1m, N1, c](const torch::Tensor& x, const torch::Tensor& t) {
+      auto level = t * N1;
+      auto std = s1m.to(x.device()).index_select(0, level.to(torch::kInt64));
+      return -net.forward(x, level, c).to(x.scalar_type()) / sde::per_item(std, x);
     };
   }
   SCORCH_THROW("discrete-time score models exist for vesde (SMLD) and vpsde (DDPM), not {}", s.name());
+}
+
+ClassScoreFn make_class_score_fn(ScoreNet& net, const sde::SDE& s, bool continuous) {
+  return [&net, &s, continuous](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
+    return make_score_fn(net, s, continuous, labels)(x, t);
+  };
 }
 
 NamedTensors named(const torch::OrderedDict<std::string, torch::Tensor>& d) {
@@ -83,11 +91,11 @@ torch::Tensor apply_norm(torch::nn::GroupNormImpl& norm, const torch::Tensor& x)
   return norm.forward(x.scalar_type() == dtype ? x : x.to(dtype));
 }
 
-torch::Tensor positional_embedding(const torch::Tensor& labels, int64_t dim, double max_positions) {
+torch::Tensor positional_embedding(const torch::Tensor& levels, int64_t dim, double max_positions) {
   int64_t half = dim / 2;
   double step = std::log(max_positions) / static_cast<double>(half - 1);
-  auto freqs = torch::exp(torch::arange(half, labels.options().dtype(torch::kFloat32)) * -step);
-  auto args = labels.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);
+  auto freqs = torch::exp(torch::arange(half, levels.options().dtype(torch::kFloat32)) * -step);
+  auto args = levels.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);
   auto emb = torch::cat({args.sin(), args.cos()}, 1);
   if (dim % 2 == 1) emb = torch::nn::functional::pad(emb, torch::nn::functional::PadFuncOptions({0, 1}));
   return emb;
@@ -117,15 +125,35 @@ TimeEmbeddingImpl::TimeEmbeddingImpl(const Config& cfg, int64_t out_dim)
   default_init(dense1_->weight, dense1_->bias);
 }
 
-torch::Tensor TimeEmbeddingImpl::forward(const torch::Tensor& labels) {
+torch::Tensor TimeEmbeddingImpl::forward(const torch::Tensor& noise_level) {
   torch::Tensor emb;
   if (fourier_) {
-    auto proj = labels.log().unsqueeze(1) * fourier_W_.unsqueeze(0) * (2.0 * M_PI);
+    auto proj = noise_level.log().unsqueeze(1) * fourier_W_.unsqueeze(0) * (2.0 * M_PI);
     emb = torch::cat({proj.sin(), proj.cos()}, 1);
   } else {
-    emb = positional_embedding(labels, nf_);
+    emb = positional_embedding(noise_level, nf_);
   }
   return dense1_(torch::silu(dense0_(emb)));
+}
+
+ClassEmbeddingImpl::ClassEmbeddingImpl(int64_t num_classes, int64_t dim) : num_classes_(num_classes) {
+  table_ = register_module("table", torch::nn::Embedding(num_classes + 1, dim));
+}
+
+torch::Tensor ClassEmbeddingImpl::forward(const torch::Tensor& labels, const torch::Tensor& like) {
+  auto lab = labels.defined() ? labels.to(like.device(), torch::kInt64)
+                              : torch::full({like.size(0)}, num_classes_, like.options().dtype(torch::kInt64));
+  SCORCH_CHECK(lab.dim() == 1 && lab.size(0) == like.size(0), "class labels must be [B] with B = {} (got [{}])",
+               like.size(0), fmt::join(lab.sizes(), ", "));
+  return table_(lab);
+}
+
+torch::Tensor add_class_embedding(ClassEmbedding ce, const torch::Tensor& temb, const torch::Tensor& labels) {
+  if (ce.is_empty()) {
+    SCORCH_CHECK(!labels.defined(), "class labels given to an unconditional network (model.num_classes = 0)");
+    return temb;
+  }
+  return temb + ce->forward(labels, temb).to(temb.scalar_type());
 }
 
 }  // namespace scorch::models

@@ -150,9 +150,16 @@ NCSNppImpl::NCSNppImpl(const Config& cfg) : cfg_(cfg), act_(make_act(cfg.model.n
     L.push_back(conv3x3(in_ch, channels, m.init_scale));
   }
   register_module("all_modules", all_modules_);
+  if (m.num_classes > 0) {
+    SCORCH_CHECK(m.conditional, "model.num_classes = {} needs model.conditional = true (the class embedding joins the "
+                 "time embedding)", m.num_classes);
+    class_embed_ = register_module("class_embed", ClassEmbedding(m.num_classes, nf * 4));
+  }
 }
 
-torch::Tensor NCSNppImpl::forward(const torch::Tensor& x_in, const torch::Tensor& labels) {
+torch::Tensor NCSNppImpl::forward(const torch::Tensor& x_in, const torch::Tensor& noise_level,
+                                  const torch::Tensor& class_labels) {
+  const auto& labels = noise_level;
   const auto& m = cfg_.model;
   const int64_t num_res = static_cast<int64_t>(m.ch_mult.size());
   const bool biggan = m.resblock_type == "biggan";
@@ -173,7 +180,9 @@ torch::Tensor NCSNppImpl::forward(const torch::Tensor& x_in, const torch::Tensor
   if (m.conditional) {
     temb = at<torch::nn::LinearImpl>(i++)->forward(temb);
     temb = at<torch::nn::LinearImpl>(i++)->forward(act_(temb));
+    temb = add_class_embedding(class_embed_, temb, class_labels);
   } else {
+    SCORCH_CHECK(!class_labels.defined(), "class labels given to an ncsnpp network with model.conditional = false");
     temb = torch::Tensor();  // unconditional: the blocks ignore time (their Dense_0 exists but is unused)
   }
   auto res = [&](const torch::Tensor& h) { return at<ResnetBlockppImpl>(i++)->forward(h, temb); };

@@ -79,6 +79,7 @@ UNetImpl::UNetImpl(const Config& cfg) : scale_by_sigma_(cfg.model.scale_by_sigma
   };
   const int64_t temb_dim = 4 * nf;
   temb_ = register_module("temb", TimeEmbedding(cfg, temb_dim));
+  if (m.num_classes > 0) class_embed_ = register_module("class_embed", ClassEmbedding(m.num_classes, temb_dim));
   conv_in_ = register_module("conv_in", conv(C, nf, 3));
 
   std::vector<int64_t> skip_ch{nf};
@@ -122,8 +123,9 @@ UNetImpl::UNetImpl(const Config& cfg) : scale_by_sigma_(cfg.model.scale_by_sigma
   conv_out_ = register_module("conv_out", conv(ch, C, 3, 1, /*init=*/0.0));
 }
 
-torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& labels) {
-  auto temb = temb_(labels);
+torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& noise_level,
+                                const torch::Tensor& class_labels) {
+  auto temb = add_class_embedding(class_embed_, temb_(noise_level), class_labels);
   std::vector<torch::Tensor> hs{conv_in_(x)};
   auto h = hs.back();
   for (auto& lv : down_) {
@@ -150,7 +152,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& lab
     }
   }
   h = conv_out_(torch::silu(apply_norm(*norm_out_, h)));
-  if (scale_by_sigma_) h = h / labels.reshape({-1, 1, 1, 1});
+  if (scale_by_sigma_) h = h / noise_level.reshape({-1, 1, 1, 1});
   return h;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "scorch/core/error.h"
+#include "scorch/core/names.h"
 #include "scorch/sampling/sampler.h"
 #include "scorch/sde/variants.h"
 
@@ -13,7 +14,7 @@ namespace {
 
 using sde::per_item;
 
-torch::Tensor alpha_at(const sde::SDE& s, const torch::Tensor& t) {
+torch::Tensor ddpm_alpha(const sde::SDE& s, const torch::Tensor& t) {
   if (auto* vp = dynamic_cast<const sde::VPSDE*>(&s)) {  // VP and sub-VP
     return vp->alphas().index_select(0, s.step_index(t)).to(torch::kFloat32);
   }
@@ -24,15 +25,16 @@ class Langevin final : public Corrector {
  public:
   Langevin(const sde::SDE& s, const models::ScoreFn& f, double snr, int64_t n, bool annealed)
       : s_(s), score_(f), snr_(snr), n_(n), annealed_(annealed) {}
-  StepResult step(const torch::Tensor& x_in, const torch::Tensor& t, const Noise& noise) override {
-    auto alpha = alpha_at(s_, t);
+  StepResult step(const torch::Tensor& x_in, double t_now, const Noise& noise) override {
+    const auto t = time_vector(t_now, x_in);
+    auto alpha = ddpm_alpha(s_, t);
     torch::Tensor x = x_in, x_mean = x_in;
     for (int64_t i = 0; i < n_; ++i) {
       auto grad = score_(x, t);
       auto z = noise.randn(x.sizes());
       torch::Tensor step;
       if (annealed_) {
-        auto std = s_.marginal_prob(torch::zeros({t.size(0), 1}, t.options()), t).second;
+        auto std = s_.sigma(t);
         step = (snr_ * std).pow(2) * 2.0 * alpha;  // [B]
       } else {
         auto grad_norm = grad.flatten(1).norm(2, 1).mean();
@@ -55,7 +57,7 @@ class Langevin final : public Corrector {
 
 class NoneCorrector final : public Corrector {
  public:
-  StepResult step(const torch::Tensor& x, const torch::Tensor&, const Noise&) override { return {x, x}; }
+  StepResult step(const torch::Tensor& x, double, const Noise&) override { return {x, x}; }
 };
 
 }  // namespace
@@ -65,7 +67,8 @@ std::unique_ptr<Corrector> make_corrector(const std::string& name, const sde::SD
   if (name == "langevin") return std::make_unique<Langevin>(s, score, snr, n_steps, false);
   if (name == "ald") return std::make_unique<Langevin>(s, score, snr, n_steps, true);
   if (name == "none") return std::make_unique<NoneCorrector>();
-  SCORCH_THROW("corrector '{}' not found (sampling.corrector): valid are langevin, ald, none", name);
+  SCORCH_THROW("corrector '{}' not found (sampling.corrector): valid are {}", name,
+               names::joined(names::correctors(), ", "));
 }
 
 }  // namespace scorch::sampling

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "scorch/core/error.h"
+#include "scorch/core/names.h"
 #include "scorch/sampling/sampler.h"
 #include "scorch/sde/variants.h"
 
@@ -16,8 +17,9 @@ using sde::per_item;
 class EulerMaruyama final : public Predictor {
  public:
   EulerMaruyama(const sde::SDE& s, const models::ScoreFn& f, bool pf) : s_(s), score_(f), pf_(pf) {}
-  StepResult step(const torch::Tensor& x, const torch::Tensor& t, const Noise& noise) override {
-    const double dt = -1.0 / static_cast<double>(s_.N());
+  StepResult step(const torch::Tensor& x, double t_now, double t_next, const Noise& noise) override {
+    const double dt = t_next - t_now;  // -1/N on score_sde's grid
+    const auto t = time_vector(t_now, x);
     auto drift = s_.reverse_drift(x, t, score_(x, t), pf_);
     auto x_mean = x + drift * dt;
     if (pf_) return {x_mean, x_mean};
@@ -34,7 +36,8 @@ class EulerMaruyama final : public Predictor {
 class ReverseDiffusion final : public Predictor {
  public:
   ReverseDiffusion(const sde::SDE& s, const models::ScoreFn& f, bool pf) : s_(s), score_(f), pf_(pf) {}
-  StepResult step(const torch::Tensor& x, const torch::Tensor& t, const Noise& noise) override {
+  StepResult step(const torch::Tensor& x, double t_now, double, const Noise& noise) override {
+    const auto t = time_vector(t_now, x);
     auto [f, G] = s_.reverse_discretize(x, t, score_(x, t), pf_);
     auto x_mean = x - f;
     if (pf_) return {x_mean, x_mean};
@@ -55,7 +58,8 @@ class AncestralSampling final : public Predictor {
     SCORCH_CHECK(ve_ || (vp_ && s.name() == "vpsde"),
                  "sampling.predictor = \"ancestral_sampling\" exists for vesde and vpsde only (got {})", s.name());
   }
-  StepResult step(const torch::Tensor& x, const torch::Tensor& t, const Noise& noise) override {
+  StepResult step(const torch::Tensor& x, double t_now, double, const Noise& noise) override {
+    const auto t = time_vector(t_now, x);
     auto score = score_(x, t);
     auto z = noise.randn(x.sizes());
     if (ve_) {
@@ -79,10 +83,14 @@ class AncestralSampling final : public Predictor {
 
 class NonePredictor final : public Predictor {
  public:
-  StepResult step(const torch::Tensor& x, const torch::Tensor&, const Noise&) override { return {x, x}; }
+  StepResult step(const torch::Tensor& x, double, double, const Noise&) override { return {x, x}; }
 };
 
 }  // namespace
+
+torch::Tensor time_vector(double t, const torch::Tensor& like) {
+  return torch::full({like.size(0)}, t, like.options().dtype(torch::kFloat32));
+}
 
 std::unique_ptr<Predictor> make_predictor(const std::string& name, const sde::SDE& s, const models::ScoreFn& score,
                                           bool probability_flow) {
@@ -93,9 +101,8 @@ std::unique_ptr<Predictor> make_predictor(const std::string& name, const sde::SD
     return std::make_unique<AncestralSampling>(s, score);
   }
   if (name == "none") return std::make_unique<NonePredictor>();
-  SCORCH_THROW("predictor '{}' not found (sampling.predictor): valid are euler_maruyama, reverse_diffusion, "
-               "ancestral_sampling, none",
-               name);
+  SCORCH_THROW("predictor '{}' not found (sampling.predictor): valid are {}", name,
+               names::joined(names::predictors(), ", "));
 }
 
 }  // namespace scorch::sampling

@@ -1,35 +1,63 @@
 // The PC and ODE sampling loops and the config-driven entry point.
 #include "scorch/core/error.h"
+#include "scorch/core/names.h"
+#include "scorch/sampling/constraint.h"
 #include "scorch/sampling/sampler.h"
 
 namespace scorch::sampling {
 
-SampleResult pc_sample(const std::string& predictor_name, const std::string& corrector_name, const sde::SDE& s,
-                       const models::ScoreFn& score, at::IntArrayRef shape, const SamplingConfig& cfg, double eps,
-                       const Noise& noise, const Progress& progress) {
-  torch::NoGradGuard ng;
-  int64_t calls = 0;
-  models::ScoreFn counted = [&](const torch::Tensor& x, const torch::Tensor& t) {
+namespace {
+// Counts the score evaluations a sampler makes.
+models::ScoreFn counted(const models::ScoreFn& score, int64_t& calls) {
+  return [&score, &calls](const torch::Tensor& x, const torch::Tensor& t) {
     ++calls;
     return score(x, t);
   };
-  auto predictor = make_predictor(predictor_name, s, counted, cfg.probability_flow);
-  auto corrector = make_corrector(corrector_name, s, counted, cfg.snr, cfg.n_steps_each);
-  const int64_t N = s.N();
+}
+}  // namespace
+
+SampleResult pc_sample(const std::string& predictor_name, const std::string& corrector_name, const sde::SDE& s,
+                       const models::ScoreFn& score, at::IntArrayRef shape, const SamplingConfig& cfg, double eps,
+                       const Noise& noise, const Progress& progress, const Constraint* constraint) {
+  torch::NoGradGuard ng;
+  int64_t calls = 0;
+  const auto f = counted(score, calls);
+  auto predictor = make_predictor(predictor_name, s, f, cfg.probability_flow);
+  auto corrector = make_corrector(corrector_name, s, f, cfg.snr, cfg.n_steps_each);
+  const auto sched = pc_schedule(s, eps);
   auto x = s.prior_from_normal(noise.randn(shape));
-  // The time grid on the host (score_sde's linspace(T, eps, N)); each t on x's device.
-  auto ts = torch::linspace(s.T(), eps, N, torch::kFloat64);
-  const auto* grid = ts.data_ptr<double>();
   torch::Tensor x_mean = x;
-  for (int64_t i = 0; i < N; ++i) {
-    auto t = torch::full({shape[0]}, grid[i], x.options().dtype(torch::kFloat32));
+  for (int64_t i = 0; i < sched.size(); ++i) {
+    const double t = sched.t[static_cast<size_t>(i)];
     auto c = corrector->step(x, t, noise);
-    auto p = predictor->step(c.x, t, noise);
+    if (constraint) constraint->apply(c.x, c.x_mean, s, t, noise);
+    auto p = predictor->step(c.x, t, sched.t_next[static_cast<size_t>(i)], noise);
+    if (constraint) constraint->apply(p.x, p.x_mean, s, t, noise);  // at t, as the reference does
     x = p.x;
     x_mean = p.x_mean;
-    if (progress) progress(i + 1, N);
+    if (progress) progress(i + 1, sched.size());
   }
-  return {cfg.noise_removal ? x_mean : x, calls};
+  auto out = cfg.noise_removal ? x_mean : x;
+  return {constraint ? constraint->finish(out) : out, calls};
+}
+
+SampleResult fast_sample(const SamplingConfig& cfg, const sde::SDE& s, const models::ScoreFn& score,
+                         at::IntArrayRef shape, double eps, const Noise& noise, const Progress& progress,
+                         const Constraint* constraint) {
+  torch::NoGradGuard ng;
+  int64_t calls = 0;
+  const auto f = counted(score, calls);
+  const auto sched = cfg.method == "heun" ? edm_schedule(s, eps, cfg.steps) : logsnr_schedule(s, eps, cfg.steps);
+  auto step = make_fast_step(cfg.method, s, f, cfg.eta, sched.size());
+  auto x = s.prior_from_normal(noise.randn(shape));
+  for (int64_t i = 0; i < sched.size(); ++i) {
+    const double t_next = sched.t_next[static_cast<size_t>(i)];
+    auto r = step->step(x, sched.t[static_cast<size_t>(i)], t_next, noise);
+    if (constraint) constraint->apply(r.x, r.x_mean, s, t_next, noise);
+    x = r.x;
+    if (progress) progress(i + 1, sched.size());
+  }
+  return {constraint ? constraint->finish(x) : x, calls};
 }
 
 SampleResult ode_flow(const sde::SDE& s, const models::ScoreFn& score, const torch::Tensor& x0, double t0, double t1,
@@ -46,9 +74,23 @@ SampleResult ode_flow(const sde::SDE& s, const models::ScoreFn& score, const tor
 }
 
 SampleResult ode_sample(const sde::SDE& s, const models::ScoreFn& score, at::IntArrayRef shape, const OdeOptions& opt,
-                        double eps, bool denoise, const Noise& noise) {
+                        double eps, bool denoise, const Noise& noise, const Constraint* constraint) {
   torch::NoGradGuard ng;
-  auto flow = ode_flow(s, score, s.prior_from_normal(noise.randn(shape)), s.T(), eps, opt);
+  auto prior = s.prior_from_normal(noise.randn(shape));
+  SampleResult flow;
+  if (constraint) {
+    const auto z = noise.randn(shape);  // the known part's path alpha(t) y + sigma(t) z
+    OdeRhs rhs = [&](double t, const OdeState& y) {
+      auto tt = time_vector(t, y[0]);
+      auto yp = constraint->project(y[0], s, t, z);
+      return OdeState{constraint->free_part(s.reverse_drift(yp, tt, score(yp, tt), /*probability_flow=*/true))};
+    };
+    OdeStats stats;
+    flow.x = constraint->project(rk45(rhs, {prior}, s.T(), eps, opt, &stats)[0], s, eps, z);
+    flow.nfe = stats.nfe;
+  } else {
+    flow = ode_flow(s, score, prior, s.T(), eps, opt);
+  }
   auto x = flow.x;
   int64_t nfe = flow.nfe;
   if (denoise) {
@@ -57,7 +99,7 @@ SampleResult ode_sample(const sde::SDE& s, const models::ScoreFn& score, at::Int
     x = x - f;
     ++nfe;
   }
-  return {x, nfe};
+  return {constraint ? constraint->finish(x) : x, nfe};
 }
 
 std::string settings(const Config& cfg) {
@@ -66,6 +108,9 @@ std::string settings(const Config& cfg) {
   std::string s = fmt::format("sampling.method = {}\n", sc.method);
   if (sc.method == "ode") {
     s += fmt::format("sampling.rtol = {}\nsampling.atol = {}\n", sc.rtol, sc.atol);
+  } else if (sc.method != "pc") {
+    s += fmt::format("sampling.steps = {}\n", sc.steps);
+    if (sc.method == "ddim") s += fmt::format("sampling.eta = {}\n", sc.eta);
   } else {
     s += fmt::format("sampling.predictor = {}\nsampling.corrector = {}\nsampling.snr = {}\nsampling.n_steps_each = {}\n"
                      "sampling.probability_flow = {}\n",
@@ -78,24 +123,49 @@ std::string settings(const Config& cfg) {
   } else {
     s += fmt::format("model.beta_min = {}\nmodel.beta_max = {}\n", m.beta_min, m.beta_max);
   }
+  // Guidance (only when used, so unguided runs keep their names).
+  if (sc.class_label != "none") {
+    s += fmt::format("model.num_classes = {}\nsampling.class_label = {}\nsampling.guidance_scale = {}\n",
+                     m.num_classes, sc.class_label, sc.guidance_scale);
+    if (!sc.classifier.empty()) {
+      s += fmt::format("sampling.classifier = {}\nsampling.classifier_scale = {}\n", sc.classifier,
+                       sc.classifier_scale);
+    }
+  }
   s += fmt::format("eval.seed = {}\neval.batch_size = {}\n", cfg.eval.seed, cfg.eval.batch_size);
   return s;
 }
 
 std::string short_name(const Config& cfg) {
   const auto& sc = cfg.sampling;
-  if (sc.method == "ode") return "ode";
-  return fmt::format("pc-{}-{}{}", sc.predictor, sc.corrector, sc.probability_flow ? "-flow" : "");
+  std::string name;
+  if (sc.method == "ode") {
+    name = "ode";
+  } else if (sc.method == "pc") {
+    name = fmt::format("pc-{}-{}{}", sc.predictor, sc.corrector, sc.probability_flow ? "-flow" : "");
+  } else {
+    name = fmt::format("{}{}{}", sc.method, sc.steps, sc.method == "ddim" && sc.eta > 0 ? fmt::format("-eta{}", sc.eta) : "");
+  }
+  if (sc.class_label != "none") {
+    name += fmt::format("-c{}", sc.class_label);
+    if (sc.guidance_scale > 0) name += fmt::format("-w{}", sc.guidance_scale);
+    if (!sc.classifier.empty()) name += fmt::format("-clf{}", sc.classifier_scale);
+  }
+  return name;
 }
 
 SampleResult sample(const Config& cfg, const sde::SDE& s, const models::ScoreFn& score, at::IntArrayRef shape,
-                    const Noise& noise, const Progress& progress) {
+                    const Noise& noise, const Progress& progress, const Constraint* constraint) {
   const auto& sc = cfg.sampling;
   if (sc.method == "ode") {
-    return ode_sample(s, score, shape, {sc.rtol, sc.atol}, s.sampling_eps(), sc.noise_removal, noise);
+    return ode_sample(s, score, shape, {sc.rtol, sc.atol}, s.sampling_eps(), sc.noise_removal, noise, constraint);
   }
-  SCORCH_CHECK(sc.method == "pc", "sampler '{}' not found (sampling.method): valid are pc, ode", sc.method);
-  return pc_sample(sc.predictor, sc.corrector, s, score, shape, sc, s.sampling_eps(), noise, progress);
+  if (sc.method == "pc") {
+    return pc_sample(sc.predictor, sc.corrector, s, score, shape, sc, s.sampling_eps(), noise, progress, constraint);
+  }
+  SCORCH_CHECK(names::contains(names::methods(), sc.method), "sampler '{}' not found (sampling.method): valid are {}",
+               sc.method, names::joined(names::methods(), ", "));
+  return fast_sample(sc, s, score, shape, s.sampling_eps(), noise, progress, constraint);
 }
 
 }  // namespace scorch::sampling

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "scorch/core/error.h"
+#include "scorch/core/names.h"
 #include "scorch/sde/variants.h"
 
 namespace scorch::sde {
@@ -25,6 +26,25 @@ torch::Tensor SDE::reverse_drift(const torch::Tensor& x, const torch::Tensor& t,
   auto [f, g] = sde(x, t);
   auto g2 = per_item(g * g, x);
   return f - g2 * score * (probability_flow ? 0.5 : 1.0);
+}
+
+double SDE::alpha_at(double t) const {
+  return alpha(torch::full({1}, t, torch::kFloat64)).item<double>();
+}
+
+double SDE::sigma_at(double t) const {
+  return sigma(torch::full({1}, t, torch::kFloat64)).item<double>();
+}
+
+double SDE::time_of_lambda(double l) const {
+  double lo = 1e-12, hi = T();  // lambda(lo) > lambda(hi)
+  if (l >= lambda_at(lo)) return lo;
+  if (l <= lambda_at(hi)) return hi;
+  for (int i = 0; i < 200 && hi - lo > 1e-15; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (lambda_at(mid) > l ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
 }
 
 std::pair<torch::Tensor, torch::Tensor> SDE::discretize(const torch::Tensor& x, const torch::Tensor& t) const {
@@ -51,7 +71,7 @@ std::unique_ptr<SDE> make_sde(const Config& cfg) {
   if (name == "vpsde") return std::make_unique<VPSDE>(m.beta_min, m.beta_max, m.num_scales);
   if (name == "subvpsde") return std::make_unique<SubVPSDE>(m.beta_min, m.beta_max, m.num_scales);
   if (name == "vesde") return std::make_unique<VESDE>(m.sigma_min, m.sigma_max, m.num_scales);
-  SCORCH_THROW("SDE '{}' not found (training.sde): valid are vesde, vpsde, subvpsde", name);
+  SCORCH_THROW("SDE '{}' not found (training.sde): valid are {}", name, names::joined(names::sdes(), ", "));
 }
 
 }  // namespace scorch::sde

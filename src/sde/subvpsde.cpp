@@ -10,9 +10,6 @@ std::pair<torch::Tensor, torch::Tensor> SubVPSDE::sde(const torch::Tensor& x, co
   return {-0.5 * per_item(beta, x) * x, (beta * discount).sqrt()};
 }
 
-std::pair<torch::Tensor, torch::Tensor> SubVPSDE::marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const {
-  auto m = log_mean_coeff(t);
-  return {per_item(m.exp(), x0) * x0, -torch::expm1(2.0 * m)};
-}
+torch::Tensor SubVPSDE::sigma(const torch::Tensor& t) const { return -torch::expm1(2.0 * log_mean_coeff(t)); }
 
 }  // namespace scorch::sde

@@ -14,9 +14,6 @@ std::pair<torch::Tensor, torch::Tensor> VESDE::sde(const torch::Tensor& x, const
   return {torch::zeros_like(x), sigma(t) * std::sqrt(2.0 * std::log(sigma_max_ / sigma_min_))};
 }
 
-std::pair<torch::Tensor, torch::Tensor> VESDE::marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const {
-  return {x0, sigma(t)};
-}
 
 torch::Tensor VESDE::prior_sampling(at::IntArrayRef shape, at::Generator& gen) const {
   return torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32).device(gen.device())) * sigma_max_;

@@ -13,10 +13,14 @@ std::pair<torch::Tensor, torch::Tensor> VPSDE::sde(const torch::Tensor& x, const
   return {-0.5 * per_item(beta, x) * x, beta.sqrt()};
 }
 
-std::pair<torch::Tensor, torch::Tensor> VPSDE::marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const {
-  auto m = log_mean_coeff(t);
+torch::Tensor VPSDE::sigma(const torch::Tensor& t) const {
   // -expm1(2m) = 1 - exp(2m) without cancellation at small t (m ~ -1e-6 in float32).
-  return {per_item(m.exp(), x0) * x0, (-torch::expm1(2.0 * m)).sqrt()};
+  return (-torch::expm1(2.0 * log_mean_coeff(t))).sqrt();
+}
+
+std::pair<torch::Tensor, torch::Tensor> VPSDE::ddpm_coefficients() const {
+  auto ac = torch::cumprod(alphas(), 0);
+  return {ac.sqrt(), (1.0 - ac).sqrt()};
 }
 
 torch::Tensor VPSDE::prior_sampling(at::IntArrayRef shape, at::Generator& gen) const {
@@ -26,8 +30,7 @@ torch::Tensor VPSDE::prior_sampling(at::IntArrayRef shape, at::Generator& gen) c
 torch::Tensor VPSDE::prior_logp(const torch::Tensor& z) const { return gaussian_logp(z, 1.0); }
 
 torch::Tensor VPSDE::score_from_output(const torch::Tensor& out, const torch::Tensor& t) const {
-  auto std = marginal_prob(torch::zeros({t.size(0), 1}, out.options()), t).second;
-  return -out / per_item(std, out);
+  return -out / per_item(sigma(t), out);
 }
 
 std::pair<torch::Tensor, torch::Tensor> VPSDE::discretize(const torch::Tensor& x, const torch::Tensor& t) const {

@@ -8,8 +8,8 @@
 namespace scorch::train {
 
 BatchMaker::BatchMaker(const Config& cfg, const data::Dataset& data, dist::Range share, bool pinned, double T,
-                       int64_t num_levels)
-    : cfg_(cfg), data_(data), share_(share), pinned_(pinned), T_(T), num_levels_(num_levels) {
+                       int64_t num_levels, bool projections)
+    : cfg_(cfg), data_(data), share_(share), pinned_(pinned), T_(T), num_levels_(num_levels), projections_(projections) {
   steps_per_epoch_ = data_.size() / cfg_.training.batch_size;
   SCORCH_CHECK(steps_per_epoch_ > 0, "{}: {} items are fewer than one batch (training.batch_size = {})", data_.path,
                data_.size(), cfg_.training.batch_size);
@@ -54,9 +54,23 @@ HostBatch BatchMaker::make(int64_t step) const {
   if (deq) hb.deq = torch::empty(with_rows(item), opt.dtype(torch::kFloat32));
   const bool discrete = !cfg_.training.continuous;
   if (discrete) hb.levels = torch::empty({b}, opt.dtype(torch::kInt64));
+  const int64_t K = cfg_.model.num_classes;
+  if (K > 0) {
+    SCORCH_CHECK(data_.labels.defined(), "{}: model.num_classes = {} needs class labels (/labels)", data_.path, K);
+    hb.labels = torch::empty({b}, opt.dtype(torch::kInt64));
+    torch::index_select_out(hb.labels, data_.labels, 0, idx);
+    const auto* l = hb.labels.data_ptr<int64_t>();
+    for (int64_t j = 0; j < b; ++j) {
+      SCORCH_CHECK(l[j] >= 0 && l[j] < K, "{}: row {} has class label {}, outside [0, {}) (model.num_classes)",
+                   data_.path, idx[j].item<int64_t>(), l[j], K);
+    }
+  }
+  const double drop = cfg_.training.label_dropout;
+  const bool rademacher = cfg_.training.ssm_projection == "rademacher";
+  if (projections_) hb.projections = torch::empty(with_rows(item), opt.dtype(torch::kFloat32));
   // Row i of this step: a counter-based stream keyed by (seed, step), counter (lane, row i).
-  // Lane 0 holds the scalars (word 0: time, 1: flip, 2: discrete level), lane 1 the noise z,
-  // lane 2 the dequantisation noise.
+  // Lane 0 holds the scalars (word 0: time, 1: flip, 2: discrete level, 3: label dropout),
+  // lane 1 the noise z, lane 2 the dequantisation noise, lane 3 the SSM projection.
   const uint64_t key = derive_seed(static_cast<uint64_t>(cfg_.seed), Stream::kTrainRow, {static_cast<uint64_t>(step)});
   auto* t = hb.t.data_ptr<float>();
   auto* z = hb.z.data_ptr<float>();
@@ -70,6 +84,18 @@ HostBatch BatchMaker::make(int64_t step) const {
     if (discrete) hb.levels.data_ptr<int64_t>()[j] = rng.below(num_levels_, /*lane=*/0, /*index=*/2);
     rng.normal(z + j * D, D, /*lane=*/1);
     if (deq) rng.uniform(hb.deq.data_ptr<float>() + j * D, D, /*lane=*/2);
+    if (K > 0 && drop > 0) {
+      const double u3 = static_cast<double>(rng.bits(/*lane=*/0, /*index=*/3) >> 8) / 16777216.0;
+      if (u3 < drop) hb.labels.data_ptr<int64_t>()[j] = K;  // the null label
+    }
+    if (projections_) {
+      float* v = hb.projections.data_ptr<float>() + j * D;
+      if (rademacher) {
+        for (int64_t d = 0; d < D; ++d) v[d] = (rng.bits(/*lane=*/3, static_cast<uint64_t>(d)) & 1u) ? 1.0f : -1.0f;
+      } else {
+        rng.normal(v, D, /*lane=*/3);
+      }
+    }
   }
   return hb;
 }

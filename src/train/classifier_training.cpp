@@ -11,13 +11,15 @@
 #include "scorch/dist/sharding.h"
 #include "scorch/io/checkpoint.h"
 #include "scorch/models/classifier.h"
+#include "scorch/sde/sde.h"
 
 namespace scorch::train {
 
 namespace {
 
 // Accuracy of `net` on the labelled images of `ds` (this rank's contiguous share, summed).
-double accuracy(models::Classifier& net, const data::Dataset& ds, dist::Communicator& comm, const torch::Device& dev) {
+double accuracy(models::Classifier& net, const data::Dataset& ds, dist::Communicator& comm, const torch::Device& dev,
+                const Config& cfg, const sde::SDE* sde) {
   torch::NoGradGuard ng;
   net->eval();
   auto mine = dist::shard_range(ds.size(), comm.rank(), comm.size());
@@ -25,7 +27,12 @@ double accuracy(models::Classifier& net, const data::Dataset& ds, dist::Communic
   for (int64_t b = mine.begin; b < mine.end; b += 512) {
     const int64_t e = std::min(mine.end, b + 512);
     auto x = data::images_to_unit(ds.images.slice(0, b, e)).to(dev);
-    auto pred = net->forward(x).second.argmax(1).cpu();
+    torch::Tensor t;
+    if (sde) {  // clean data at the samplers' last time
+      t = torch::full({e - b}, sde->sampling_eps(), x.options());
+      x = data::scale(x, cfg.data.centered);
+    }
+    auto pred = net->forward(x, t).second.argmax(1).cpu();
     right[0] += (pred == ds.labels.slice(0, b, e)).sum().item<int64_t>();
     right[1] += e - b;
   }
@@ -37,7 +44,7 @@ double accuracy(models::Classifier& net, const data::Dataset& ds, dist::Communic
 }  // namespace
 
 ClassifierResult train_classifier(const Config& cfg, dist::Communicator& comm, const torch::Device& device,
-                                  const std::string& out) {
+                                  const std::string& out, bool noise_conditional) {
   const auto t0 = std::chrono::steady_clock::now();
   SCORCH_CHECK(cfg.is_image_data(), "train-classifier: the classifier is for image data (data.dim = {})", cfg.data.dim);
   const auto info = data::inspect(cfg.data.path);
@@ -49,7 +56,12 @@ ClassifierResult train_classifier(const Config& cfg, dist::Communicator& comm, c
   const auto& cc = cfg.classifier;
   const auto share = dist::batch_share(cc.batch_size, comm.rank(), comm.size());
   torch::manual_seed(derive_seed(static_cast<uint64_t>(cfg.seed), Stream::kClassifier, {0}));  // initial weights
-  models::Classifier net(models::ClassifierShape{cfg.data.num_channels, cc.nf, cc.features, classes});
+  models::Classifier net(models::ClassifierShape{cfg.data.num_channels, cc.nf, cc.features, classes, noise_conditional});
+  std::unique_ptr<sde::SDE> sde;
+  if (noise_conditional) {
+    sde = sde::make_sde(cfg);
+    sde->to(device);
+  }
   {
     std::vector<torch::Tensor> ps;
     for (auto& p : net->parameters()) ps.push_back(p.data());
@@ -62,9 +74,9 @@ ClassifierResult train_classifier(const Config& cfg, dist::Communicator& comm, c
   SCORCH_CHECK(steps_per_epoch > 0, "{}: {} images, fewer than one batch of classifier.batch_size = {}", cfg.data.path,
                ds.size(), cc.batch_size);
   if (comm.rank() == 0) {
-    spdlog::info("classifier: {} classes, {} images of {}, {} epoch(s) of {} steps (batch {} = {} per rank), nf {}, "
+    spdlog::info("{}classifier: {} classes, {} images of {}, {} epoch(s) of {} steps (batch {} = {} per rank), nf {}, "
                  "{} features, on {}",
-                 classes, ds.size(), cfg.data.path, cc.epochs, steps_per_epoch, cc.batch_size, share.size(), cc.nf,
+                 noise_conditional ? fmt::format("noise-conditional ({}) ", cfg.training.sde) : "", classes, ds.size(), cfg.data.path, cc.epochs, steps_per_epoch, cc.batch_size, share.size(), cc.nf,
                  cc.features, device.str());
   }
   ClassifierResult res;
@@ -77,8 +89,18 @@ ClassifierResult train_classifier(const Config& cfg, dist::Communicator& comm, c
       auto rows = perm.slice(0, s * cc.batch_size + share.begin, s * cc.batch_size + share.end);
       auto x = data::images_to_unit(ds.images.index_select(0, rows)).to(device);
       auto y = ds.labels.index_select(0, rows).to(device);
+      torch::Tensor t;
+      if (sde) {  // x_t = alpha(t) x_0 + sigma(t) z, t ~ U(1e-5, T), drawn from this step's stream
+        auto g = make_generator(derive_seed(static_cast<uint64_t>(cfg.seed), Stream::kClassifier,
+                                            {static_cast<uint64_t>(epoch + 1), static_cast<uint64_t>(s + 1),
+                                             static_cast<uint64_t>(comm.rank())}));
+        t = (torch::rand({x.size(0)}, g) * (sde->T() - 1e-5) + 1e-5).to(device);
+        auto z = torch::randn(x.sizes(), g).to(device);
+        auto [mean, std] = sde->marginal_prob(data::scale(x, cfg.data.centered), t);
+        x = mean + sde::per_item(std, z) * z;
+      }
       reducer.zero_grad();
-      auto loss = torch::nn::functional::cross_entropy(net->forward(x).second, y);
+      auto loss = torch::nn::functional::cross_entropy(net->forward(x, t).second, y);
       loss.backward();
       reducer.finish();  // gradients averaged over ranks
       opt.step();
@@ -94,7 +116,7 @@ ClassifierResult train_classifier(const Config& cfg, dist::Communicator& comm, c
     auto tinfo = data::inspect(test);
     data::check_matches(tinfo, cfg);
     auto tds = data::load(tinfo);
-    if (tds.labels.defined()) res.test_accuracy = accuracy(net, tds, comm, device);
+    if (tds.labels.defined()) res.test_accuracy = accuracy(net, tds, comm, device, cfg, sde.get());
   }
   if (comm.rank() == 0) {
     io::TrainState st;

@@ -21,8 +21,6 @@
 #include "scorch/dist/backend.h"
 #include "scorch/dist/sharding.h"
 #include "scorch/io/files.h"
-#include "scorch/losses/discrete.h"
-#include "scorch/losses/dsm.h"
 #include "scorch/models/score_fn.h"
 #include "scorch/sde/variants.h"
 
@@ -84,7 +82,12 @@ Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdi
 
   sde_ = sde::make_sde(cfg_);
   sde_->to(device_);
-  batches_ = std::make_unique<BatchMaker>(cfg_, data_, share, /*pinned=*/device_.is_cuda(), sde_->T(), sde_->N());
+  loss_ = losses::make_loss(cfg_, *sde_);
+  SCORCH_CHECK(cfg_.model.num_classes == 0 || data_.labels.defined(),
+               "{}: model.num_classes = {} trains a class-conditional network, but the file has no /labels",
+               data_.path, cfg_.model.num_classes);
+  batches_ = std::make_unique<BatchMaker>(cfg_, data_, share, /*pinned=*/device_.is_cuda(), sde_->T(), sde_->N(),
+                                          loss_->needs_projections());
   torch::manual_seed(cfg_.seed);  // identical on every rank; rank 0's weights win anyway
   try {
     model_ = models::make_model(cfg_);
@@ -149,31 +152,19 @@ Trainer::DeviceBatch Trainer::to_device(const HostBatch& hb, int64_t lo, int64_t
   d.t = move(hb.t);
   d.z = move(hb.z);
   if (hb.levels.defined()) d.levels = move(hb.levels);
+  if (hb.labels.defined()) d.labels = move(hb.labels);
+  if (hb.projections.defined()) d.projections = move(hb.projections);
   const auto layout = cfg_.training.channels_last && d.x0.dim() == 4 ? torch::MemoryFormat::ChannelsLast
                                                                       : torch::MemoryFormat::Contiguous;
   d.x0 = d.x0.contiguous(layout);
   d.z = d.z.contiguous(layout);
+  if (d.projections.defined()) d.projections = d.projections.contiguous(layout);
   return d;
 }
 
 torch::Tensor Trainer::loss_of(const DeviceBatch& d) {
   compat::AutocastGuard autocast(device_, cfg_.training.precision == "bf16");
-  if (cfg_.training.continuous) {
-    auto score = models::make_score_fn(*model_, *sde_);
-    return losses::dsm_loss(score, *sde_, d.x0, d.t, d.z,
-                            {cfg_.training.reduce_mean, cfg_.training.likelihood_weighting});
-  }
-  losses::OutputFn net = [this](const torch::Tensor& x, const torch::Tensor& l) {
-    return model_->forward(x, l).to(torch::kFloat32);
-  };
-  if (sde_->name() == "vesde") {
-    return losses::smld_loss_per_item(net, dynamic_cast<const sde::VESDE&>(*sde_), d.x0, d.levels, d.z,
-                                      cfg_.training.reduce_mean)
-        .mean();
-  }
-  return losses::ddpm_loss_per_item(net, dynamic_cast<const sde::VPSDE&>(*sde_), d.x0, d.levels, d.z,
-                                    cfg_.training.reduce_mean)
-      .mean();
+  return loss_->per_item(*model_, {d.x0, d.t, d.z, d.levels, d.labels, d.projections}).mean();
 }
 
 torch::Tensor Trainer::train_step() {

@@ -325,4 +325,88 @@ BOOST_AUTO_TEST_CASE(bpd_from_the_farm_equals_the_direct_computation) {
   BOOST_TEST(last_number(again.out, "bpd") == last_number(r.out, "bpd"));
 }
 
+// Guided sampling through the farm: class_label = balanced gives sample i class i mod 2,
+// saved as /labels, and at guidance scale 0 (the exact conditional score) every sample lies
+// in its class's component; classifier guidance with the mixture's exact posterior at scale
+// 1 puts an unconditional model's samples into class 0. DPM-Solver++ reports NFE 20.
+BOOST_AUTO_TEST_CASE(guided_samples_carry_their_labels_and_follow_their_class) {
+  test::TempDir d("farmguided");
+  auto c = mixture(64, 16);
+  c.model.num_classes = 2;
+  c.sampling.method = "dpm_solver";
+  c.sampling.steps = 20;
+  c.sampling.class_label = "balanced";
+  const auto w = " --workdir " + d / "w";
+  auto r = run(scorch_cmd(2) + " sample" + job(d, c) + w);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("NFE per item 20.0") != std::string::npos, r.out);
+  auto [dir, plan] = test::newest_sample_run(d / "w");
+  BOOST_TEST(dir.find("dpm_solver20-cbalanced") != std::string::npos, dir);
+  auto labels = scorch::farm::read_batches(plan, "labels");
+  auto x = scorch::farm::read_batches(plan, "samples").to(torch::kFloat64);
+  BOOST_TEST(torch::equal(labels, torch::arange(64, torch::kInt64).remainder(2)));
+  auto m0 = torch::tensor({-2.0, 0.0}, torch::kFloat64), m1 = torch::tensor({2.0, 1.0}, torch::kFloat64);
+  auto nearer1 = ((x - m1).pow(2).sum(1) < (x - m0).pow(2).sum(1)).to(torch::kInt64);
+  BOOST_TEST(torch::equal(nearer1, labels));
+  // Classifier guidance of the unconditional mixture with its exact posterior.
+  c.model.num_classes = 0;
+  c.sampling.class_label = "0";
+  c.sampling.classifier = "exact";
+  r = run(scorch_cmd(2) + " sample" + job(d, c, "clf.toml") + w);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  auto y = test::read_sample_run(d / "w").to(torch::kFloat64);
+  BOOST_TEST(((y - m0).pow(2).sum(1) < (y - m1).pow(2).sum(1)).all().item<bool>());
+  // A label outside the classes is refused before any work.
+  c.sampling.class_label = "2";
+  c.sampling.classifier = "";
+  c.model.num_classes = 2;
+  r = run(scorch_cmd(1) + " sample" + job(d, c, "bad.toml") + w);
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("sampling.class_label") != std::string::npos, r.out);
+}
+
+// `scorch inpaint` on points: the first coordinate is known (an HDF5 /mask [1, 0]); on 2
+// ranks every row comes back with it unchanged, bitwise, and the second filled in.
+BOOST_AUTO_TEST_CASE(inpaint_keeps_the_known_coordinates_through_the_farm) {
+  test::TempDir d("farminpaint");
+  auto c = mixture(16, 16);
+  const auto jobfile = job(d, c);
+  auto r = run(scorch_cmd(1) + " prepare mixture" + jobfile + " --out " + d / "pts.h5 --count 40");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  h5::write_atomically(d / "mask.h5", [](hid_t f) { h5::write_tensor(f, "mask", torch::tensor({1.0f, 0.0f})); });
+  r = run(scorch_cmd(2) + " inpaint" + jobfile + " --workdir " + d / "w" + " --data " + d / "pts.h5" + " --mask " +
+          d / "mask.h5" + " --out " + d / "out.h5");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  auto data = data::load(d / "pts.h5").points;
+  auto f = h5::File::open_read(d / "out.h5");
+  auto out = h5::read_tensor(f.id(), "samples", d / "out.h5");
+  BOOST_TEST(out.sizes() == data.sizes());
+  BOOST_TEST(torch::equal(out.select(1, 0), data.select(1, 0)));
+  BOOST_TEST(!torch::allclose(out.select(1, 1), data.select(1, 1)));
+  BOOST_TEST(torch::isfinite(out).all().item<bool>());
+  BOOST_TEST(!fs::exists(d / "out.h5.parts"));
+  // A mask of the wrong size is named.
+  h5::write_atomically(d / "bad.h5", [](hid_t f) { h5::write_tensor(f, "mask", torch::ones({3})); });
+  r = run(scorch_cmd(1) + " inpaint" + jobfile + " --workdir " + d / "w" + " --data " + d / "pts.h5" + " --mask " +
+          d / "bad.h5");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("bad.h5: /mask has 3 entries") != std::string::npos, r.out);
+}
+
+// A noise-conditional classifier trains on perturbed images (2 ranks) and is refused as a
+// FID feature network by name.
+BOOST_AUTO_TEST_CASE(noise_conditional_classifier_trains_and_is_not_a_feature_net) {
+  test::TempDir d("farmnoisy");
+  auto cfg = test::tiny_image_config(d / "a.h5", 128, 1);
+  const auto base = job(d, cfg);
+  auto r = run(scorch_cmd(2) + " train-classifier --noise-conditional" + base + " --out " + d / "nc.h5" +
+               " --set classifier.epochs=1 --set classifier.batch_size=32 --set classifier.nf=4");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("noise-conditional") != std::string::npos, r.out);
+  r = run(scorch_cmd(1) + " eval fid-stats" + base + " --feature-net " + d / "nc.h5" + " --data " + d / "a.h5" +
+          " --out " + d / "s.npz");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("noise-conditional") != std::string::npos, r.out);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

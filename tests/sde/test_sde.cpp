@@ -250,7 +250,7 @@ BOOST_AUTO_TEST_CASE(losses_of_the_exact_score_equal_their_known_minimum) {
   {  // DDPM: the network predicts the noise, -std * score.
     auto s = sde::make_sde(cfg_for("vpsde"));
     auto& vp = dynamic_cast<const sde::VPSDE&>(*s);
-    auto [sa, s1m] = losses::ddpm_coefficients(vp);
+    auto [sa, s1m] = vp.ddpm_coefficients();
     auto net = [&](double scale) {
       return losses::OutputFn([&, scale](const torch::Tensor& x, const torch::Tensor& l) {
         auto i = l.to(torch::kInt64);

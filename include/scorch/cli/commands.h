@@ -48,5 +48,7 @@ Command import_command();
 Command bench_command();
 Command preview_command();
 Command plot_command();
+Command inpaint_command();
+Command colorize_command();
 
 }  // namespace scorch::cli

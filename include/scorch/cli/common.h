@@ -2,6 +2,7 @@
 // config resolution (defaults <- the checkpoint's config <- --config <- --set), the device
 // choice, a score model ready to sample with, and the sample run (farm/farm.h) it fills.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,7 +12,10 @@
 #include "scorch/farm/farm.h"
 #include "scorch/models/analytic_gmm.h"
 #include "scorch/models/model.h"
+#include "scorch/models/classifier.h"
 #include "scorch/models/score_fn.h"
+#include "scorch/sampling/constraint.h"
+#include "scorch/sampling/guidance.h"
 #include "scorch/sde/sde.h"
 
 namespace CLI {
@@ -49,7 +53,13 @@ struct Loaded {
   std::unique_ptr<sde::SDE> sde;
   models::ScoreNetPtr net;
   std::unique_ptr<models::AnalyticGMM> gmm;
-  models::ScoreFn score;
+  models::ScoreFn score;            // unconditional (a class-conditional network's null label)
+  models::Classifier classifier{nullptr};  // sampling.classifier (a checkpoint)
+  sampling::Guidance guidance;      // sampling.class_label / guidance_scale / classifier
+  int64_t num_classes = 0;          // of the network, the mixture or the classifier
+  // The score for the samples with these global indices and their class labels (int64 [B];
+  // undefined when sampling.class_label = none). The function refers to this object.
+  std::pair<models::ScoreFn, torch::Tensor> score_for(const std::vector<int64_t>& index) const;
 };
 Loaded load_score_model(const Common& opt, dist::Communicator& comm);
 
@@ -64,6 +74,20 @@ struct SampleRun {
 };
 SampleRun sample_run(const Resolved& r, int64_t step);
 inline SampleRun sample_run(const Loaded& l) { return sample_run(l.r, l.step); }
+
+// Controllable generation through the farm (cli/controlled.cpp), for inpaint and colorize.
+struct Controlled {
+  std::string kind;     // "inpaint" | "colorize"
+  std::string data;     // the data file (scorch schema)
+  std::string out;      // output file ("" = <workdir>/samples/<kind>_<step>-<sampler>.h5)
+  std::string mask_id;  // what the settings record of the mask (its file and hash)
+  int64_t count = 0;    // rows to complete (0: all)
+  // The constraint of a batch x0 [B,...] (model space, on the device).
+  std::function<sampling::Constraint(const torch::Tensor& x0)> make;
+  // The grid's "input" column from the originals [k,C,H,W] in [0,1].
+  std::function<torch::Tensor(const torch::Tensor& x01)> show_input;
+};
+int run_controlled(const Common& common, dist::Communicator& comm, const Controlled& c);
 
 // [b, item...]
 std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item);

@@ -24,6 +24,9 @@ struct TrainingConfig {
   int64_t snapshot_keep_freq = 0;    // with checkpoint.keep: also keep every N-th step's checkpoint (0: none)
   std::string on_nonfinite = "skip"; // skip | stop: a step whose gradients hold NaN/Inf
   int64_t max_nonfinite = 10;        // skip: stop after this many non-finite steps in a row
+  std::string loss = "dsm";          // dsm | ssm (core/names.h; losses/loss.h)
+  std::string ssm_projection = "rademacher";  // ssm: rademacher | gaussian projection vectors
+  double label_dropout = 0.0;        // with model.num_classes: P(class -> null label)
 };
 
 // How checkpoints are written and kept (see io/checkpoint.h, train/checkpoint_writer.h).
@@ -42,6 +45,12 @@ struct SamplingConfig {
   bool probability_flow = false;
   double rtol = 1e-5;  // ODE sampler (method = "ode") tolerances
   double atol = 1e-5;
+  int64_t steps = 20;                // ddim | dpm_solver | heun: steps over the time schedule
+  double eta = 0.0;                  // ddim: 0 deterministic, 1 ancestral (DDPM-like)
+  double guidance_scale = 0.0;       // classifier-free guidance w (model.num_classes > 0)
+  std::string class_label = "none";  // none | <label> | balanced (sample i: i mod num_classes)
+  std::string classifier;            // classifier guidance: checkpoint path, or "exact" (analytic_gmm)
+  double classifier_scale = 1.0;     // classifier guidance lambda
 };
 
 struct ModelConfig {
@@ -66,6 +75,7 @@ struct ModelConfig {
   std::string progressive_combine = "sum"; // input_skip combiner: sum | cat
   double init_scale = 0.0;              // scale of the last conv in each block (0: 1e-10)
   std::string nonlinearity = "swish";   // swish | relu | lrelu | elu
+  int64_t num_classes = 0;              // class-conditional when > 0 (label num_classes = null)
   double ema_rate = 0.9999;
   double sigma_min = 0.01;
   double sigma_max = 50.0;

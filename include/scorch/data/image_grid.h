@@ -7,8 +7,9 @@
 namespace scorch::data {
 
 // Writes uint8 [N,H,W,C] (C = 1 or 3) as a near-square grid PNG with a 2-pixel border,
-// each image magnified `zoom` times (nearest neighbour).
-void write_png_grid(const std::string& path, const torch::Tensor& images_nhwc_u8, int zoom = 1);
+// each image magnified `zoom` times (nearest neighbour); `columns` > 0 fixes the number of
+// images per row (3 for "input | result | original" rows).
+void write_png_grid(const std::string& path, const torch::Tensor& images_nhwc_u8, int zoom = 1, int64_t columns = 0);
 
 // Writes w x h pixels of `channels` interleaved uint8 values as the PNG `path` (atomically).
 void write_png(const std::string& path, int w, int h, int channels, const unsigned char* pixels);

@@ -12,6 +12,8 @@
 #include <string>
 #include <utility>
 
+#include "scorch/models/classifier.h"
+
 namespace scorch::eval {
 
 class FeatureNet {
@@ -28,5 +30,9 @@ class FeatureNet {
 // The network at `path` on `device` (TorchScript unless the file is HDF5). Throws naming
 // the file if it is missing or of neither kind.
 std::unique_ptr<FeatureNet> load_feature_net(const std::string& path, const torch::Device& device);
+
+// A classifier checkpoint written by `scorch train-classifier` (plain or noise-conditional),
+// in eval mode on `device`. Throws naming the file and the parameter that does not fit.
+models::Classifier load_classifier(const std::string& path, const torch::Device& device);
 
 }  // namespace scorch::eval

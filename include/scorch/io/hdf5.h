@@ -51,7 +51,9 @@ class File {
 // The innermost message of the current HDF5 error stack ("" if none).
 std::string last_error();
 
-bool exists(hid_t loc, const std::string& name);  // a/b/c paths allowed
+bool exists(hid_t loc, const std::string& name);
+// Whether the file at `path` starts with the HDF5 signature (false if unreadable).
+bool is_hdf5(const std::string& path);  // a/b/c paths allowed
 std::vector<std::string> list(hid_t loc, const std::string& group);  // child names, sorted
 // Dataset shape, e.g. {60000, 28, 28, 1}.
 std::vector<int64_t> shape(hid_t loc, const std::string& name);

@@ -18,7 +18,4 @@ torch::Tensor smld_loss_per_item(const OutputFn& net, const sde::VESDE& sde, con
 torch::Tensor ddpm_loss_per_item(const OutputFn& net, const sde::VPSDE& sde, const torch::Tensor& x0,
                                  const torch::Tensor& labels, const torch::Tensor& z, bool reduce_mean);
 
-// sqrt(alphas_cumprod) and sqrt(1 - alphas_cumprod) of the DDPM chain, [N] float64.
-std::pair<torch::Tensor, torch::Tensor> ddpm_coefficients(const sde::VPSDE& sde);
-
 }  // namespace scorch::losses

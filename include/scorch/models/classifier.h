@@ -8,25 +8,32 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
+#include <string>
 #include <utility>
 
 namespace scorch::models {
 
 struct ClassifierShape {
   int64_t channels = 1, nf = 32, features = 128, classes = 10;
+  // Noise-conditional (classifier guidance, p(c | x_t, t)): a positional embedding of 999 t
+  // through Linear-SiLU ("clf_temb0") is added after the first convolution and, through
+  // "clf_temb1", after the third. The input is then x_t in the score model's data space.
+  bool noise_conditional = false;
 };
 
 class ClassifierImpl : public torch::nn::Module {
  public:
   explicit ClassifierImpl(const ClassifierShape& s);
-  // (features [B,F], logits [B,K]) of x [B,C,H,W] in [0,1].
-  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x);
+  // (features [B,F], logits [B,K]) of x [B,C,H,W] in [0,1]; a noise-conditional classifier
+  // takes x_t and its times t [B] as well.
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& t = torch::Tensor());
   const ClassifierShape& shape() const { return shape_; }
 
  private:
   ClassifierShape shape_;
   torch::nn::Conv2d c0_{nullptr}, c1_{nullptr}, c2_{nullptr}, c3_{nullptr};
-  torch::nn::Linear fc_{nullptr}, head_{nullptr};
+  torch::nn::Linear fc_{nullptr}, head_{nullptr}, temb0_{nullptr}, temb1_{nullptr};
 };
 TORCH_MODULE(Classifier);
 

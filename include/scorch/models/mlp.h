@@ -8,11 +8,14 @@ namespace scorch::models {
 class MLPImpl : public ScoreNet {
  public:
   explicit MLPImpl(const Config& cfg);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& labels) override;  // [B,D] -> [B,D]
+  using ScoreNet::forward;
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& noise_level,
+                        const torch::Tensor& class_labels) override;  // [B,D] -> [B,D]
 
  private:
   bool scale_by_sigma_;
   TimeEmbedding temb_{nullptr};
+  ClassEmbedding class_embed_{nullptr};  // model.num_classes > 0
   torch::nn::Linear in_{nullptr}, out_{nullptr};
   std::vector<torch::nn::Linear> fc0_, fc1_, dense_;
 };

@@ -13,9 +13,13 @@ torch::Tensor reference_sigmas(const ModelConfig& m);
 class NCSNppImpl : public ScoreNet {
  public:
   explicit NCSNppImpl(const Config& cfg);
-  // x [B,C,H,W] (in [0,1], or [-1,1] when data.centered); labels [B]: sigma(t) for Fourier
-  // embeddings, 999 t (or the discrete index) for positional ones. Returns [B,C,H,W].
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& labels) override;
+  // x [B,C,H,W] (in [0,1], or [-1,1] when data.centered); noise_level [B]: sigma(t) for
+  // Fourier embeddings, 999 t (or the discrete index) for positional ones; class_labels as
+  // ScoreNet says (the class embedding `class_embed` lives outside `all_modules`, so the
+  // reference's module indices are unchanged). Returns [B,C,H,W].
+  using ScoreNet::forward;
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& noise_level,
+                        const torch::Tensor& class_labels) override;
 
  private:
   template <class T>
@@ -29,6 +33,7 @@ class NCSNppImpl : public ScoreNet {
   ncsnpp::Act act_;
   torch::Tensor sigmas_;  // [num_scales] float64 (not a buffer: it follows the config)
   torch::nn::ModuleList all_modules_;
+  ClassEmbedding class_embed_{nullptr};  // model.num_classes > 0
   std::vector<int64_t> all_resolutions_;
 };
 

@@ -15,7 +15,16 @@ using ScoreFn = std::function<torch::Tensor(const torch::Tensor& x, const torch:
 // The network's score under `sde`. Continuous time: label 999 t (VP, sub-VP) or sigma(t)
 // (VE). Discrete (training.continuous = false): VE label round((T - t)(N - 1)), the output
 // is the score; VP label t (N - 1), score = -output / sqrt(1 - alphas_cumprod[label]).
-// Captures `net` and `s` by reference.
-ScoreFn make_score_fn(ScoreNet& net, const sde::SDE& s, bool continuous = true);
+// `class_labels` int64 [B] (or undefined: the null label of a class-conditional network) are
+// the labels of the batch the function is called on, captured by value. Captures `net` and
+// `s` by reference.
+ScoreFn make_score_fn(ScoreNet& net, const sde::SDE& s, bool continuous = true,
+                      const torch::Tensor& class_labels = torch::Tensor());
+
+// (x [B,...], t [B], class labels int64 [B] in [0, K], K the null label) -> score [B,...].
+using ClassScoreFn =
+    std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels)>;
+// A class-conditional network's score for any labels. Captures `net` and `s` by reference.
+ClassScoreFn make_class_score_fn(ScoreNet& net, const sde::SDE& s, bool continuous = true);
 
 }  // namespace scorch::models

@@ -33,7 +33,9 @@ TORCH_MODULE(AttnBlock);
 class UNetImpl : public ScoreNet {
  public:
   explicit UNetImpl(const Config& cfg);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& labels) override;
+  using ScoreNet::forward;
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& noise_level,
+                        const torch::Tensor& class_labels) override;
 
  private:
   struct Level {
@@ -43,6 +45,7 @@ class UNetImpl : public ScoreNet {
   };
   bool scale_by_sigma_;
   TimeEmbedding temb_{nullptr};
+  ClassEmbedding class_embed_{nullptr};  // model.num_classes > 0
   torch::nn::Conv2d conv_in_{nullptr}, conv_out_{nullptr};
   torch::nn::GroupNorm norm_out_{nullptr};
   std::vector<Level> down_, up_;

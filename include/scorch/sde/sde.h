@@ -6,6 +6,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,6 +14,9 @@
 #include "scorch/core/config.h"
 
 namespace scorch::sde {
+
+// v [B] reshaped to [B,1,...,1] to broadcast against `like` [B,...].
+torch::Tensor per_item(const torch::Tensor& v, const torch::Tensor& like);
 
 class SDE {
  public:
@@ -26,8 +30,23 @@ class SDE {
 
   // Drift f(x,t) [B,...] and diffusion g(t) [B], for x [B,...] and t [B].
   virtual std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& t) const = 0;
-  // Mean [B,...] and std [B] of p_0t(x_t | x_0).
-  virtual std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const = 0;
+  // Mean [B,...] and std [B] of p_0t(x_t | x_0): alpha(t) x_0 and sigma(t).
+  std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const {
+    return {per_item(alpha(t), x0) * x0, sigma(t)};
+  }
+  // The perturbation kernel x_t = alpha(t) x_0 + sigma(t) z: mean coefficient alpha(t) [B],
+  // std sigma(t) [B], and log-SNR lambda(t) = log alpha(t) - log sigma(t) [B], decreasing in
+  // t (the time change of DDIM and DPM-Solver; Lu et al. 2022, section 3.1). t [B].
+  virtual torch::Tensor alpha(const torch::Tensor& t) const = 0;
+  virtual torch::Tensor sigma(const torch::Tensor& t) const = 0;
+  torch::Tensor lambda(const torch::Tensor& t) const { return alpha(t).log() - sigma(t).log(); }
+  // The same at one time, in float64.
+  double alpha_at(double t) const;
+  double sigma_at(double t) const;
+  double lambda_at(double t) const { return std::log(alpha_at(t)) - std::log(sigma_at(t)); }
+  // The time in [0, T] with lambda(t) = l (bisection to machine precision; l is clamped to
+  // the range of lambda on [1e-12, T]).
+  double time_of_lambda(double l) const;
   // A draw from p_T, shape [B,...], on the generator's device.
   virtual torch::Tensor prior_sampling(at::IntArrayRef shape, at::Generator& gen) const = 0;
   // The prior draw made from standard normal z [B,...] (what prior_sampling does with randn).
@@ -59,8 +78,6 @@ class SDE {
   int64_t N_;
 };
 
-// v [B] reshaped to [B,1,...,1] to broadcast against `like` [B,...].
-torch::Tensor per_item(const torch::Tensor& v, const torch::Tensor& like);
 
 // log N(z; 0, s^2 I) per item, [B].
 torch::Tensor gaussian_logp(const torch::Tensor& z, double s);

@@ -18,7 +18,9 @@ class VPSDE : public SDE {
   std::string name() const override { return "vpsde"; }
   void to(const torch::Device& device) override { betas_ = betas_.to(device); }
   std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& t) const override;
-  std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const override;
+  // alpha = exp(m(t)); sigma = sqrt(1 - exp(2 m(t))).
+  torch::Tensor alpha(const torch::Tensor& t) const override { return log_mean_coeff(t).exp(); }
+  torch::Tensor sigma(const torch::Tensor& t) const override;
   torch::Tensor prior_sampling(at::IntArrayRef shape, at::Generator& gen) const override;
   torch::Tensor prior_logp(const torch::Tensor& z) const override;
   double sampling_eps() const override { return 1e-3; }
@@ -31,6 +33,9 @@ class VPSDE : public SDE {
   // betas_i = linspace(beta_min/N, beta_max/N, N) [N] (float64); alphas = 1 - betas.
   const torch::Tensor& discrete_betas() const { return betas_; }
   torch::Tensor alphas() const { return 1.0 - betas_; }
+  // sqrt(alphas_cumprod) and sqrt(1 - alphas_cumprod) of the DDPM chain, [N] float64
+  // (score_sde's sde_lib.py VPSDE.sqrt_alphas_cumprod / sqrt_1m_alphas_cumprod).
+  std::pair<torch::Tensor, torch::Tensor> ddpm_coefficients() const;
 
  protected:
   double beta_min_, beta_max_;
@@ -46,7 +51,8 @@ class SubVPSDE : public VPSDE {
   std::pair<torch::Tensor, torch::Tensor> discretize(const torch::Tensor& x, const torch::Tensor& t) const override {
     return SDE::discretize(x, t);
   }
-  std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const override;
+  // sigma = 1 - exp(2 m(t)) (the variance is its square).
+  torch::Tensor sigma(const torch::Tensor& t) const override;
 };
 
 class VESDE : public SDE {
@@ -59,14 +65,17 @@ class VESDE : public SDE {
   std::string name() const override { return "vesde"; }
   void to(const torch::Device& device) override { sigmas_ = sigmas_.to(device); }
   std::pair<torch::Tensor, torch::Tensor> sde(const torch::Tensor& x, const torch::Tensor& t) const override;
-  std::pair<torch::Tensor, torch::Tensor> marginal_prob(const torch::Tensor& x0, const torch::Tensor& t) const override;
+  torch::Tensor alpha(const torch::Tensor& t) const override { return torch::ones_like(t); }
   torch::Tensor prior_sampling(at::IntArrayRef shape, at::Generator& gen) const override;
   torch::Tensor prior_from_normal(const torch::Tensor& z) const override;
   torch::Tensor prior_logp(const torch::Tensor& z) const override;
   double sampling_eps() const override { return 1e-5; }
   torch::Tensor time_label(const torch::Tensor& t) const override { return sigma(t); }
   torch::Tensor score_from_output(const torch::Tensor& out, const torch::Tensor& t) const override { return out; }
-  torch::Tensor sigma(const torch::Tensor& t) const;
+  // sigma(t) = sigma_min (sigma_max / sigma_min)^t.
+  torch::Tensor sigma(const torch::Tensor& t) const override;
+  // The time with sigma(t) = s (EDM's sigma-space schedules map back through it).
+  double time_of_sigma(double s) const { return std::log(s / sigma_min_) / std::log(sigma_max_ / sigma_min_); }
   // SMLD chain: f = 0, G = sqrt(sigma_i^2 - sigma_{i-1}^2), sigma_{-1} = 0.
   std::pair<torch::Tensor, torch::Tensor> discretize(const torch::Tensor& x, const torch::Tensor& t) const override;
   // sigmas_i geometric from sigma_min to sigma_max [N] (float64).

@@ -1,7 +1,7 @@
 // What each training step consumes, prepared on the host ahead of time. The rows of step s
 // are a fixed slice of the epoch's permutation (seeded by (seed, epoch)); the randomness of
 // global row i of step s (diffusion time, Gaussian noise, flip, dequantisation noise,
-// discrete level) is a counter-based Philox stream keyed by (seed, s) with counter i
+// discrete level, label dropout, projection) is a counter-based Philox stream keyed by (seed, s) with counter i
 // (core/random.h). So every row is bitwise the same at any world size and on any device,
 // and each rank draws only the rows it owns: the per-rank cost is O(local batch), not
 // O(global batch).
@@ -33,6 +33,9 @@ struct HostBatch {
   torch::Tensor flip;    // bool [b] (image data)
   torch::Tensor deq;     // float32 [b,C,H,W] U[0,1) dequantisation noise, or undefined
   torch::Tensor levels;  // int64 [b] discrete noise levels (training.continuous = false), or undefined
+  torch::Tensor labels;  // int64 [b] class labels (model.num_classes > 0; the null label after
+                         // training.label_dropout), or undefined
+  torch::Tensor projections;  // float32 [b, ...item] sliced-score-matching projections, or undefined
   int64_t size() const { return t.size(0); }
 };
 
@@ -40,7 +43,9 @@ class BatchMaker {
  public:
   // `share`: the rows of each global batch that this rank owns. `pinned`: page-locked host
   // memory (for asynchronous copies to a GPU). `num_levels`: N of discrete training.
-  BatchMaker(const Config& cfg, const data::Dataset& data, dist::Range share, bool pinned, double T, int64_t num_levels);
+  // `projections`: draw the projection vectors of sliced score matching.
+  BatchMaker(const Config& cfg, const data::Dataset& data, dist::Range share, bool pinned, double T, int64_t num_levels,
+             bool projections = false);
   // The batch of `step`. Thread-safe; a pure function of (cfg.seed, step, share).
   HostBatch make(int64_t step) const;
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
@@ -54,6 +59,7 @@ class BatchMaker {
   bool pinned_;
   double T_;
   int64_t num_levels_;
+  bool projections_;
   int64_t steps_per_epoch_;
   mutable std::mutex mu_;
   mutable int64_t cached_epoch_ = -1;

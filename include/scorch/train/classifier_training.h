@@ -19,7 +19,10 @@ struct ClassifierResult {
 };
 
 // Trains on cfg.data.path and writes the checkpoint to `out` (rank 0). Collective.
+// With `noise_conditional`, the classifier learns p(c | x_t, t) on data perturbed by the
+// config's SDE (training.sde, model.beta_* / sigma_*) at t ~ U(1e-5, T), for classifier
+// guidance (sampling.classifier); its test accuracy is measured at t = eps on clean data.
 ClassifierResult train_classifier(const Config& cfg, dist::Communicator& comm, const torch::Device& device,
-                                  const std::string& out);
+                                  const std::string& out, bool noise_conditional = false);
 
 }  // namespace scorch::train

@@ -18,6 +18,7 @@
 #include "scorch/io/checkpoint.h"
 #include "scorch/models/model.h"
 #include "scorch/optim/adam.h"
+#include "scorch/losses/loss.h"
 #include "scorch/sde/sde.h"
 #include "scorch/train/batches.h"
 #include "scorch/train/checkpoint_writer.h"
@@ -96,7 +97,7 @@ class Trainer {
 
  private:
   struct DeviceBatch {
-    torch::Tensor x0, t, z, levels;
+    torch::Tensor x0, t, z, levels, labels, projections;
   };
   DeviceBatch to_device(const HostBatch& hb, int64_t lo, int64_t hi) const;
   torch::Tensor loss_of(const DeviceBatch& d);
@@ -110,6 +111,7 @@ class Trainer {
   torch::Device device_;
   std::shared_ptr<dist::Communicator> grad_comm_;
   std::unique_ptr<sde::SDE> sde_;
+  std::unique_ptr<losses::Loss> loss_;
   models::ScoreNetPtr model_;
   NamedTensors trainable_;
   std::unique_ptr<optim::Adam> adam_;

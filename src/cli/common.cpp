@@ -44,6 +44,7 @@ Resolved resolve(const Common& opt, bool need_ckpt) {
   }
   if (!opt.config.empty()) apply_toml_file(cfg, opt.config);
   for (const auto& s : opt.sets) apply_override(cfg, s);
+  derive(cfg);
   validate(cfg);
   r.cfg = cfg;
   // analytic_gmm is an exact score: it needs no checkpoint.
@@ -136,6 +137,11 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
 std::pair<models::ScoreFn, torch::Tensor> Loaded::score_for(const std::vector<int64_t>& index) const {
   auto labels = sampling::class_labels_for(r.cfg, index, num_classes);
   return {sampling::guided_score(guidance, labels), labels};
+}
+
+std::string png_beside(const std::string& out) {
+  const bool h5 = out.size() > 3 && out.compare(out.size() - 3, 3, ".h5") == 0;
+  return out.substr(0, out.size() - (h5 ? 3 : 0)) + ".png";
 }
 
 SampleRun sample_run(const Resolved& r, int64_t step) {

@@ -110,7 +110,7 @@ int run_controlled(const Common& common, dist::Communicator& comm, const Control
       auto inputs = data::unit_to_images(c.show_input(data::images_to_unit(originals)));
       if (inputs.size(3) != results.size(3)) inputs = inputs.expand({-1, -1, -1, results.size(3)}).contiguous();
       auto grid = torch::stack({inputs, results, originals.expand_as(results).contiguous()}, 1).flatten(0, 1);
-      const auto png = out.substr(0, out.size() - (out.size() > 3 && out.substr(out.size() - 3) == ".h5" ? 3 : 0)) + ".png";
+      const auto png = png_beside(out);
       data::write_png_grid(png, grid, results.size(1) < 64 ? 2 : 1, /*columns=*/3);
       fmt::print("input | result | original for the first {} -> {}\n", k, png);
     }

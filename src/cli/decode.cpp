@@ -90,7 +90,7 @@ int decode(const DecodeOptions& opt, dist::Communicator& comm) {
     });
     if (cfg.is_image_data()) {
       auto imgs = farm::read_batches(plan, "images", 64);
-      const auto png = out.substr(0, out.size() - (out.size() > 3 && out.substr(out.size() - 3) == ".h5" ? 3 : 0)) + ".png";
+      const auto png = png_beside(out);
       data::write_png_grid(png, imgs, imgs.size(1) < 64 ? 2 : 1);
       fmt::print("grid of the first {} -> {}\n", imgs.size(0), png);
     }

@@ -103,9 +103,13 @@ int sample(const Common& opt, dist::Communicator& comm) {
                        {"time", local_time_iso8601()}}}};
     io::write_text_atomically(run.dir + "/manifest.json", m.dump(2) + "\n");
     if (report.complete() && cfg.is_image_data()) {
-      auto imgs = farm::read_batches(run.plan, "images", 64);
-      data::write_png_grid(run.dir + "/grid.png", imgs, imgs.size(1) < 64 ? 2 : 1);
-      fmt::print("grid of the first {} -> {}/grid.png\n", imgs.size(0), run.dir);
+      // Balanced classes: one column per class (sample i is of class i mod K), up to 10 rows.
+      const int64_t K = cfg.sampling.class_label == "balanced" ? l.num_classes : 0;
+      const int64_t count = K > 0 && cfg.eval.num_samples >= K ? std::min<int64_t>(cfg.eval.num_samples / K, 10) * K : 64;
+      auto imgs = farm::read_batches(run.plan, "images", count);
+      data::write_png_grid(run.dir + "/grid.png", imgs, imgs.size(1) < 64 ? 2 : 1, K > 0 ? K : 0);
+      fmt::print("grid of the first {}{} -> {}/grid.png\n", imgs.size(0), K > 0 ? " (one column per class)" : "",
+                 run.dir);
     }
     if (report.complete()) {
       fmt::print("{} {} ({}) -> {}\n", cfg.eval.num_samples, what, sampling::short_name(cfg), run.dir);

@@ -477,6 +477,13 @@ void apply_override(Config& cfg, const std::string& assignment) {
   cfg.sources.push_back("--set " + assignment);
 }
 
+void derive(Config& cfg) {
+  // analytic_gmm on point data: the dimension follows from the means when data.dim is unset.
+  if (cfg.model.name == "analytic_gmm" && cfg.data.dim == 0 && !cfg.model.gmm_means.empty()) {
+    cfg.data.dim = static_cast<int64_t>(cfg.model.gmm_means[0].size());
+  }
+}
+
 void validate(const Config& c) {
   const auto& sc = c.sampling;
   SCORCH_CHECK(c.training.loss == "dsm" || c.training.continuous,
@@ -615,10 +622,7 @@ Config load_config(const std::string& job, const std::vector<std::string>& overr
   cfg.sources.push_back("defaults");
   if (!job.empty()) apply_toml_file(cfg, job);
   for (const auto& o : overrides) apply_override(cfg, o);
-  // analytic_gmm on point data: the dimension follows from the means when data.dim is unset.
-  if (cfg.model.name == "analytic_gmm" && cfg.data.dim == 0 && !cfg.model.gmm_means.empty()) {
-    cfg.data.dim = static_cast<int64_t>(cfg.model.gmm_means[0].size());
-  }
+  derive(cfg);
   validate(cfg);
   return cfg;
 }

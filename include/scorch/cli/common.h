@@ -89,6 +89,9 @@ struct Controlled {
 };
 int run_controlled(const Common& common, dist::Communicator& comm, const Controlled& c);
 
+// The PNG written beside an output file: X.h5 -> X.png (any other name: name + ".png").
+std::string png_beside(const std::string& out);
+
 // [b, item...]
 std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item);
 

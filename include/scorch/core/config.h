@@ -176,6 +176,8 @@ void apply_toml_string(Config& cfg, const std::string& toml_text, const std::str
 // Applies one "section.key=value" override; value is a TOML value (bare words are strings).
 void apply_override(Config& cfg, const std::string& assignment);
 
+// Fills keys that follow from others when unset (analytic_gmm: data.dim from model.gmm_means).
+void derive(Config& cfg);
 // Checks the cross-key invariants (ranges are checked as keys are set).
 void validate(const Config& cfg);
 

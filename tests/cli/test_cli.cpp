@@ -13,6 +13,7 @@
 
 #include "scorch/data/dataset.h"
 #include "scorch/data/image_grid.h"
+#include "scorch/io/checkpoint.h"
 #include "scorch/io/hdf5.h"
 #include "test_paths.h"
 
@@ -38,6 +39,15 @@ BOOST_AUTO_TEST_CASE(help_explains_every_subcommand) {
   r = run(scorch_cmd(1) + " info --keys");
   BOOST_TEST(r.code == 0);
   BOOST_TEST(r.out.find("training.snapshot_freq") != std::string::npos);
+  for (const char* key : {"sampling.guidance_scale", "sampling.class_label", "sampling.classifier", "sampling.steps",
+                          "sampling.eta", "training.loss", "training.label_dropout", "model.num_classes"}) {
+    BOOST_TEST(r.out.find(key) != std::string::npos, key);
+  }
+  for (const char* cmd : {"inpaint", "colorize"}) {
+    r = run(scorch_cmd(1) + " " + cmd + " --help");
+    BOOST_TEST(r.code == 0);
+    BOOST_TEST(r.out.find("--data") != std::string::npos);
+  }
   BOOST_TEST(run(scorch_cmd(1) + " frobnicate").code != 0);
 }
 
@@ -241,6 +251,38 @@ BOOST_AUTO_TEST_CASE(discrete_models_train_and_sample) {
                " --set training.continuous=false --set training.sde=subvpsde");
   BOOST_TEST(r.code != 0);
   BOOST_TEST(r.out.find("subvpsde has no discrete form") != std::string::npos);
+}
+
+// Sliced score matching and a class-conditional network with label dropout train through
+// the real trainer on 2 ranks and resume; the class-conditional model then samples both
+// classes with classifier-free guidance (labels saved), and its checkpoint holds the class
+// embedding.
+BOOST_AUTO_TEST_CASE(ssm_and_class_conditional_models_train_and_sample) {
+  test::TempDir d("cond");
+  auto job = points_job(d);
+  auto r = run(scorch_cmd(2) + " train --config " + job + " --workdir " + d / "ssm" +
+               " --set training.loss=ssm --set training.n_iters=12 --set training.ssm_projection=gaussian");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const std::string cond = " --set model.num_classes=2 --set training.label_dropout=0.2";
+  r = run(scorch_cmd(2) + " train --config " + job + " --workdir " + d / "c" + cond + " --set training.n_iters=20");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  auto st = io::load_checkpoint(d / "c/checkpoints/ckpt_000000020.h5");
+  BOOST_TEST(st.params.count("class_embed.table.weight") == 1);
+  BOOST_TEST(st.params.at("class_embed.table.weight").sizes() == (std::vector<int64_t>{3, 32}));
+  r = run(scorch_cmd(2) + " sample --workdir " + d / "c" +
+          " --set sampling.class_label=balanced --set sampling.guidance_scale=1.5 --set sampling.method=ddim"
+          " --set sampling.steps=8");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  auto [dir, plan] = test::newest_sample_run(d / "c");
+  auto labels = scorch::farm::read_batches(plan, "labels");
+  BOOST_TEST(torch::equal(labels, torch::arange(40, torch::kInt64).remainder(2)));
+  BOOST_TEST(torch::isfinite(scorch::farm::read_batches(plan, "samples")).all().item<bool>());
+  // Data without /labels cannot train a class-conditional network.
+  data::write_points(d / "nolabels.h5", torch::randn({64, 2}), torch::Tensor());
+  r = run(scorch_cmd(1) + " train --config " + job + " --workdir " + d / "x" + cond + " --set data.path=" +
+          d / "nolabels.h5");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("nolabels.h5: model.num_classes = 2") != std::string::npos, r.out);
 }
 
 BOOST_AUTO_TEST_CASE(image_run_writes_a_png_grid) {

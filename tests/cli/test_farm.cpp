@@ -409,4 +409,35 @@ BOOST_AUTO_TEST_CASE(noise_conditional_classifier_trains_and_is_not_a_feature_ne
   BOOST_TEST(r.out.find("noise-conditional") != std::string::npos, r.out);
 }
 
+// `scorch colorize` on 8x8 RGB images with a (briefly trained) U-Net: every output pixel
+// keeps the input's grey level (R+G+B)/3 to float precision, the colours are sampled, and
+// the grid "grey | result | original" is written.
+BOOST_AUTO_TEST_CASE(colorize_keeps_the_grey_levels_through_the_farm) {
+  test::TempDir d("farmcolor");
+  auto cfg = test::tiny_image_config(d / "gray.h5", 64, 3);
+  auto imgs = torch::randint(0, 256, {64, 8, 8, 3}, torch::kInt64).to(torch::kUInt8);
+  data::write_images(d / "rgb.h5", imgs, torch::Tensor());
+  cfg.data.path = d / "rgb.h5";
+  cfg.data.num_channels = 3;
+  cfg.training.n_iters = 2;
+  cfg.training.batch_size = 8;
+  cfg.model.num_scales = 10;
+  cfg.eval.batch_size = 4;
+  const auto base = job(d, cfg);
+  auto r = run(scorch_cmd(1) + " train" + base + " --workdir " + d / "w");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(2) + " colorize --workdir " + d / "w" + " --data " + d / "rgb.h5" + " --count 8 --out " +
+          d / "col.h5");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(fs::exists(d / "col.png"));
+  auto f = h5::File::open_read(d / "col.h5");
+  auto out = h5::read_tensor(f.id(), "samples", d / "col.h5");  // [8,3,8,8] in [0,1]
+  auto in = data::images_to_unit(imgs.slice(0, 0, 8));
+  BOOST_TEST((out.mean(1) - in.mean(1)).abs().max().item<double>() < 1e-5);
+  BOOST_TEST((out - in).abs().max().item<double>() > 0.01);
+  // A grey-scale model cannot colour.
+  r = run(scorch_cmd(1) + " colorize --workdir " + d / "w" + " --data " + d / "rgb.h5" + " --set data.num_channels=1");
+  BOOST_TEST(r.code != 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -561,37 +561,76 @@ void validate(const Config& c) {
   }
 }
 
+namespace {
+
+// A double in its shortest form that reads back to the same value (0.1, not
+// 0.10000000000000001; fmt's "{}" is round-trip exact), always a TOML float.
+std::string toml_double(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+
+// A TOML basic string, escaped by toml++.
+std::string toml_string(const std::string& v) {
+  std::ostringstream os;
+  os << toml::value<std::string>(v);
+  return os.str();
+}
+
+template <class T>
+std::string toml_scalar(const T& v) {
+  if constexpr (std::is_same_v<T, double>) {
+    return toml_double(v);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return v ? "true" : "false";
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return toml_string(v);
+  } else {
+    return fmt::format("{}", v);
+  }
+}
+
+template <class T>
+std::string toml_array(const std::vector<T>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) s += ", ";
+    if constexpr (std::is_same_v<T, std::vector<double>>) {
+      s += toml_array(v[i]);
+    } else {
+      s += toml_scalar(v[i]);
+    }
+  }
+  return s + "]";
+}
+
+}  // namespace
+
 std::string to_toml(const Config& cfg_in) {
   Config cfg = cfg_in;
   auto fields = schema(cfg);
-  toml::table root;
+  // Root keys first, then one table per section in schema order; each key as "key = value".
+  std::vector<std::string> order;
+  std::map<std::string, std::string> body;
   for (const auto& f : fields) {
-    toml::table* tbl = &root;
-    std::string key = f.key;
+    std::string sec, key = f.key;
     auto dot = key.find('.');
     if (dot != std::string::npos) {
-      std::string sec = key.substr(0, dot);
-      if (!root.contains(sec)) root.insert(sec, toml::table{});
-      tbl = root.get_as<toml::table>(sec);
+      sec = key.substr(0, dot);
       key = key.substr(dot + 1);
     }
+    if (!body.count(sec)) order.push_back(sec);
     std::visit(
         [&](auto* p) {
           using T = std::remove_pointer_t<decltype(p)>;
-          if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<double>>) {
-            toml::array a;
-            for (auto v : *p) a.push_back(v);
-            tbl->insert(key, a);
-          } else if constexpr (std::is_same_v<T, std::vector<std::vector<double>>>) {
-            toml::array a;
-            for (const auto& row : *p) {
-              toml::array r;
-              for (auto v : row) r.push_back(v);
-              a.push_back(r);
-            }
-            tbl->insert(key, a);
+          if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<double>> ||
+                        std::is_same_v<T, std::vector<std::vector<double>>>) {
+            body[sec] += key + " = " + toml_array(*p) + "\n";
           } else {
-            tbl->insert(key, *p);
+            body[sec] += key + " = " + toml_scalar(*p) + "\n";
           }
         },
         f.ptr);
@@ -599,7 +638,10 @@ std::string to_toml(const Config& cfg_in) {
   std::ostringstream os;
   os << "# scorch resolved configuration (every key; defaults included)\n";
   for (const auto& s : cfg.sources) os << "# layer: " << printable(s) << "\n";
-  os << toml::toml_formatter(root, toml::toml_formatter::default_flags & ~toml::format_flags::indentation) << "\n";
+  if (body.count("")) os << body.at("");
+  for (const auto& sec : order) {
+    if (!sec.empty()) os << "\n[" << sec << "]\n" << body.at(sec);
+  }
   // What is written must read back: never emit a file that poisons later runs.
   try {
     (void)toml::parse(os.str());

@@ -113,6 +113,30 @@ BOOST_AUTO_TEST_CASE(resolved_toml_round_trips_exactly) {
   BOOST_TEST(to_toml(back) == text);
 }
 
+// config.toml is read and diffed by people: floats in their shortest exact form (0.1, not
+// 0.10000000000000001), integral floats still floats (50.0), and every value reads back
+// bitwise, including 1/3, 1e-8 and 1e20.
+BOOST_AUTO_TEST_CASE(floats_are_written_in_shortest_round_trip_form) {
+  Config c;
+  const std::string text = to_toml(c);
+  BOOST_TEST_MESSAGE(text);
+  for (const char* line : {"\nlr = 0.0002\n", "\nsnr = 0.16\n", "\nsigma_max = 50.0\n", "\nrtol = 1e-05\n",
+                           "\nema_rate = 0.9999\n", "\nbatch_size = 128\n", "\n[sampling]\n"}) {
+    BOOST_TEST(text.find(line) != std::string::npos, line);
+  }
+  BOOST_TEST(text.find("0000000") == std::string::npos);
+  c.optim.lr = 1.0 / 3.0;
+  c.optim.eps = 1e-8;
+  c.model.sigma_max = 1e20;
+  c.model.gmm_means = {{0.1, -2.5}, {1.0 / 7.0, 3.0}};
+  Config back;
+  apply_toml_string(back, to_toml(c), "roundtrip");
+  BOOST_TEST(back.optim.lr == c.optim.lr);
+  BOOST_TEST(back.optim.eps == c.optim.eps);
+  BOOST_TEST(back.model.sigma_max == c.model.sigma_max);
+  BOOST_TEST(back.model.gmm_means == c.model.gmm_means);
+}
+
 BOOST_AUTO_TEST_CASE(syntax_error_names_file_and_line) {
   test::TempDir d("cfg");
   test::write_file(d / "bad.toml", "[training]\nbatch_size = = 3\n");

@@ -95,7 +95,6 @@ void setup_guidance(Loaded& l) {
   g.classifier = [net = l.classifier](const torch::Tensor& x, const torch::Tensor& t) mutable {
     return torch::log_softmax(net->forward(x, t).second.to(torch::kFloat32), 1);
   };
-  if (cfg.model.num_classes == 0) g.num_classes = shape.classes;
   spdlog::info("classifier guidance: {} ({} classes), scale {}", sc.classifier, shape.classes, sc.classifier_scale);
 }
 
@@ -137,6 +136,12 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
 std::pair<models::ScoreFn, torch::Tensor> Loaded::score_for(const std::vector<int64_t>& index) const {
   auto labels = sampling::class_labels_for(r.cfg, index, num_classes);
   return {sampling::guided_score(guidance, labels), labels};
+}
+
+bool stopped(const dist::Communicator& comm, const farm::Report& report, const std::string& dir) {
+  if (report.complete()) return false;
+  if (comm.rank() == 0) fmt::print("{}\n", report.stopped_message(dir));
+  return true;
 }
 
 std::string png_beside(const std::string& out) {

@@ -68,8 +68,7 @@ int run_controlled(const Common& common, dist::Communicator& comm, const Control
         }
         x0 = x0.to(l.device);
         auto constraint = c.make(x0);
-        std::vector<int64_t> index(static_cast<size_t>(b.count));
-        for (int64_t r = 0; r < b.count; ++r) index[static_cast<size_t>(r)] = b.begin + r;
+        const auto index = b.indices();
         auto noise = sampling::Noise::per_item(static_cast<uint64_t>(cfg.eval.seed), index, l.device);
         auto [score, labels] = l.score_for(index);
         auto res = sampling::sample(cfg, *l.sde, score, x0.sizes(), noise, {}, &constraint);
@@ -84,10 +83,7 @@ int run_controlled(const Common& common, dist::Communicator& comm, const Control
         });
         return farm::Outcome{res.nfe};
       });
-  if (!report.complete()) {
-    if (comm.rank() == 0) fmt::print("{}\n", report.stopped_message(plan.dir));
-    return kStoppedExitCode;
-  }
+  if (stopped(comm, report, plan.dir)) return kStoppedExitCode;
   if (comm.rank() == 0) {
     spdlog::info("{}", report.summary("items"));
     std::vector<std::string> names{"index", "samples"};

@@ -74,10 +74,7 @@ int decode(const DecodeOptions& opt, dist::Communicator& comm) {
         });
         return farm::Outcome{res.nfe};
       });
-  if (!report.complete()) {
-    if (comm.rank() == 0) fmt::print("{}\n", report.stopped_message(plan.dir));
-    return kStoppedExitCode;
-  }
+  if (stopped(comm, report, plan.dir)) return kStoppedExitCode;
   if (comm.rank() == 0) {
     spdlog::info("{}", report.summary("items"));
     std::vector<std::string> names{"samples"};

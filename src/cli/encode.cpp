@@ -64,10 +64,7 @@ int encode(const EncodeOptions& opt, dist::Communicator& comm) {
         });
         return farm::Outcome{res.nfe};
       });
-  if (!report.complete()) {
-    if (comm.rank() == 0) fmt::print("{}\n", report.stopped_message(plan.dir));
-    return kStoppedExitCode;
-  }
+  if (stopped(comm, report, plan.dir)) return kStoppedExitCode;
   if (comm.rank() == 0) {
     spdlog::info("{}", report.summary("items"));
     farm::assemble(plan, opt.out, {"latents"}, [&](hid_t f) {

@@ -113,10 +113,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
         });
         return farm::Outcome{nfe / R};
       });
-  if (!report.complete()) {
-    if (comm.rank() == 0) fmt::print("{}\n", report.stopped_message(plan.dir));
-    return kStoppedExitCode;
-  }
+  if (stopped(comm, report, plan.dir)) return kStoppedExitCode;
   if (comm.rank() == 0) {
     spdlog::info("{}", report.summary("images"));
     auto all = farm::read_batches(plan, "bpd");  // [n, R]

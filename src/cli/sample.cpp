@@ -44,8 +44,7 @@ int sample(const Common& opt, dist::Communicator& comm) {
   auto report = farm::run(
       comm, run.plan, [&](const farm::Batch& b) { return farm::batch_file_complete(b, "settings", run.settings); },
       [&](const farm::Batch& b) {
-        std::vector<int64_t> index(static_cast<size_t>(b.count));
-        for (int64_t r = 0; r < b.count; ++r) index[static_cast<size_t>(r)] = b.begin + r;
+        const auto index = b.indices();
         auto noise = sampling::Noise::per_item(static_cast<uint64_t>(cfg.eval.seed), index, l.device);
         auto [score, labels] = l.score_for(index);
         auto res = sampling::sample(cfg, *l.sde, score, with_batch(b.count, item), noise);

@@ -20,7 +20,10 @@ namespace scorch::sampling {
 
 namespace {
 
-using sde::per_item;
+// Tweedie's data prediction x0(x, t) = (x + sigma^2 score) / alpha.
+torch::Tensor data_prediction(const torch::Tensor& x, const torch::Tensor& score, double alpha, double sigma) {
+  return (x + sigma * sigma * score) / alpha;
+}
 
 class Ddim final : public Predictor {
  public:
@@ -28,7 +31,7 @@ class Ddim final : public Predictor {
   StepResult step(const torch::Tensor& x, double t, double t_next, const Noise& noise) override {
     const double a = s_.alpha_at(t), sg = s_.sigma_at(t), a1 = s_.alpha_at(t_next), sg1 = s_.sigma_at(t_next);
     auto score = score_(x, time_vector(t, x));
-    auto x0 = (x + sg * sg * score) / a;
+    auto x0 = data_prediction(x, score, a, sg);
     auto eps = -sg * score;
     const double ratio = (a * sg1) / (a1 * sg);
     const double c = eta_ * sg1 * std::sqrt(std::max(0.0, 1.0 - ratio * ratio));
@@ -50,7 +53,7 @@ class DpmSolverPP2M final : public Predictor {
     const double sg = s_.sigma_at(t), a1 = s_.alpha_at(t_next), sg1 = s_.sigma_at(t_next);
     const double h = s_.lambda_at(t_next) - s_.lambda_at(t);
     auto score = score_(x, time_vector(t, x));
-    auto x0 = (x + sg * sg * score) / s_.alpha_at(t);
+    auto x0 = data_prediction(x, score, s_.alpha_at(t), sg);
     ++done_;
     const bool last = done_ == steps_;
     torch::Tensor D = x0;

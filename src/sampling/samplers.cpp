@@ -61,12 +61,14 @@ SampleResult fast_sample(const SamplingConfig& cfg, const sde::SDE& s, const mod
 }
 
 SampleResult ode_flow(const sde::SDE& s, const models::ScoreFn& score, const torch::Tensor& x0, double t0, double t1,
-                      const OdeOptions& opt) {
+                      const OdeOptions& opt, const Constraint* constraint, const torch::Tensor& z_known) {
   torch::NoGradGuard ng;
   const int64_t B = x0.size(0);
   OdeRhs rhs = [&](double t, const OdeState& y) {
     auto tt = torch::full({B}, t, y[0].options().dtype(torch::kFloat32));
-    return OdeState{s.reverse_drift(y[0], tt, score(y[0], tt), /*probability_flow=*/true)};
+    if (!constraint) return OdeState{s.reverse_drift(y[0], tt, score(y[0], tt), /*probability_flow=*/true)};
+    auto yp = constraint->project(y[0], s, t, z_known);
+    return OdeState{constraint->free_part(s.reverse_drift(yp, tt, score(yp, tt), /*probability_flow=*/true))};
   };
   OdeStats stats;
   auto x = rk45(rhs, {x0.to(torch::kFloat32)}, t0, t1, opt, &stats)[0];
@@ -77,20 +79,10 @@ SampleResult ode_sample(const sde::SDE& s, const models::ScoreFn& score, at::Int
                         double eps, bool denoise, const Noise& noise, const Constraint* constraint) {
   torch::NoGradGuard ng;
   auto prior = s.prior_from_normal(noise.randn(shape));
-  SampleResult flow;
-  if (constraint) {
-    const auto z = noise.randn(shape);  // the known part's path alpha(t) y + sigma(t) z
-    OdeRhs rhs = [&](double t, const OdeState& y) {
-      auto tt = time_vector(t, y[0]);
-      auto yp = constraint->project(y[0], s, t, z);
-      return OdeState{constraint->free_part(s.reverse_drift(yp, tt, score(yp, tt), /*probability_flow=*/true))};
-    };
-    OdeStats stats;
-    flow.x = constraint->project(rk45(rhs, {prior}, s.T(), eps, opt, &stats)[0], s, eps, z);
-    flow.nfe = stats.nfe;
-  } else {
-    flow = ode_flow(s, score, prior, s.T(), eps, opt);
-  }
+  torch::Tensor z;  // the known part's path alpha(t) y + sigma(t) z
+  if (constraint) z = noise.randn(shape);
+  auto flow = ode_flow(s, score, prior, s.T(), eps, opt, constraint, z);
+  if (constraint) flow.x = constraint->project(flow.x, s, eps, z);
   auto x = flow.x;
   int64_t nfe = flow.nfe;
   if (denoise) {

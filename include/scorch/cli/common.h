@@ -89,6 +89,10 @@ struct Controlled {
 };
 int run_controlled(const Common& common, dist::Communicator& comm, const Controlled& c);
 
+// Whether a farm run was stopped by a signal before finishing; if so rank 0 prints how far
+// it got in `dir` (the caller then exits with kStoppedExitCode).
+bool stopped(const dist::Communicator& comm, const farm::Report& report, const std::string& dir);
+
 // The PNG written beside an output file: X.h5 -> X.png (any other name: name + ".png").
 std::string png_beside(const std::string& out);
 

@@ -31,6 +31,12 @@ struct Batch {
   int64_t begin = 0;  // first global index
   int64_t count = 0;  // items: batch_size, or fewer in the last batch
   std::string path;   // where its file goes
+  // Its global indices begin, ..., begin + count - 1.
+  std::vector<int64_t> indices() const {
+    std::vector<int64_t> v(static_cast<size_t>(count));
+    for (int64_t r = 0; r < count; ++r) v[static_cast<size_t>(r)] = begin + r;
+    return v;
+  }
 };
 
 struct Plan {

@@ -84,8 +84,11 @@ SampleResult fast_sample(const SamplingConfig& cfg, const sde::SDE& sde, const m
 
 // Carries x [B,...] along the probability-flow ODE from t0 to t1 (either direction) with
 // RK45 over the whole batch as one state: eps -> T encodes data to latents, T -> eps decodes.
+// With a constraint the drift is taken at the state whose known part follows
+// alpha(t) y + sigma(t) z_known, and is zero on the known part.
 SampleResult ode_flow(const sde::SDE& sde, const models::ScoreFn& score, const torch::Tensor& x, double t0, double t1,
-                      const OdeOptions& opt);
+                      const OdeOptions& opt, const Constraint* constraint = nullptr,
+                      const torch::Tensor& z_known = torch::Tensor());
 
 // Probability-flow ODE from T to eps with RK45 over the whole batch as one state; with
 // `denoise`, one reverse-diffusion step at eps (keeping its mean).

@@ -12,6 +12,7 @@
 #include "scorch/core/log.h"
 #include "scorch/core/stop.h"
 #include "scorch/data/dataset.h"
+#include "scorch/data/source.h"
 #include "scorch/io/hdf5.h"
 #include "scorch/likelihood/likelihood.h"
 #include "scorch/sampling/sampler.h"
@@ -33,7 +34,7 @@ int encode(const EncodeOptions& opt, dist::Communicator& comm) {
   const auto& cfg = l.r.cfg;
   const auto info = data::inspect(opt.data);
   data::check_matches(info, cfg);  // before anything is read
-  const std::string name = info.image ? "images" : "points";
+  const auto source = data::open_source(opt.data, data::source_options(cfg), &comm);  // read by index
   farm::Plan plan;
   plan.dir = opt.out + ".parts";
   plan.num_items = info.shape[0];
@@ -49,11 +50,7 @@ int encode(const EncodeOptions& opt, dist::Communicator& comm) {
   auto report = farm::run(
       comm, plan, [&](const farm::Batch& b) { return farm::batch_file_complete(b, "settings", settings); },
       [&](const farm::Batch& b) {
-        torch::Tensor rows;
-        {
-          auto f = h5::File::open_read(opt.data);
-          rows = h5::read_rows(f.id(), name, b.begin, b.count, opt.data);
-        }
+        const torch::Tensor rows = source->rows(b.begin, b.count);
         auto x = info.image ? data::scale(data::images_to_unit(rows.to(l.device)), cfg.data.centered)
                             : rows.to(l.device, torch::kFloat32);
         auto res = sampling::ode_flow(*l.sde, l.score, x, likelihood::kLikelihoodEps, l.sde->T(),

@@ -23,6 +23,7 @@
 #include "scorch/core/random.h"
 #include "scorch/core/stop.h"
 #include "scorch/data/dataset.h"
+#include "scorch/data/source.h"
 #include "scorch/dist/backend.h"
 #include "scorch/eval/features.h"
 #include "scorch/io/hdf5.h"
@@ -46,6 +47,8 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
   SCORCH_CHECK(!path.empty(), "no evaluation data: set data.eval_path (or data.path)");
   const auto info = data::inspect(path, cfg.eval.bpd_num_images);
   data::check_matches(info, cfg);  // before anything is read
+  // Read by index through the loader (data.source: memory, node_shared or stream).
+  const auto source = data::open_source(path, data::source_options(cfg, cfg.eval.bpd_num_images), &comm);
   const int64_t n = info.shape[0], R = cfg.eval.bpd_num_repeats;
   const auto item = cfg.item_shape();
   int64_t D = 1;
@@ -67,15 +70,10 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
     spdlog::info("bits/dim of {} items of {} x {} repeats: probability-flow ODE, RK45 rtol {} atol {}, {} ranks on {}", n,
                  path, R, cfg.eval.rtol, cfg.eval.atol, comm.size(), l.device.str());
   }
-  const std::string name = info.image ? "images" : "points";
   auto report = farm::run(
       comm, plan, [&](const farm::Batch& b) { return farm::batch_file_complete(b, "settings", settings); },
       [&](const farm::Batch& b) {
-        torch::Tensor rows;
-        {
-          auto f = h5::File::open_read(path);
-          rows = h5::read_rows(f.id(), name, b.begin, b.count, path);
-        }
+        const torch::Tensor rows = source->rows(b.begin, b.count);
         std::vector<torch::Tensor> bpd, exact;
         torch::Tensor latents;
         int64_t nfe = 0;
@@ -176,24 +174,20 @@ FeatureSetup feature_setup(const FidOptions& opt, dist::Communicator& comm) {
   return s;
 }
 
-// A data set file's images by index, read per batch (never the whole file).
-eval::ImageReader data_reader(const std::string& path) {
-  return [path](int64_t begin, int64_t count) {
-    auto f = h5::File::open_read(path);
-    return data::images_to_unit(h5::read_rows(f.id(), "images", begin, count, path));
-  };
-}
-
-int64_t data_rows(const std::string& path) {
-  auto f = h5::File::open_read(path);
-  SCORCH_CHECK(h5::exists(f.id(), "images"), "{}: no /images (FID, IS and KID are for image data)", path);
-  return h5::shape(f.id(), "images")[0];
-}
-
 eval::Features data_features(const FeatureSetup& s, dist::Communicator& comm, const std::string& data,
                              const std::string& dir) {
-  const int64_t n = data_rows(data);
-  auto reader = data_reader(data);
+  // A data set's images by index through the loader: streamed, so only each batch's rows
+  // are ever in memory.
+  {
+    auto f = h5::File::open_read(data);
+    SCORCH_CHECK(h5::exists(f.id(), "images"), "{}: no /images (FID, IS and KID are for image data)", data);
+  }
+  std::shared_ptr<data::Source> source =
+      data::open_source(data, data::SourceOptions{"stream", s.r.cfg.data.cache_mb, 0}, &comm);
+  const int64_t n = source->size();
+  eval::ImageReader reader = [source](int64_t begin, int64_t count) {
+    return data::images_to_unit(source->rows(begin, count));
+  };
   auto t0 = std::chrono::steady_clock::now();
   auto feats = eval::compute_features(comm, *s.net, s.device, n, s.r.cfg.eval.batch_size, dir, s.r.cfg.eval.balance,
                                       reader);

@@ -23,6 +23,16 @@ std::string format_duration(double s) {
   return fmt::format("{}s", sec);
 }
 
+std::string format_bytes(double b) {
+  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+  int u = 0;
+  while (std::abs(b) >= 1000 && u < 4) {
+    b /= 1000;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.3g} {}", b, units[u]);
+}
+
 Progress::Progress(std::string label, int64_t total) : label_(std::move(label)), total_(total), t0_(clock::now()) {}
 
 void Progress::tick(int64_t done) {

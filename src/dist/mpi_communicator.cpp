@@ -136,6 +136,59 @@ class MpiCounter final : public SharedCounter {
   MPI_Win win_ = MPI_WIN_NULL;
 };
 
+// The node's block: a shared window on a communicator of the node's ranks (its own, so
+// that its barriers never interleave with the owner's collectives).
+class MpiNodeShared final : public NodeShared {
+ public:
+  MpiNodeShared(MPI_Comm node, int64_t bytes) : comm_(node), bytes_(bytes) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+    const MPI_Aint mine = rank_ == 0 ? static_cast<MPI_Aint>(std::max<int64_t>(bytes, 1)) : 0;
+    void* base = nullptr;
+    // Contiguous across ranks is not needed: only rank 0 holds bytes.
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    const int rc = MPI_Win_allocate_shared(mine, 1, info, comm_, &base, &win_);
+    MPI_Info_free(&info);
+    if (rc != MPI_SUCCESS) {
+      MPI_Comm_free(&comm_);
+      check(rc, "Win_allocate_shared");
+    }
+    MPI_Aint size = 0;
+    int disp = 1;
+    check(MPI_Win_shared_query(win_, 0, &size, &disp, &data_), "Win_shared_query");
+    SCORCH_CHECK(static_cast<int64_t>(size) >= bytes, "MPI shared window: asked for {} bytes, node rank 0 holds {}",
+                 bytes, static_cast<int64_t>(size));
+    check(MPI_Win_lock_all(MPI_MODE_NOCHECK, win_), "Win_lock_all");
+  }
+  ~MpiNodeShared() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    MPI_Win_unlock_all(win_);
+    MPI_Win_free(&win_);
+    MPI_Comm_free(&comm_);
+  }
+  void* data() override { return data_; }
+  int64_t bytes() const override { return bytes_; }
+  int64_t allocated_here() const override { return rank_ == 0 ? bytes_ : 0; }
+  int node_rank() const override { return rank_; }
+  int node_size() const override { return size_; }
+  void node_barrier() override {
+    check(MPI_Win_sync(win_), "Win_sync");
+    check(MPI_Barrier(comm_), "Barrier");
+    check(MPI_Win_sync(win_), "Win_sync");
+  }
+
+ private:
+  MPI_Comm comm_;
+  int64_t bytes_;
+  int rank_ = 0, size_ = 1;
+  MPI_Win win_ = MPI_WIN_NULL;
+  void* data_ = nullptr;
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   explicit MpiCommunicator(MPI_Comm parent) {
@@ -278,6 +331,13 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm dup = MPI_COMM_NULL;
     submit([&] { check(MPI_Comm_dup(comm_, &dup), "Comm_dup"); }, {}, {})->wait();
     return std::make_unique<MpiCounter>(dup, initial);
+  }
+  std::unique_ptr<NodeShared> make_node_shared(int64_t bytes) override {
+    MPI_Comm node = MPI_COMM_NULL;
+    submit([&] { check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "Comm_split_type"); },
+           {}, {})
+        ->wait();
+    return std::make_unique<MpiNodeShared>(node, bytes);
   }
   void barrier() override {
     submit([this] { check(MPI_Barrier(comm_), "Barrier"); }, {}, {})->wait();

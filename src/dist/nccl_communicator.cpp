@@ -138,6 +138,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   std::unique_ptr<SharedCounter> make_counter(int64_t initial) override { return control_.make_counter(initial); }
+  std::unique_ptr<NodeShared> make_node_shared(int64_t bytes) override { return control_.make_node_shared(bytes); }
   torch::Tensor gather_rows(const torch::Tensor& t, int root) override { return control_.gather_rows(t.cpu(), root); }
   void barrier() override {
     c10::cuda::getCurrentCUDAStream(device_.index()).synchronize();

@@ -2,6 +2,9 @@
 // the object and the innermost HDF5 message (e.g. a Fletcher-32 checksum failure).
 #include "scorch/io/hdf5.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <fstream>
 
 #include <algorithm>
@@ -291,17 +294,17 @@ void check_stored(hid_t loc, const std::string& name, const std::string& file) {
   }
 }
 
-void write_tensor(hid_t loc, const std::string& name, const torch::Tensor& t_in) {
+void write_tensor(hid_t loc, const std::string& name, const torch::Tensor& t_in, int64_t chunk_bytes) {
   auto t = t_in.detach().to(torch::kCPU).contiguous();
   std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
   Handle space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                H5Sclose);
   Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (!dims.empty() && t.numel() > 0) {
-    // Row chunks of ~1 MiB: small tensors are one chunk; big datasets stay readable by rows.
+    // Row chunks of ~chunk_bytes: small tensors are one chunk; big datasets stay readable by rows.
     std::vector<hsize_t> chunk = dims;
     int64_t row_bytes = t.numel() / t.size(0) * static_cast<int64_t>(t.element_size());
-    chunk[0] = static_cast<hsize_t>(std::clamp<int64_t>((1 << 20) / std::max<int64_t>(row_bytes, 1), 1, t.size(0)));
+    chunk[0] = static_cast<hsize_t>(std::clamp<int64_t>(chunk_bytes / std::max<int64_t>(row_bytes, 1), 1, t.size(0)));
     H5Pset_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data());
     H5Pset_fletcher32(dcpl.id());
   }
@@ -331,7 +334,8 @@ torch::Tensor read_tensor(hid_t loc, const std::string& name, const std::string&
 
 void create_group(hid_t loc, const std::string& name) { make_parents(loc, name + "/_"); }
 
-void create_dataset(hid_t loc, const std::string& name, torch::ScalarType dtype, const std::vector<int64_t>& shape) {
+void create_dataset(hid_t loc, const std::string& name, torch::ScalarType dtype, const std::vector<int64_t>& shape,
+                    int64_t chunk_bytes) {
   SCORCH_CHECK(!shape.empty() && shape[0] > 0, "HDF5: create_dataset '{}' needs rows", name);
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
@@ -339,7 +343,7 @@ void create_dataset(hid_t loc, const std::string& name, torch::ScalarType dtype,
   int64_t row_bytes = static_cast<int64_t>(c10::elementSize(dtype));
   for (size_t i = 1; i < shape.size(); ++i) row_bytes *= shape[i];
   std::vector<hsize_t> chunk = dims;
-  chunk[0] = static_cast<hsize_t>(std::clamp<int64_t>((1 << 20) / std::max<int64_t>(row_bytes, 1), 1, shape[0]));
+  chunk[0] = static_cast<hsize_t>(std::clamp<int64_t>(chunk_bytes / std::max<int64_t>(row_bytes, 1), 1, shape[0]));
   H5Pset_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data());
   H5Pset_fletcher32(dcpl.id());
   H5Pset_obj_track_times(dcpl.id(), 0);
@@ -347,6 +351,14 @@ void create_dataset(hid_t loc, const std::string& name, torch::ScalarType dtype,
   Handle d(H5Dcreate2(loc, name.c_str(), h5_type(dtype), space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT), H5Dclose);
   SCORCH_CHECK(d.id() >= 0, "HDF5: cannot create dataset '{}': {}", name, last_error());
   SCORCH_CHECK(d.close() >= 0, "HDF5: cannot create dataset '{}' (disk full?): {}", name, last_error());
+}
+
+int64_t chunk_rows(hid_t loc, const std::string& name) {
+  Handle d = open_dataset(loc, name, "HDF5");
+  Handle dcpl(H5Dget_create_plist(d.id()), H5Pclose);
+  if (H5Pget_layout(dcpl.id()) != H5D_CHUNKED) return 0;
+  hsize_t chunk[H5S_MAX_RANK] = {};
+  return H5Pget_chunk(dcpl.id(), H5S_MAX_RANK, chunk) > 0 ? static_cast<int64_t>(chunk[0]) : 0;
 }
 
 void write_rows(hid_t loc, const std::string& name, int64_t start, const torch::Tensor& rows_in) {
@@ -417,9 +429,10 @@ void set_attr(hid_t loc, const std::string& name, int64_t v) { write_attr(loc, n
 void set_attr(hid_t loc, const std::string& name, double v) { write_attr(loc, name, H5T_NATIVE_DOUBLE, &v); }
 void set_attr(hid_t loc, const std::string& name, const std::string& v) {
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.id(), std::max<size_t>(v.size(), 1));
-  std::string buf = v.empty() ? std::string(1, '\0') : v;
-  write_attr(loc, name, type.id(), buf.data());
+  H5Tset_size(type.id(), H5T_VARIABLE);
+  H5Tset_cset(type.id(), H5T_CSET_UTF8);
+  const char* p = v.c_str();
+  write_attr(loc, name, type.id(), &p);
 }
 
 bool has_attr(hid_t loc, const std::string& name) { return H5Aexists(loc, name.c_str()) > 0; }
@@ -441,8 +454,19 @@ double get_attr_double(hid_t loc, const std::string& name, const std::string& fi
 std::string get_attr_string(hid_t loc, const std::string& name, const std::string& file) {
   Handle a = open_attr(loc, name, file);
   Handle type(H5Aget_type(a.id()), H5Tclose);
-  SCORCH_CHECK(H5Tget_class(type.id()) == H5T_STRING && !H5Tis_variable_str(type.id()),
-               "{}: attribute '{}' is not a fixed-length string", file, name);
+  SCORCH_CHECK(H5Tget_class(type.id()) == H5T_STRING, "{}: attribute '{}' is not a string", file, name);
+  if (H5Tis_variable_str(type.id()) > 0) {
+    Handle space(H5Aget_space(a.id()), H5Sclose);
+    SCORCH_CHECK(H5Sget_simple_extent_npoints(space.id()) == 1, "{}: attribute '{}' is not one string", file, name);
+    Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.id(), H5T_VARIABLE);
+    H5Tset_cset(mem.id(), H5Tget_cset(type.id()));
+    char* p = nullptr;
+    SCORCH_CHECK(H5Aread(a.id(), mem.id(), &p) >= 0, "{}: cannot read attribute '{}'", file, name);
+    std::string s = p ? p : "";
+    H5free_memory(p);
+    return s;
+  }
   std::string s(H5Tget_size(type.id()), '\0');
   SCORCH_CHECK(H5Aread(a.id(), type.id(), s.data()) >= 0, "{}: cannot read attribute '{}'", file, name);
   s.resize(std::strlen(s.c_str()));
@@ -502,6 +526,68 @@ void write_atomically(const std::string& path, const std::function<void(hid_t)>&
         f.close();
       },
       [&](const std::string& tmp) { verify_file(tmp); });
+}
+
+RowReader::RowReader(const std::string& path, const std::string& name, int64_t cache_bytes)
+    : path_(path), name_(name), file_(File::open_read(path)) {
+  Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+  // 12421 slots (a prime, as HDF5 advises) and w0 = 1: fully read chunks go first.
+  H5Pset_chunk_cache(dapl.id(), 12421, static_cast<size_t>(std::max<int64_t>(cache_bytes, 0)), 1.0);
+  SCORCH_CHECK(exists(file_.id(), name), "{}: dataset '{}' is missing", path, name);
+  dset_ = Handle(H5Dopen2(file_.id(), name.c_str(), dapl.id()), H5Dclose);
+  SCORCH_CHECK(dset_.id() >= 0, "{}: cannot open dataset '{}': {}", path, name, last_error());
+  space_ = Handle(H5Dget_space(dset_.id()), H5Sclose);
+  const int nd = H5Sget_simple_extent_ndims(space_.id());
+  SCORCH_CHECK(nd >= 1, "{}: dataset '{}' has no rows", path, name);
+  std::vector<hsize_t> dims(static_cast<size_t>(nd));
+  H5Sget_simple_extent_dims(space_.id(), dims.data(), nullptr);
+  shape_.assign(dims.begin(), dims.end());
+  int* fdp = nullptr;
+  if (H5Fget_vfd_handle(file_.id(), H5P_DEFAULT, reinterpret_cast<void**>(&fdp)) >= 0 && fdp) fd_ = *fdp;
+  struct stat st {};
+  if (fd_ >= 0 && fstat(fd_, &st) == 0) size_at_open_ = static_cast<int64_t>(st.st_size);
+}
+
+RowReader::~RowReader() = default;
+
+void RowReader::read(const std::vector<int64_t>& rows, torch::Tensor& out) {
+  quiet_this_thread();
+  SCORCH_CHECK(out.is_contiguous() && out.device().is_cpu() && out.dim() == static_cast<int64_t>(shape_.size()) &&
+                   out.size(0) == static_cast<int64_t>(rows.size()),
+               "{}: RowReader::read needs a contiguous CPU [{}, ...] tensor", path_, rows.size());
+  if (rows.empty()) return;
+  std::lock_guard<std::mutex> lk(mu_);
+  // The file may have been truncated (or rewritten in place) since it was opened: past its
+  // end the driver would hand back zeros, so check its size first.
+  struct stat st {};
+  if (fd_ >= 0) {
+    SCORCH_CHECK(fstat(fd_, &st) == 0, "{}: cannot stat the open file: {}", path_, std::strerror(errno));
+    SCORCH_CHECK(static_cast<int64_t>(st.st_size) >= size_at_open_,
+                 "{}: the file shrank from {} to {} bytes while being streamed (truncated under the run?); rows {}..{} "
+                 "of '{}' cannot be read",
+                 path_, size_at_open_, static_cast<int64_t>(st.st_size), rows.front(), rows.back(), name_);
+  }
+  std::vector<hsize_t> off(shape_.size(), 0), cnt(shape_.begin(), shape_.end());
+  Handle sel(H5Scopy(space_.id()), H5Sclose);
+  H5Sselect_none(sel.id());
+  size_t i = 0;
+  while (i < rows.size()) {
+    size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+    SCORCH_CHECK(rows[i] >= 0 && rows[j - 1] < shape_[0] && (i == 0 || rows[i] > rows[i - 1]),
+                 "{}: rows to stream must be ascending, distinct and in [0, {}) (got {} after {})", path_, shape_[0],
+                 rows[i], i ? rows[i - 1] : -1);
+    off[0] = static_cast<hsize_t>(rows[i]);
+    cnt[0] = static_cast<hsize_t>(j - i);
+    SCORCH_CHECK(H5Sselect_hyperslab(sel.id(), H5S_SELECT_OR, off.data(), nullptr, cnt.data(), nullptr) >= 0,
+                 "{}: cannot select rows of '{}': {}", path_, name_, last_error());
+    i = j;
+  }
+  std::vector<hsize_t> md(out.sizes().begin(), out.sizes().end());
+  Handle mem(H5Screate_simple(static_cast<int>(md.size()), md.data(), nullptr), H5Sclose);
+  const herr_t rc = H5Dread(dset_.id(), h5_type(out.scalar_type()), mem.id(), sel.id(), H5P_DEFAULT, out.data_ptr());
+  SCORCH_CHECK(rc >= 0, "{}: reading {} rows of '{}' between row {} and row {} failed (a corrupted chunk or a damaged "
+               "file): {}", path_, rows.size(), name_, rows.front(), rows.back(), last_error());
 }
 
 }  // namespace scorch::h5

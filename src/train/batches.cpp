@@ -7,11 +7,18 @@
 
 namespace scorch::train {
 
-BatchMaker::BatchMaker(const Config& cfg, const data::Dataset& data, dist::Range share, bool pinned, double T,
-                       int64_t num_levels, bool projections)
-    : cfg_(cfg), data_(data), share_(share), pinned_(pinned), T_(T), num_levels_(num_levels), projections_(projections) {
+BatchMaker::BatchMaker(const Config& cfg, const data::Source& data, dist::Range share, bool pinned, double T,
+                       int64_t num_levels, bool projections, bool finish_on_host)
+    : cfg_(cfg),
+      data_(data),
+      share_(share),
+      pinned_(pinned),
+      T_(T),
+      num_levels_(num_levels),
+      projections_(projections),
+      finish_on_host_(finish_on_host) {
   steps_per_epoch_ = data_.size() / cfg_.training.batch_size;
-  SCORCH_CHECK(steps_per_epoch_ > 0, "{}: {} items are fewer than one batch (training.batch_size = {})", data_.path,
+  SCORCH_CHECK(steps_per_epoch_ > 0, "{}: {} items are fewer than one batch (training.batch_size = {})", data_.path(),
                data_.size(), cfg_.training.batch_size);
 }
 
@@ -38,11 +45,11 @@ HostBatch BatchMaker::make(int64_t step) const {
   HostBatch hb;
   const bool images = data_.is_image();
   if (images) {
-    hb.images = torch::empty(with_rows(data_.images.sizes().slice(1).vec()), opt.dtype(torch::kUInt8));
-    torch::index_select_out(hb.images, data_.images, 0, idx);
+    hb.images = torch::empty(with_rows(data_.item_shape()), opt.dtype(torch::kUInt8));
+    data_.gather(idx, hb.images);
   } else {
-    hb.points = torch::empty({b, data_.points.size(1)}, opt.dtype(torch::kFloat32));
-    torch::index_select_out(hb.points, data_.points, 0, idx);
+    hb.points = torch::empty(with_rows(data_.item_shape()), opt.dtype(torch::kFloat32));
+    data_.gather(idx, hb.points);
   }
   const auto item = cfg_.item_shape();
   int64_t D = 1;
@@ -56,13 +63,13 @@ HostBatch BatchMaker::make(int64_t step) const {
   if (discrete) hb.levels = torch::empty({b}, opt.dtype(torch::kInt64));
   const int64_t K = cfg_.model.num_classes;
   if (K > 0) {
-    SCORCH_CHECK(data_.labels.defined(), "{}: model.num_classes = {} needs class labels (/labels)", data_.path, K);
+    SCORCH_CHECK(data_.labels().defined(), "{}: model.num_classes = {} needs class labels (/labels)", data_.path(), K);
     hb.labels = torch::empty({b}, opt.dtype(torch::kInt64));
-    torch::index_select_out(hb.labels, data_.labels, 0, idx);
+    torch::index_select_out(hb.labels, data_.labels(), 0, idx);
     const auto* l = hb.labels.data_ptr<int64_t>();
     for (int64_t j = 0; j < b; ++j) {
       SCORCH_CHECK(l[j] >= 0 && l[j] < K, "{}: row {} has class label {}, outside [0, {}) (model.num_classes)",
-                   data_.path, idx[j].item<int64_t>(), l[j], K);
+                   data_.path(), idx[j].item<int64_t>(), l[j], K);
     }
   }
   const double drop = cfg_.training.label_dropout;
@@ -96,6 +103,14 @@ HostBatch BatchMaker::make(int64_t step) const {
         rng.normal(v, D, /*lane=*/3);
       }
     }
+  }
+  if (images && finish_on_host_) {
+    // The same operations the device would run on these rows (Trainer::to_device).
+    auto x01 = data::images_to_unit(hb.images, hb.deq);
+    if (cfg_.data.random_flip) x01 = torch::where(hb.flip.reshape({-1, 1, 1, 1}), x01.flip({3}), x01);
+    hb.x0 = data::scale(x01, cfg_.data.centered);
+    hb.images = torch::Tensor();
+    hb.deq = torch::Tensor();
   }
   return hb;
 }

@@ -35,8 +35,6 @@ double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
-constexpr int64_t kPrefetchDepth = 2;  // host batches prepared ahead of the running step
-
 // Host copies the caller may keep while training goes on. From a GPU: into pinned memory
 // (torch's caching host allocator reuses it), queued on the current stream without waiting;
 // state() synchronises the device once for all of them.
@@ -75,19 +73,21 @@ Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdi
   SCORCH_CHECK(cfg_.training.precision == "fp32" || cfg_.training.precision == "bf16",
                "training.precision = \"{}\" is not one of: fp32, bf16", cfg_.training.precision);
   // The file's claimed shape is checked against the config, memory and storage before
-  // anything is read (data/dataset.h).
-  const auto info = data::inspect(cfg_.data.path);
-  data::check_matches(info, cfg_);
-  data_ = data::load(info);
+  // anything is read (data/dataset.h); then it is opened as data.source says (data/source.h).
+  data::check_matches(data::inspect(cfg_.data.path), cfg_);
+  data_ = data::open_source(cfg_.data.path, data::source_options(cfg_), &comm_);
+  if (comm_.rank() == 0) {
+    spdlog::info("data: {}, {} rows, source {}", data_->path(), data_->size(), data_->describe());
+  }
 
   sde_ = sde::make_sde(cfg_);
   sde_->to(device_);
   loss_ = losses::make_loss(cfg_, *sde_);
-  SCORCH_CHECK(cfg_.model.num_classes == 0 || data_.labels.defined(),
+  SCORCH_CHECK(cfg_.model.num_classes == 0 || data_->labels().defined(),
                "{}: model.num_classes = {} trains a class-conditional network, but the file has no /labels",
-               data_.path, cfg_.model.num_classes);
-  batches_ = std::make_unique<BatchMaker>(cfg_, data_, share, /*pinned=*/device_.is_cuda(), sde_->T(), sde_->N(),
-                                          loss_->needs_projections());
+               data_->path(), cfg_.model.num_classes);
+  batches_ = std::make_unique<BatchMaker>(cfg_, *data_, share, /*pinned=*/device_.is_cuda(), sde_->T(), sde_->N(),
+                                          loss_->needs_projections(), /*finish_on_host=*/!device_.is_cuda());
   torch::manual_seed(cfg_.seed);  // identical on every rank; rank 0's weights win anyway
   try {
     model_ = models::make_model(cfg_);
@@ -141,7 +141,9 @@ Trainer::DeviceBatch Trainer::to_device(const HostBatch& hb, int64_t lo, int64_t
   const bool async = device_.is_cuda();  // from pinned memory
   auto move = [&](const torch::Tensor& h) { return h.slice(0, lo, hi).to(device_, /*non_blocking=*/async); };
   DeviceBatch d;
-  if (hb.images.defined()) {
+  if (hb.x0.defined()) {
+    d.x0 = move(hb.x0);  // made by the producer thread (CPU device)
+  } else if (hb.images.defined()) {
     // Dequantisation, flips and scaling on the device, from the uint8 rows.
     auto x01 = data::images_to_unit(move(hb.images), hb.deq.defined() ? move(hb.deq) : torch::Tensor());
     if (cfg_.data.random_flip) x01 = torch::where(move(hb.flip).reshape({-1, 1, 1, 1}), x01.flip({3}), x01);
@@ -407,8 +409,10 @@ bool Trainer::run(int64_t until) {
                cfg_.training.grad_accum > 1 ? fmt::format(" in {} micro-batches", cfg_.training.grad_accum) : "",
                device_.str(), grad_comm_->name(), reducer_->buckets().size(), cfg_.dist.overlap ? "on" : "off",
                models::count_parameters(*model_), cfg_.training.precision);
-  prefetch_ = std::make_unique<Prefetcher>([this](int64_t s) { return batches_->make(s); }, step_, until,
-                                           kPrefetchDepth);
+  if (cfg_.data.prefetch > 0) {
+    prefetch_ = std::make_unique<Prefetcher>([this](int64_t s) { return batches_->make(s); }, step_, until,
+                                             cfg_.data.prefetch);
+  }
   auto t0 = clock_type::now(), t_last = t0;
   int64_t last_step = step_;
   torch::Tensor loss_sum;  // this rank's losses since the last log line (on the device)

@@ -18,6 +18,7 @@
 #include "scorch/io/checkpoint.h"
 #include "scorch/losses/dsm.h"
 #include "scorch/models/score_fn.h"
+#include "scorch/data/source.h"
 #include "scorch/train/trainer.h"
 
 using namespace scorch;
@@ -542,6 +543,105 @@ BOOST_AUTO_TEST_CASE(checkpoint_holds_every_ranks_rng_and_resumes_on_all_ranks) 
   io::TensorMap resumed;
   for (const auto& [n, p] : c.trainable()) resumed[n] = p.detach().clone();
   BOOST_TEST(test::maps_equal(resumed, straight));
+  world->barrier();
+  if (world->rank() == 0) std::filesystem::remove_all(dir);
+}
+
+// node_shared: the node's ranks (all of them here) hold one copy, allocated once by the
+// node's first rank, and every rank reads the same bytes as a private load of the file.
+BOOST_AUTO_TEST_CASE(node_shared_holds_one_copy_per_node) {
+  auto world = dist::mpi_world();
+  std::string dir = shared_dir(*world, "nodeshared");
+  Config cfg = image_config(*world, dir);
+  auto shared = data::open_source(cfg.data.path, {"node_shared", 1.0, 0}, world.get());
+  auto allocated = torch::tensor({shared->resident_bytes()}, torch::kInt64);
+  world->allreduce_sum(allocated);
+  BOOST_TEST(allocated.item<int64_t>() == shared->info().bytes);  // one copy among all ranks
+  BOOST_TEST(world->local_size() == world->size());
+  auto mine = data::load(cfg.data.path).images;
+  auto all = shared->rows(0, shared->size());
+  int64_t errors = !torch::equal(all, mine);
+  // The same bytes on every rank: rank 0's copy checked against everyone's.
+  auto gathered = world->all_gather(all.reshape({1, -1}).contiguous());
+  for (int r = 0; r < world->size(); ++r) errors += !torch::equal(gathered[r], gathered[0]);
+  BOOST_TEST(global_errors(*world, errors) == 0);
+  shared.reset();
+  world->barrier();
+  if (world->rank() == 0) std::filesystem::remove_all(dir);
+}
+
+// Step s gets the same rows, flips, dequantisation noise and labels in every source, with
+// and without prefetch, at this world size and at one rank (the whole batch on one rank).
+BOOST_AUTO_TEST_CASE(every_source_gives_the_one_rank_batches_at_any_world_size) {
+  auto world = dist::mpi_world();
+  std::string dir = shared_dir(*world, "sourcebatches");
+  Config cfg = image_config(*world, dir);
+  cfg.model.num_classes = 10;
+  cfg.training.label_dropout = 0.25;
+  validate(cfg);
+  const int64_t B = cfg.training.batch_size;
+  auto share = dist::batch_share(B, world->rank(), world->size(), 1);
+  auto one_rank_src = data::in_memory(data::load(cfg.data.path));
+  train::BatchMaker one_rank(cfg, *one_rank_src, {0, B}, false, 1.0, 1000);
+  int64_t errors = 0;
+  for (const std::string kind : {"memory", "node_shared", "stream"}) {
+    auto src = data::open_source(cfg.data.path, {kind, 1.0, 0}, world.get());
+    train::BatchMaker mk(cfg, *src, share, false, 1.0, 1000);
+    for (int64_t depth : {0, 2}) {
+      std::unique_ptr<train::Prefetcher> pf;
+      if (depth) pf = std::make_unique<train::Prefetcher>([&](int64_t s) { return mk.make(s); }, 0, 20, depth);
+      for (int64_t step = 0; step < 20; ++step) {
+        auto hb = pf ? pf->take(step) : mk.make(step);
+        auto want = one_rank.make(step);
+        auto mine = [&](const torch::Tensor& t) { return t.slice(0, share.begin, share.end); };
+        const bool same = torch::equal(hb.images, mine(want.images)) && torch::equal(hb.deq, mine(want.deq)) &&
+                          torch::equal(hb.flip, mine(want.flip)) && torch::equal(hb.t, mine(want.t)) &&
+                          torch::equal(hb.z, mine(want.z)) && torch::equal(hb.labels, mine(want.labels));
+        if (!same) {
+          ++errors;
+          BOOST_TEST_MESSAGE("rank " << world->rank() << ": " << kind << " prefetch " << depth << " step " << step
+                                     << " differs from one rank");
+        }
+      }
+    }
+  }
+  BOOST_TEST(global_errors(*world, errors) == 0);
+  world->barrier();
+  if (world->rank() == 0) std::filesystem::remove_all(dir);
+}
+
+// Training that streams its data and resumes from a checkpoint equals an uninterrupted run.
+BOOST_AUTO_TEST_CASE(stream_resume_equals_an_uninterrupted_run) {
+  auto world = dist::mpi_world();
+  std::string dir = shared_dir(*world, "streamresume");
+  Config cfg = image_config(*world, dir);
+  cfg.data.source = "stream";
+  cfg.data.cache_mb = 0.01;
+  io::TensorMap straight, memory;
+  {
+    train::Trainer a(cfg, *world, dir + "/straight");
+    a.run(5);
+    for (const auto& [n, p] : a.trainable()) straight[n] = p.detach().clone();
+  }
+  {
+    Config m = cfg;
+    m.data.source = "memory";
+    train::Trainer a(m, *world, dir + "/memory");
+    a.run(5);
+    for (const auto& [n, p] : a.trainable()) memory[n] = p.detach().clone();
+  }
+  {
+    train::Trainer b(cfg, *world, dir + "/resumed");
+    b.run(2);
+  }
+  world->barrier();
+  train::Trainer c(cfg, *world, dir + "/resumed");
+  c.resume_latest();
+  c.run(5);
+  io::TensorMap resumed;
+  for (const auto& [n, p] : c.trainable()) resumed[n] = p.detach().clone();
+  BOOST_TEST(test::maps_equal(resumed, straight));
+  BOOST_TEST(test::maps_equal(memory, straight));
   world->barrier();
   if (world->rank() == 0) std::filesystem::remove_all(dir);
 }

@@ -513,7 +513,8 @@ BOOST_AUTO_TEST_CASE(label_dropout_replaces_labels_by_the_null_label) {
   ds.path = "memory";
   ds.points = torch::randn({2560, 2});
   ds.labels = torch::arange(2560, torch::kInt64).remainder(2);
-  train::BatchMaker a(cfg, ds, {0, 256}, false, 1.0, 1000), b(cfg, ds, {0, 256}, false, 1.0, 1000);
+  auto src = data::in_memory(ds);
+  train::BatchMaker a(cfg, *src, {0, 256}, false, 1.0, 1000), b(cfg, *src, {0, 256}, false, 1.0, 1000);
   int64_t null = 0, total = 0;
   for (int64_t step = 0; step < 20; ++step) {
     auto ha = a.make(step), hb = b.make(step);

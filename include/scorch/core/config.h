@@ -109,6 +109,9 @@ struct DataConfig {
   bool centered = false;        // images in [-1, 1] instead of [0, 1]
   bool uniform_dequantization = false;
   bool random_flip = true;
+  std::string source = "auto";  // where the data live: auto | memory | node_shared | stream (data/source.h)
+  double cache_mb = 64;         // stream: HDF5 chunk cache per rank, MiB
+  int64_t prefetch = 2;         // local batches prepared ahead by a background thread (0: none)
 };
 
 struct EvalConfig {

@@ -13,6 +13,8 @@ void init_logging(int rank, int world_size);
 
 // "1h02m", "3m05s", "12s": durations for ETAs.
 std::string format_duration(double seconds);
+// "512 B", "86.4 kB", "393 MB", "5.9 GB": decimal units, three significant digits.
+std::string format_bytes(double bytes);
 
 // Logs "label: done/total | elapsed | ETA" about every 10% of `total` (info level: rank 0).
 class Progress {

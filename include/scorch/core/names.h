@@ -40,6 +40,12 @@ inline const List& correctors() {
 }
 
 // "a | b | c", for help texts and errors.
+// Where training data live while a job runs (data/source.h).
+inline const List& data_sources() {
+  static const List v{"auto", "memory", "node_shared", "stream"};
+  return v;
+}
+
 inline std::string joined(const List& v, const char* sep = " | ") {
   std::string s;
   for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];

@@ -21,15 +21,15 @@ struct Dataset {
 };
 
 // What a dataset file claims, checked before anything is read: the schema, that the data
-// is really stored (no unwritten chunks, no missing virtual sources) and that it fits in
-// this machine's memory. Throws naming the file.
+// is really stored (no unwritten chunks, no missing virtual sources) and, with
+// `check_memory`, that it fits in this machine's memory. Throws naming the file.
 struct DatasetInfo {
   std::string path;
   bool image = true;
   std::vector<int64_t> shape;  // [N,H,W,C] or [N,D]
   int64_t bytes = 0;           // in memory
 };
-DatasetInfo inspect(const std::string& path, int64_t limit = 0);
+DatasetInfo inspect(const std::string& path, int64_t limit = 0, bool check_memory = false);
 
 // Loads the first `limit` items (all if limit <= 0) into memory: load(inspect(path, limit)).
 Dataset load(const std::string& path, int64_t limit = 0);
@@ -40,6 +40,8 @@ Dataset load(const DatasetInfo& info);
 void check_matches(const DatasetInfo& info, const Config& cfg);
 
 // Writes a dataset file atomically (temp file, fsync, rename). `labels` may be undefined.
+// Rows are stored in checksummed chunks of ~64 KiB (at least one row), so that streaming
+// reads touch only the rows they need; files written with bigger chunks still load.
 void write_images(const std::string& path, const torch::Tensor& images_nhwc_u8, const torch::Tensor& labels);
 void write_points(const std::string& path, const torch::Tensor& points_f32, const torch::Tensor& labels);
 

@@ -37,6 +37,25 @@ class SharedCounter {
   virtual int64_t fetch_add(int64_t v) = 0;
 };
 
+// One block of memory shared by the ranks of a node (MPI-3: MPI_Comm_split_type with
+// MPI_COMM_TYPE_SHARED, then MPI_Win_allocate_shared with the whole size on the node's
+// first rank and 0 bytes elsewhere): one copy per node, mapped into every rank of it.
+// Created and destroyed collectively.
+class NodeShared {
+ public:
+  virtual ~NodeShared() = default;
+  // The node-wide block: the same bytes in every rank of the node.
+  virtual void* data() = 0;
+  virtual int64_t bytes() const = 0;
+  // Bytes this rank allocated (the whole block on the node's first rank, 0 elsewhere).
+  virtual int64_t allocated_here() const = 0;
+  virtual int node_rank() const = 0;
+  virtual int node_size() const = 0;
+  // Barrier over the node's ranks, with a memory fence: what one rank wrote before it is
+  // seen by all after it.
+  virtual void node_barrier() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -64,6 +83,8 @@ class Communicator {
   [[noreturn]] virtual void abort(int code) = 0;
   // A SharedCounter starting at `initial` (collective; over the control plane for NCCL).
   virtual std::unique_ptr<SharedCounter> make_counter(int64_t initial) = 0;
+  // A block of `bytes` shared by this node's ranks (collective over the whole job).
+  virtual std::unique_ptr<NodeShared> make_node_shared(int64_t bytes) = 0;
 
   // Synchronous sum: iallreduce_sum(t) then wait().
   void allreduce_sum(const torch::Tensor& t) { iallreduce_sum(t)->wait(); }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -67,8 +68,10 @@ void check_stored(hid_t loc, const std::string& name, const std::string& file);
 size_t element_size(hid_t loc, const std::string& name);
 
 // Writes a contiguous CPU tensor (uint8, int64, float32, float64) at `name`, creating
-// intermediate groups. Row chunks of at most ~1 MiB, each Fletcher-32 checksummed.
-void write_tensor(hid_t loc, const std::string& name, const torch::Tensor& t);
+// intermediate groups. Row chunks of at most `chunk_bytes` (at least one row), each
+// Fletcher-32 checksummed.
+constexpr int64_t kDefaultChunkBytes = int64_t(1) << 20;
+void write_tensor(hid_t loc, const std::string& name, const torch::Tensor& t, int64_t chunk_bytes = kDefaultChunkBytes);
 // Reads a dataset into a tensor of the stored type; `file` names the file in errors.
 torch::Tensor read_tensor(hid_t loc, const std::string& name, const std::string& file);
 // Reads rows [start, start+count) along axis 0.
@@ -77,7 +80,10 @@ torch::Tensor read_rows(hid_t loc, const std::string& name, int64_t start, int64
 void create_group(hid_t loc, const std::string& name);
 // An empty dataset of `shape` (row chunks, Fletcher-32, like write_tensor) that write_rows
 // then fills piece by piece, so that a large result never has to be in memory at once.
-void create_dataset(hid_t loc, const std::string& name, torch::ScalarType dtype, const std::vector<int64_t>& shape);
+void create_dataset(hid_t loc, const std::string& name, torch::ScalarType dtype, const std::vector<int64_t>& shape,
+                    int64_t chunk_bytes = kDefaultChunkBytes);
+// Rows per chunk of a dataset (its first chunk dimension; 0 when it is not chunked).
+int64_t chunk_rows(hid_t loc, const std::string& name);
 // Writes `rows` [count, ...] at rows [start, start + count) of dataset `name`.
 void write_rows(hid_t loc, const std::string& name, int64_t start, const torch::Tensor& rows);
 
@@ -86,11 +92,40 @@ std::string read_string(hid_t loc, const std::string& name, const std::string& f
 
 void set_attr(hid_t loc, const std::string& name, int64_t v);
 void set_attr(hid_t loc, const std::string& name, double v);
+// Strings are variable-length UTF-8 (h5py reads them as str); readers also accept the
+// fixed-length ASCII attributes of files written before.
 void set_attr(hid_t loc, const std::string& name, const std::string& v);
 int64_t get_attr_int(hid_t loc, const std::string& name, const std::string& file);
 double get_attr_double(hid_t loc, const std::string& name, const std::string& file);
 std::string get_attr_string(hid_t loc, const std::string& name, const std::string& file);
 bool has_attr(hid_t loc, const std::string& name);
+
+// Reads arbitrary rows of one dataset of a file kept open, for streaming: the dataset's
+// chunk cache holds `cache_bytes`, rows of one call are read with one selection (runs of
+// consecutive rows as hyperslabs), and every call first checks that the file has not been
+// truncated under it (the sec2 driver would return zeros past its end). Thread-safe (the
+// HDF5 library is built thread-safe; calls on one reader are serialised).
+class RowReader {
+ public:
+  RowReader(const std::string& path, const std::string& name, int64_t cache_bytes);
+  ~RowReader();
+  RowReader(const RowReader&) = delete;
+  RowReader& operator=(const RowReader&) = delete;
+  const std::vector<int64_t>& shape() const { return shape_; }
+  // Reads rows `rows` (ascending, distinct, in [0, N)) into `out` (contiguous CPU
+  // [rows.size(), ...item], converting to out's dtype). Throws naming the file and the rows
+  // on a checksum failure, a short read or a truncated file.
+  void read(const std::vector<int64_t>& rows, torch::Tensor& out);
+
+ private:
+  std::string path_, name_;
+  File file_;
+  Handle dset_, space_;
+  std::vector<int64_t> shape_;
+  int fd_ = -1;
+  int64_t size_at_open_ = 0;
+  std::mutex mu_;
+};
 
 // Reads every dataset of `path` back (checksums verified); throws naming the file and the
 // dataset on truncation or corruption.

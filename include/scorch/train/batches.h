@@ -6,8 +6,11 @@
 // and each rank draws only the rows it owns: the per-rank cost is O(local batch), not
 // O(global batch).
 //
-// A Prefetcher thread makes the next batches while the current step computes; on a GPU the
-// host tensors are pinned, so the trainer's copies to the device are asynchronous.
+// Rows come from a data::Source (memory, node-shared or streamed: the same bytes in each).
+// A Prefetcher thread makes the next batches (read, and on a CPU device also dequantise,
+// flip and scale) while the current step computes; on a GPU the host tensors are pinned,
+// the trainer's copies to the device are asynchronous and the uint8 rows become network
+// input on the device (a quarter of the bytes to copy).
 #pragma once
 #include <torch/torch.h>
 
@@ -20,13 +23,15 @@
 
 #include "scorch/core/config.h"
 #include "scorch/data/dataset.h"
+#include "scorch/data/source.h"
 #include "scorch/dist/sharding.h"
 
 namespace scorch::train {
 
 // One step's rows of one rank, on the host.
 struct HostBatch {
-  torch::Tensor images;  // uint8 [b,H,W,C], or undefined for point data
+  torch::Tensor images;  // uint8 [b,H,W,C], or undefined for point data (or once x0 is made)
+  torch::Tensor x0;      // float32 [b,C,H,W] network input made on the host (finish_on_host), or undefined
   torch::Tensor points;  // float32 [b,D], or undefined for image data
   torch::Tensor t;       // float32 [b], diffusion times in [eps, T)
   torch::Tensor z;       // float32 [b, ...item], N(0, I)
@@ -43,9 +48,10 @@ class BatchMaker {
  public:
   // `share`: the rows of each global batch that this rank owns. `pinned`: page-locked host
   // memory (for asynchronous copies to a GPU). `num_levels`: N of discrete training.
-  // `projections`: draw the projection vectors of sliced score matching.
-  BatchMaker(const Config& cfg, const data::Dataset& data, dist::Range share, bool pinned, double T, int64_t num_levels,
-             bool projections = false);
+  // `projections`: draw the projection vectors of sliced score matching. `finish_on_host`:
+  // image rows leave make() as network input x0 (dequantised, flipped, scaled), not uint8.
+  BatchMaker(const Config& cfg, const data::Source& data, dist::Range share, bool pinned, double T, int64_t num_levels,
+             bool projections = false, bool finish_on_host = false);
   // The batch of `step`. Thread-safe; a pure function of (cfg.seed, step, share).
   HostBatch make(int64_t step) const;
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
@@ -54,12 +60,13 @@ class BatchMaker {
   torch::Tensor permutation(int64_t epoch) const;
 
   const Config& cfg_;
-  const data::Dataset& data_;
+  const data::Source& data_;
   dist::Range share_;
   bool pinned_;
   double T_;
   int64_t num_levels_;
   bool projections_;
+  bool finish_on_host_;
   int64_t steps_per_epoch_;
   mutable std::mutex mu_;
   mutable int64_t cached_epoch_ = -1;

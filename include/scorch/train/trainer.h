@@ -12,7 +12,7 @@
 #include <string>
 
 #include "scorch/core/config.h"
-#include "scorch/data/dataset.h"
+#include "scorch/data/source.h"
 #include "scorch/dist/communicator.h"
 #include "scorch/dist/reducer.h"
 #include "scorch/io/checkpoint.h"
@@ -117,7 +117,7 @@ class Trainer {
   std::unique_ptr<optim::Adam> adam_;
   std::unique_ptr<optim::EMA> ema_;
   std::unique_ptr<dist::Reducer> reducer_;
-  data::Dataset data_;
+  std::unique_ptr<data::Source> data_;
   std::unique_ptr<BatchMaker> batches_;
   std::unique_ptr<Prefetcher> prefetch_;
   std::unique_ptr<CheckpointWriter> writer_;  // rank 0 only

@@ -1,0 +1,264 @@
+// The three data sources behind data/source.h and the `auto` choice between them.
+#include "scorch/data/source.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <numeric>
+
+#include <unistd.h>
+
+#include "scorch/core/error.h"
+#include "scorch/core/log.h"
+#include "scorch/core/names.h"
+#include "scorch/dist/sharding.h"
+#include "scorch/io/hdf5.h"
+
+namespace scorch::data {
+
+double available_memory() {
+  double avail = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  std::ifstream mi("/proc/meminfo");
+  std::string key, unit;
+  double kb = 0;
+  while (mi >> key >> kb) {
+    std::getline(mi, unit);
+    if (key == "MemAvailable:") avail = kb * 1024.0;
+  }
+  std::ifstream cg("/sys/fs/cgroup/memory.max");
+  std::string v;
+  if (cg >> v && v != "max") avail = std::min(avail, std::stod(v));
+  return avail;
+}
+
+SourceOptions source_options(const Config& cfg, int64_t limit) {
+  SourceOptions o;
+  o.kind = cfg.data.source;
+  o.cache_mb = cfg.data.cache_mb;
+  o.limit = limit;
+  return o;
+}
+
+Source::Source(DatasetInfo info, torch::Tensor labels, std::string why)
+    : info_(std::move(info)), labels_(std::move(labels)), why_(std::move(why)) {}
+Source::~Source() = default;
+
+void Source::check_indices(const torch::Tensor& idx) const {
+  SCORCH_CHECK(idx.dim() == 1 && idx.scalar_type() == torch::kInt64 && idx.device().is_cpu(),
+               "{}: row indices must be a CPU int64 [b] tensor", path());
+  if (idx.numel() == 0) return;
+  const int64_t lo = idx.min().item<int64_t>(), hi = idx.max().item<int64_t>();
+  SCORCH_CHECK(lo >= 0 && hi < size(), "{}: rows {}..{} asked for, but the source holds rows [0, {})", path(), lo, hi,
+               size());
+}
+
+torch::Tensor Source::gather(const torch::Tensor& idx) const {
+  auto shape = item_shape();
+  shape.insert(shape.begin(), idx.size(0));
+  auto out = torch::empty(shape, torch::TensorOptions().dtype(dtype()));
+  gather(idx, out);
+  return out;
+}
+
+torch::Tensor Source::rows(int64_t start, int64_t count) const {
+  return gather(torch::arange(start, start + count, torch::kInt64));
+}
+
+namespace {
+
+std::string gb(double bytes) { return format_bytes(bytes); }
+
+void check_out(const Source& s, const torch::Tensor& idx, const torch::Tensor& out) {
+  SCORCH_CHECK(out.is_contiguous() && out.device().is_cpu() && out.scalar_type() == s.dtype() &&
+                   out.dim() == static_cast<int64_t>(s.info().shape.size()) && out.size(0) == idx.size(0),
+               "{}: gather needs a contiguous CPU {} tensor of {} rows", s.path(), c10::toString(s.dtype()),
+               idx.size(0));
+}
+
+torch::Tensor read_labels(const DatasetInfo& info) {
+  auto f = h5::File::open_read(info.path);
+  if (!h5::exists(f.id(), "labels")) return {};
+  return h5::read_rows(f.id(), "labels", 0, info.shape[0], info.path).to(torch::kInt64);
+}
+
+void check_fits(const DatasetInfo& info, double copies, const char* what) {
+  const double avail = available_memory(), need = static_cast<double>(info.bytes) * copies;
+  SCORCH_CHECK(need <= 0.8 * avail,
+               "{}: {} holds {} in memory ({} of {}), but this machine has {} available: use data.source = \"stream\" "
+               "(or \"node_shared\" for one copy per node), or the file is damaged",
+               info.path, what, gb(need), fmt::format("[{}]", fmt::join(info.shape, ", ")),
+               info.image ? "uint8" : "float32", gb(avail));
+}
+
+class MemorySource final : public Source {
+ public:
+  MemorySource(const DatasetInfo& info, std::string why, double copies)
+      : Source(info, torch::Tensor(), std::move(why)) {
+    check_fits(info, copies, "data.source = \"memory\" (every rank a copy)");
+    ds_ = load(info);
+    labels_ = ds_.labels;
+  }
+  MemorySource(Dataset ds, DatasetInfo info) : Source(std::move(info), ds.labels, "given in memory"), ds_(std::move(ds)) {}
+  void gather(const torch::Tensor& idx, torch::Tensor& out) const override {
+    check_indices(idx);
+    check_out(*this, idx, out);
+    torch::index_select_out(out, info_.image ? ds_.images : ds_.points, 0, idx);
+  }
+  std::string kind() const override { return "memory"; }
+  int64_t resident_bytes() const override { return info_.bytes; }
+
+ private:
+  Dataset ds_;
+};
+
+class NodeSharedSource final : public Source {
+ public:
+  NodeSharedSource(const DatasetInfo& info, std::string why, dist::Communicator& comm)
+      : Source(info, read_labels(info), std::move(why)) {
+    check_fits(info, 1.0, "data.source = \"node_shared\" (one copy per node)");
+    shared_ = comm.make_node_shared(info.bytes);
+    auto shape = info.shape;
+    data_ = torch::from_blob(shared_->data(), shape, torch::TensorOptions().dtype(dtype()));
+    // Each of the node's ranks reads its slice of the rows; a failure anywhere is agreed on
+    // over the whole job before anyone reads the window, so no rank waits for a lost slice.
+    const auto slice = dist::Range{info.shape[0] * shared_->node_rank() / shared_->node_size(),
+                                   info.shape[0] * (shared_->node_rank() + 1) / shared_->node_size()};
+    std::string error;
+    try {
+      h5::RowReader reader(info.path, info.image ? "images" : "points", 0);
+      constexpr int64_t kPiece = 4096;  // rows per read
+      for (int64_t a = slice.begin; a < slice.end; a += kPiece) {
+        const int64_t n = std::min(kPiece, slice.end - a);
+        std::vector<int64_t> rows(static_cast<size_t>(n));
+        std::iota(rows.begin(), rows.end(), a);
+        auto dst = data_.slice(0, a, a + n);
+        reader.read(rows, dst);
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    auto failed = torch::tensor({error.empty() ? 0 : 1}, torch::kInt32);
+    comm.allreduce_sum(failed);
+    SCORCH_CHECK(error.empty(), "{}", error);
+    SCORCH_CHECK(failed.item<int>() == 0, "{}: another rank failed to read its slice into the node's shared copy",
+                 info.path);
+    shared_->node_barrier();
+  }
+  void gather(const torch::Tensor& idx, torch::Tensor& out) const override {
+    check_indices(idx);
+    check_out(*this, idx, out);
+    torch::index_select_out(out, data_, 0, idx);
+  }
+  std::string kind() const override { return "node_shared"; }
+  int64_t resident_bytes() const override { return shared_->allocated_here(); }
+  const dist::NodeShared& shared() const { return *shared_; }
+
+ private:
+  std::unique_ptr<dist::NodeShared> shared_;
+  torch::Tensor data_;  // a view of the window
+};
+
+class StreamSource final : public Source {
+ public:
+  StreamSource(const DatasetInfo& info, std::string why, double cache_mb)
+      : Source(info, read_labels(info), std::move(why)),
+        cache_bytes_(static_cast<int64_t>(cache_mb * 1024 * 1024)),
+        reader_(std::make_unique<h5::RowReader>(info.path, info.image ? "images" : "points", cache_bytes_)) {}
+  void gather(const torch::Tensor& idx, torch::Tensor& out) const override {
+    check_indices(idx);
+    check_out(*this, idx, out);
+    const int64_t b = idx.size(0);
+    if (b == 0) return;
+    // Sorted, distinct rows for locality; then each requested position takes its row.
+    const auto* p = idx.data_ptr<int64_t>();
+    std::vector<int64_t> order(static_cast<size_t>(b));
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t c) { return p[a] < p[c]; });
+    std::vector<int64_t> rows;
+    std::vector<int64_t> where(static_cast<size_t>(b));
+    for (int64_t k : order) {
+      if (rows.empty() || rows.back() != p[k]) rows.push_back(p[k]);
+      where[static_cast<size_t>(k)] = static_cast<int64_t>(rows.size()) - 1;
+    }
+    bool identity = static_cast<int64_t>(rows.size()) == b;
+    for (int64_t k = 0; identity && k < b; ++k) identity = where[static_cast<size_t>(k)] == k;
+    if (identity) {
+      reader_->read(rows, out);
+      return;
+    }
+    auto shape = out.sizes().vec();
+    shape[0] = static_cast<int64_t>(rows.size());
+    auto tmp = torch::empty(shape, out.options());
+    reader_->read(rows, tmp);
+    torch::index_select_out(out, tmp, 0, torch::tensor(where, torch::kInt64));
+  }
+  std::string kind() const override { return "stream"; }
+  int64_t resident_bytes() const override { return std::min(cache_bytes_, info_.bytes); }
+
+ private:
+  int64_t cache_bytes_;
+  std::unique_ptr<h5::RowReader> reader_;
+};
+
+}  // namespace
+
+std::unique_ptr<Source> in_memory(Dataset ds) {
+  DatasetInfo info;
+  info.path = ds.path;
+  info.image = ds.is_image();
+  if (ds.is_image()) {
+    SCORCH_CHECK(ds.images.scalar_type() == torch::kUInt8 && ds.images.dim() == 4, "{}: images must be uint8 [N,H,W,C]",
+                 ds.path);
+    ds.images = ds.images.contiguous();
+  } else {
+    SCORCH_CHECK(ds.points.dim() == 2, "{}: points must be [N,D]", ds.path);
+    ds.points = ds.points.to(torch::kFloat32).contiguous();
+  }
+  const auto& t = ds.is_image() ? ds.images : ds.points;
+  info.shape = t.sizes().vec();
+  info.bytes = t.numel() * static_cast<int64_t>(t.element_size());
+  return std::make_unique<MemorySource>(std::move(ds), std::move(info));
+}
+
+std::unique_ptr<Source> open_source(const std::string& path, const SourceOptions& opt, dist::Communicator* comm) {
+  SCORCH_CHECK(names::contains(names::data_sources(), opt.kind), "data.source = \"{}\" is not one of: {}", opt.kind,
+               names::joined(names::data_sources()));
+  auto info = inspect(path, opt.limit);
+  {
+    auto f = h5::File::open_read(path);
+    if (info.image) {
+      SCORCH_CHECK(h5::element_size(f.id(), "images") == 1, "{}: /images must be uint8", path);
+    }
+  }
+  std::string kind = opt.kind, why = "data.source = \"" + opt.kind + "\"";
+  const int local = comm ? comm->local_size() : 1;
+  if (kind == "auto") {
+    // Rank 0 decides, so that every rank takes the same branch whatever its own figures.
+    const double avail = available_memory(), bytes = static_cast<double>(info.bytes);
+    constexpr double kSmall = 1e9;  // below this, a copy per rank costs nothing worth saving
+    if (bytes * local <= std::min(kSmall, 0.25 * avail)) {
+      kind = "memory";
+      why = fmt::format("auto: {} x {} rank(s) on this node is small", gb(bytes), local);
+    } else if (comm && bytes <= 0.5 * avail) {
+      kind = "node_shared";
+      why = fmt::format("auto: one {} copy per node fits in the {} available, {} per rank would not", gb(bytes),
+                        gb(avail), local);
+    } else {
+      kind = "stream";
+      why = fmt::format("auto: {} is more than half the {} this node has available", gb(bytes), gb(avail));
+    }
+    if (comm && comm->size() > 1) {
+      auto msg = dist::broadcast_string(*comm, kind + "\n" + why, 0);
+      kind = msg.substr(0, msg.find('\n'));
+      why = msg.substr(msg.find('\n') + 1);
+    }
+  }
+  if (kind == "memory") return std::make_unique<MemorySource>(info, why, static_cast<double>(local));
+  if (kind == "node_shared") {
+    SCORCH_CHECK(comm, "{}: data.source = \"node_shared\" needs the job's communicator", path);
+    return std::make_unique<NodeSharedSource>(info, why, *comm);
+  }
+  return std::make_unique<StreamSource>(info, why, opt.cache_mb);
+}
+
+}  // namespace scorch::data

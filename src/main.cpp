@@ -13,6 +13,7 @@
 #include "scorch/core/error.h"
 #include "scorch/core/log.h"
 #include "scorch/core/memory.h"
+#include "scorch/core/version.h"
 #include "scorch/dist/communicator.h"
 
 int main(int argc, char** argv) {
@@ -20,7 +21,7 @@ int main(int argc, char** argv) {
   const std::vector<scorch::cli::Command> commands{
       scorch::cli::prepare_command(), scorch::cli::train_command(),  scorch::cli::train_classifier_command(), scorch::cli::sample_command(),
       scorch::cli::eval_command(),    scorch::cli::encode_command(), scorch::cli::decode_command(),
-      scorch::cli::info_command(),    scorch::cli::import_command(), scorch::cli::bench_command(),
+      scorch::cli::info_command(),    scorch::cli::import_command(), scorch::cli::export_command(), scorch::cli::bench_command(),
       scorch::cli::preview_command(), scorch::cli::plot_command(), scorch::cli::inpaint_command(),
       scorch::cli::colorize_command(),
   };
@@ -29,6 +30,9 @@ int main(int argc, char** argv) {
       "Run under mpirun/srun for data parallelism, or as a plain process. Configuration: defaults in code\n"
       "<- the checkpoint's config <- --config JOB.toml <- --set overrides. `scorch info --keys` lists every key."};
   app.require_subcommand(1);
+  app.set_version_flag("--version", [] { return scorch::build_info_text(); },
+                       "print scorch's version and git commit, the build type and the LibTorch, CUDA/cuDNN/NCCL, MPI "
+                       "and HDF5 versions it was built with, and exit");
   int threads = 0;
   app.add_option("--threads", threads, "intra-op CPU threads per rank (default: OMP_NUM_THREADS or all cores)")
       ->check(CLI::PositiveNumber);

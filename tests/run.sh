@@ -5,14 +5,16 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SCORCH_BUILD_ALL=1 source jobs/setup.sh
-# Test-only packages: a real Slurm for the pipeline and requeue tests (tests/slurm/).
-for p in slurm-wlm munge; do
+# Test-only packages: a real Slurm for the pipeline and requeue tests (tests/slurm/), and
+# h5py and torch to check scorch's files with the real Python readers (string attributes
+# read as str; an exported checkpoint restored as score_sde_pytorch does).
+for p in slurm-wlm munge python3-h5py python3-torch; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     SUDO=""
     [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-    echo "tests: installing slurm-wlm and munge (log: build/setup.log)"
+    echo "tests: installing slurm-wlm, munge, python3-h5py and python3-torch (log: build/setup.log)"
     { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        slurm-wlm munge; } >> build/setup.log 2>&1 || { tail -n 40 build/setup.log; exit 1; }
+        slurm-wlm munge python3-h5py python3-torch; } >> build/setup.log 2>&1 || { tail -n 40 build/setup.log; exit 1; }
     break
   fi
 done

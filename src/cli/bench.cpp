@@ -20,15 +20,19 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
 #include "scorch/core/error.h"
+#include "scorch/core/log.h"
 #include "scorch/core/random.h"
 #include "scorch/core/torch_compat.h"
 #include "scorch/data/dataset.h"
+#include "scorch/data/source.h"
+#include "scorch/io/tensorboard.h"
 #include "scorch/dist/backend.h"
 #include "scorch/dist/sharding.h"
 #include "scorch/losses/dsm.h"
@@ -61,6 +65,102 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t m = v.size() / 2;
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+// ---------------------------------------------------------------- bench data
+
+std::string use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator& comm);
+
+struct DataOptions {
+  Common common;
+  int64_t steps = 100, synthetic = 0;
+  std::string source = "all";
+};
+
+// This process's resident and proportional set sizes in MB (/proc/self/smaps_rollup): PSS
+// splits shared pages among the processes mapping them, so PSS summed over a node's ranks
+// is the node's memory for the data.
+std::pair<double, double> rss_pss_mb() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string key;
+  double kb = 0, rss = 0, pss = 0;
+  std::string unit;
+  while (in >> key >> kb) {
+    std::getline(in, unit);
+    if (key == "Rss:") rss = kb / 1024.0;
+    if (key == "Pss:") pss = kb / 1024.0;
+  }
+  return {rss, pss};
+}
+
+int bench_data(const DataOptions& o, dist::Communicator& comm) {
+  SCORCH_CHECK(o.steps > 0, "bench data: --steps must be positive");
+  Config cfg = load_config(o.common.config, o.common.sets);
+  const std::string synthetic_path = use_synthetic_data(cfg, o.synthetic, comm);
+  std::vector<std::string> kinds{"memory", "node_shared", "stream"};
+  if (o.source != "all") kinds = {o.source};
+  const auto share = dist::batch_share(cfg.training.batch_size, comm.rank(), comm.size(), 1);
+  const auto info = data::inspect(cfg.data.path);
+  if (comm.rank() == 0) {
+    fmt::print("# scorch bench data: {} ({} rows of [{}], {}), {} ranks ({} on this node), {} rows per rank and step, "
+               "one producer thread per rank, prefetch {}, finishing on the host (dequantise, flip, scale)\n",
+               cfg.data.path, info.shape[0], fmt::join(info.shape.begin() + 1, info.shape.end(), ","),
+               format_bytes(static_cast<double>(info.bytes)), comm.size(), comm.local_size(), share.size(),
+               std::max<int64_t>(cfg.data.prefetch, 1));
+    fmt::print("{:<12} {:>9} {:>14} {:>14} {:>13} {:>13} {:>14}\n", "source", "open s", "images/s/rank", "MB/s/rank",
+               "RSS/rank MB", "PSS/node MB", "allocated MB");
+  }
+  for (const auto& kind : kinds) {
+    comm.barrier();
+    const auto before = rss_pss_mb();
+    auto t0 = clock_type::now();
+    auto src = data::open_source(cfg.data.path, {kind, cfg.data.cache_mb, 0}, &comm);
+    const double open_s = slowest(comm, std::chrono::duration<double>(clock_type::now() - t0).count());
+    train::BatchMaker mk(cfg, *src, share, /*pinned=*/false, 1.0, 1000, false, /*finish_on_host=*/true);
+    {
+      train::Prefetcher warm([&](int64_t s) { return mk.make(s); }, 0, 2, 1);
+      warm.take(0);
+      warm.take(1);
+    }
+    comm.barrier();
+    t0 = clock_type::now();
+    {
+      train::Prefetcher pf([&](int64_t s) { return mk.make(s); }, 2, 2 + o.steps, std::max<int64_t>(cfg.data.prefetch, 1));
+      for (int64_t s = 2; s < 2 + o.steps; ++s) pf.take(s);
+    }
+    const double secs = slowest(comm, std::chrono::duration<double>(clock_type::now() - t0).count());
+    const auto after = rss_pss_mb();
+    const double rss = comm.all_gather(torch::tensor({after.first - before.first}, torch::kFloat64)).max().item<double>();
+    auto pss = torch::tensor({after.second - before.second}, torch::kFloat64);
+    comm.allreduce_sum(pss);  // all ranks of this single-node measurement
+    auto alloc = torch::tensor({static_cast<double>(src->resident_bytes()) / 1048576.0}, torch::kFloat64);
+    comm.allreduce_sum(alloc);
+    const double ips = static_cast<double>(o.steps * share.size()) / secs;
+    if (comm.rank() == 0) {
+      fmt::print("{:<12} {:>9.2f} {:>14.0f} {:>14.1f} {:>13.1f} {:>13.1f} {:>14.1f}   ({})\n", kind, open_s, ips,
+                 ips * static_cast<double>(info.bytes) / static_cast<double>(info.shape[0]) / 1e6, rss,
+                 pss.item<double>() / static_cast<double>(comm.size()) * comm.local_size(), alloc.item<double>(),
+                 src->describe());
+    }
+  }
+  // The cost of one TensorBoard log line (13 scalars, one record, one flush).
+  if (comm.rank() == 0) {
+    const auto dir = fs::temp_directory_path() / fmt::format("scorch_bench_tb_{}", getpid());
+    {
+      io::EventWriter ev(dir.string());
+      std::vector<std::pair<std::string, double>> scalars;
+      for (const auto& c : train::train_log_columns()) scalars.emplace_back("train/" + c, 1.0);
+      auto t0 = clock_type::now();
+      constexpr int kLines = 2000;
+      for (int i = 0; i < kLines; ++i) ev.scalars(i, 0.0, scalars);
+      fmt::print("TensorBoard: {:.1f} us per log line of {} scalars\n",
+                 1e6 * std::chrono::duration<double>(clock_type::now() - t0).count() / kLines, scalars.size());
+    }
+    fs::remove_all(dir);
+  }
+  comm.barrier();
+  if (comm.rank() == 0 && !synthetic_path.empty()) fs::remove(synthetic_path);
+  return 0;
 }
 
 // ---------------------------------------------------------------- bench net
@@ -284,11 +384,12 @@ std::string use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator&
   if (comm.rank() == 0) {
     auto g = at::make_generator<at::CPUGeneratorImpl>(1);
     if (cfg.is_image_data()) {
-      data::write_images(synthetic_path,
-                         torch::randint(0, 256, {n, cfg.data.image_size, cfg.data.image_size, cfg.data.num_channels},
-                                        g, torch::kInt64)
-                             .to(torch::kUInt8),
-                         torch::Tensor());
+      auto images = torch::empty({n, cfg.data.image_size, cfg.data.image_size, cfg.data.num_channels}, torch::kUInt8);
+      for (int64_t a = 0; a < n; a += 128) {  // int64 draws in pieces: 8 bytes per pixel only for 128 images
+        const int64_t b = std::min(n, a + 128);
+        images.slice(0, a, b).copy_(torch::randint(0, 256, images.slice(0, a, b).sizes(), g, torch::kInt64));
+      }
+      data::write_images(synthetic_path, images, torch::Tensor());
     } else {
       data::write_points(synthetic_path, torch::randn({n, cfg.data.dim}, g), torch::Tensor());
     }
@@ -437,11 +538,12 @@ Command bench_command() {
   auto ar = std::make_shared<AllreduceOptions>();
   auto tr = std::make_shared<TrainOptions>();
   auto ck = std::make_shared<CheckpointOptions>();
-  auto apps = std::make_shared<std::array<CLI::App*, 4>>();
+  auto da = std::make_shared<DataOptions>();
+  auto apps = std::make_shared<std::array<CLI::App*, 5>>();
   Command c;
   c.name = "bench";
   c.help = "benchmarks: net (forward+backward of a network), allreduce (collectives), train (whole training steps), "
-             "checkpoint (write throughput and training stall)";
+             "checkpoint (write throughput and training stall), data (the loader per data.source)";
   c.declare = [=](CLI::App& app) {
     app.require_subcommand(1);
     auto* n = app.add_subcommand("net", "forward+backward time per image and peak memory of a job's network (DSM loss)");
@@ -482,12 +584,24 @@ Command bench_command() {
     k->add_option("--synthetic", ck->synthetic, "use N random items of the job's shape instead of data.path")
         ->capture_default_str();
     k->footer("Writes into --workdir DIR/scorch_bench_checkpoint (removed afterwards): put DIR on the disk to measure.");
-    *apps = {n, a, t, k};
+    auto* dd = app.add_subcommand("data", "loader images/s per rank and memory per rank and node for each data.source");
+    add_common(*dd, da->common, false);
+    dd->add_option("--steps", da->steps, "timed batches per source")->capture_default_str();
+    dd->add_option("--source", da->source, "all | memory | node_shared | stream")
+        ->check(CLI::IsMember({"all", "memory", "node_shared", "stream"}))
+        ->capture_default_str();
+    dd->add_option("--synthetic", da->synthetic,
+                   "use N random images of the job's shape (e.g. --set data.image_size=256) instead of data.path")
+        ->capture_default_str();
+    dd->footer("Each rank reads its share of training.batch_size per step through the prefetch thread, as training "
+               "does on a CPU; run it twice to measure from a warm page cache.");
+    *apps = {n, a, t, k, dd};
   };
   c.run = [=](dist::Communicator& comm) {
     if (*(*apps)[0]) return bench_net(*net, comm);
     if (*(*apps)[1]) return bench_allreduce(*ar, comm);
     if (*(*apps)[3]) return bench_checkpoint(*ck, comm);
+    if (*(*apps)[4]) return bench_data(*da, comm);
     return bench_train(*tr, comm);
   };
   return c;

@@ -1,11 +1,18 @@
 // Shared pieces of the subcommands (see cli/common.h).
 #include "scorch/cli/common.h"
 
+#include "scorch/core/version.h"
+#include "scorch/io/files.h"
+#include "scorch/io/tensorboard.h"
+
 #include "scorch/eval/feature_net.h"
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "scorch/core/error.h"
 #include "scorch/core/hash.h"
@@ -101,6 +108,7 @@ void setup_guidance(Loaded& l) {
 }  // namespace
 
 Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
+  if (comm.rank() == 0) spdlog::info("{}", build_info_line());
   Loaded l;
   l.r = resolve(opt, /*need_ckpt=*/true);
   l.device = dist::choose_device(l.r.cfg.dist.device, comm);
@@ -168,6 +176,31 @@ std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item) {
   std::vector<int64_t> s{b};
   s.insert(s.end(), item.begin(), item.end());
   return s;
+}
+
+void log_eval(const std::string& workdir, int64_t step, const std::string& metric, double value, double se,
+              double nfe, const std::string& settings) {
+  const std::string path = workdir + "/eval_log.csv";
+  const char* header = "unix_time,step,metric,value,standard_error,nfe,settings\n";
+  std::string text;
+  if (fs::exists(path) && !fs::is_symlink(path)) {
+    std::ifstream in(path);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  if (text.rfind(header, 0) != 0) text = header;
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  std::string quoted = settings;
+  for (auto& ch : quoted)
+    if (ch == '\n') ch = ';';
+  std::string escaped;
+  for (char ch : quoted) escaped += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  auto num = [](double v, const char* f) { return std::isfinite(v) ? fmt::format(fmt::runtime(f), v) : std::string(); };
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  text += fmt::format("{:.3f},{},{},{},{},{},\"{}\"\n", now, step, metric, num(value, "{:.9g}"), num(se, "{:.6g}"),
+                      num(nfe, "{:.1f}"), escaped);
+  fs::create_directories(workdir);
+  io::write_text_atomically(path, text);
+  io::EventWriter(workdir + "/tensorboard").scalars(step, now, {{"eval/" + metric, value}});
 }
 
 }  // namespace scorch::cli

@@ -26,23 +26,25 @@ namespace {
 struct EncodeOptions {
   Common common;
   std::string data, out;
+  int64_t limit = 0;
 };
 
 int encode(const EncodeOptions& opt, dist::Communicator& comm) {
   install_stop_handlers();
   auto l = load_score_model(opt.common, comm);
   const auto& cfg = l.r.cfg;
-  const auto info = data::inspect(opt.data);
+  const auto info = data::inspect(opt.data, opt.limit);
   data::check_matches(info, cfg);  // before anything is read
-  const auto source = data::open_source(opt.data, data::source_options(cfg), &comm);  // read by index
+  const auto source = data::open_source(opt.data, data::source_options(cfg, opt.limit), &comm);  // read by index
   farm::Plan plan;
   plan.dir = opt.out + ".parts";
   plan.num_items = info.shape[0];
   plan.batch_size = cfg.eval.batch_size;
   plan.balance = cfg.eval.balance;
   plan.what = "encoded items";
-  const std::string settings = fmt::format("encode {} rtol {} atol {} step {}", fs::absolute(opt.data).string(),
-                                           cfg.eval.rtol, cfg.eval.atol, l.step);
+  const std::string settings = fmt::format("encode {} rtol {} atol {} step {}{}", fs::absolute(opt.data).string(),
+                                           cfg.eval.rtol, cfg.eval.atol, l.step,
+                                           opt.limit > 0 ? fmt::format(" first {}", plan.num_items) : "");
   if (comm.rank() == 0) {
     spdlog::info("encoding {} items of {} through the probability-flow ODE (RK45 rtol {}, atol {})", plan.num_items,
                  opt.data, cfg.eval.rtol, cfg.eval.atol);
@@ -86,6 +88,7 @@ Command encode_command() {
         app.add_option("--data", opt.data, "dataset HDF5 file (/images or /points)")->required()->check(CLI::ExistingFile);
         app.add_option("--out", opt.out, "output HDF5 file: /latents float32 in model-input layout, e.g. [N,C,H,W]")
             ->required();
+        app.add_option("--limit", opt.limit, "encode only the first N items (default: all)")->check(CLI::NonNegativeNumber);
         app.footer("Batches of eval.batch_size are dealt over ranks (eval.balance) and kept in <out>.parts/ until --out "
                    "is written: a rerun after a crash resumes.");
       },

@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -146,6 +147,9 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
                "(standard error)\n",
                n, R, nfes.mean().item<double>(), nfes.min().item<double>(), nfes.max().item<double>(), mean, se);
     fmt::print("bpd {:.4f}\n", mean);
+    log_eval(l.r.workdir, l.step, "bpd", mean, se, nfes.mean().item<double>(),
+             fmt::format("{} items of {}, {} repeats, RK45 rtol {} atol {}, hutchinson {}", n, path, R, cfg.eval.rtol,
+                         cfg.eval.atol, cfg.eval.hutchinson));
   }
   return 0;
 }
@@ -237,6 +241,9 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
   eval::Features feats;
   std::string what, stats_file;
   farm::Plan samples;        // the sample run (when evaluating one)
+  int64_t run_step = -1;      // its checkpoint's step (-1: evaluating a data set, not logged)
+  double run_nfe = std::nan("");
+  std::string run_settings;
   bool class_labels = false;  // its batches hold the requested /labels (guided sampling)
   if (!opt.data.empty()) {
     const std::string key = fnv1a64_hex(fs::absolute(opt.data).string() + "\n" + std::to_string(fs::file_size(opt.data)));
@@ -269,6 +276,10 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
                  "it", run_dir);
     SCORCH_CHECK(m.value("dataset", "") == "images", "{}: the samples are points: FID, IS and KID are for images", run_dir);
     samples.dir = run_dir;
+    run_step = m.value("step", int64_t{0});
+    run_settings = fmt::format("{} samples of {}: {}", m.value("num_samples", int64_t{0}), m.value("run", std::string()),
+                               m.value("settings", std::string()));
+    if (m.contains("last_run") && m["last_run"].contains("nfe_mean")) run_nfe = m["last_run"]["nfe_mean"].get<double>();
     samples.num_items = m.at("num_samples").get<int64_t>();
     samples.batch_size = m.at("batch_size").get<int64_t>();
     const auto sample_batches = farm::batches(samples);
@@ -298,12 +309,15 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
                  "network?)", opt.ref, ref.at("mu").numel(), s.net->describe(), feats.dim);
     const auto f = eval::frechet_distance(mu, sigma, ref.at("mu"), ref.at("sigma"));
     std::string line = fmt::format("fid {:.6f}", f.value);
+    const std::string against = fmt::format("; against {} with {}", opt.ref, s.net->describe());
+    if (run_step >= 0) log_eval(s.r.workdir, run_step, "fid", f.value, std::nan(""), run_nfe, run_settings + against);
     spdlog::info("FID of {} ({} images) against {}: {:.6f}{}", what, feats.moments.n, opt.ref, f.value,
                  f.used_eps ? " (eps added to the covariances' diagonals)" : "");
     if (feats.has_logits && feats.moments.n >= cfg.eval.is_splits) {
       const auto is = eval::inception_score(farm::read_batches(feats.plan, "logits"), cfg.eval.is_splits);
       spdlog::info("Inception Score ({} splits): {:.4f} +- {:.4f}", cfg.eval.is_splits, is.mean, is.std);
       line += fmt::format(" is {:.4f}", is.mean);
+      if (run_step >= 0) log_eval(s.r.workdir, run_step, "is", is.mean, is.std, run_nfe, run_settings + against);
     }
     if (class_labels && feats.has_logits) {
       // Guided samples: how often the feature network's class is the requested one.
@@ -313,6 +327,7 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
       spdlog::info("class accuracy of the guided samples (requested label = the feature network's class): {:.2f}% "
                    "of {}", 100 * acc, want.size(0));
       line += fmt::format(" acc {:.4f}", acc);
+      if (run_step >= 0) log_eval(s.r.workdir, run_step, "acc", acc, std::nan(""), run_nfe, run_settings + against);
     }
     if (ref.count("features")) {
       const auto kid = eval::kernel_inception_distance(farm::read_batches(feats.plan, "features"), ref.at("features"),
@@ -321,6 +336,7 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
       spdlog::info("KID ({} subsets of {}): {:.6f} +- {:.6f}", cfg.eval.kid_subsets, cfg.eval.kid_subset_size, kid.mean,
                    kid.std);
       line += fmt::format(" kid {:.6f}", kid.mean);
+      if (run_step >= 0) log_eval(s.r.workdir, run_step, "kid", kid.mean, kid.std, run_nfe, run_settings + against);
     } else {
       spdlog::info("KID: {} has no 'features' array (pytorch-fid statistics do not): not computed", opt.ref);
     }

@@ -6,6 +6,10 @@
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#ifdef SCORCH_HAVE_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include "scorch/core/error.h"
 
@@ -90,6 +94,25 @@ AutocastGuard::~AutocastGuard() {
 }
 
 std::string torch_version() { return TORCH_VERSION; }
+
+std::string cudnn_version() {
+  if (!at::Context::hasCuDNN()) return "none";
+  const long v = at::detail::getCUDAHooks().versionCuDNN();
+  // cuDNN 9 encodes major*10000 + minor*100 + patch; 8 encodes major*1000 + minor*100 + patch.
+  return v >= 90000 ? fmt::format("{}.{}.{}", v / 10000, (v % 10000) / 100, v % 100)
+                    : fmt::format("{}.{}.{}", v / 1000, (v % 1000) / 100, v % 100);
+}
+
+int64_t cuda_peak_allocated(const torch::Device& device) {
+#ifdef SCORCH_HAVE_CUDA
+  if (!device.is_cuda()) return 0;
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+  return stats.allocated_bytes[static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE)].peak;
+#else
+  (void)device;
+  return 0;
+#endif
+}
 
 void set_tf32(bool enabled) {
   at::globalContext().setAllowTF32CuBLAS(enabled);

@@ -2,6 +2,8 @@
 #include "scorch/farm/farm.h"
 
 #include <algorithm>
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 
@@ -157,6 +159,8 @@ Report run(dist::Communicator& comm, const Plan& plan, const std::function<bool(
   bool stopped_here = false;
   const auto t0 = std::chrono::steady_clock::now();
   auto last_log = t0;
+  int64_t last_decile = 0;
+  const bool on_terminal = isatty(STDERR_FILENO) != 0 || isatty(STDOUT_FILENO) != 0;
   int64_t pos = mine.begin;
   while (true) {
     int64_t p = -1;
@@ -184,11 +188,16 @@ Report run(dist::Communicator& comm, const Plan& plan, const std::function<bool(
     nfe_min = std::min(nfe_min, o.nfe);
     nfe_max = std::max(nfe_max, o.nfe);
     const auto now = std::chrono::steady_clock::now();
-    if (rank == 0 && (std::chrono::duration<double>(now - last_log).count() >= 10.0 || p + 1 == P)) {
+    // Progress from rank 0: every 10 s on a terminal, else one line per 10% of the batches.
+    const int64_t dealt = std::min(p + 1, P), decile = P > 0 ? dealt * 10 / P : 10;
+    const bool due = on_terminal ? std::chrono::duration<double>(now - last_log).count() >= 10.0 : decile > last_decile;
+    if (rank == 0 && (due || p + 1 == P)) {
       last_log = now;
+      last_decile = decile;
       const double el = std::chrono::duration<double>(now - t0).count();
-      spdlog::info("{}: rank 0 finished batch {} ({} of its own, {} of {} dealt so far) | {} elapsed", plan.what, b.id,
-                   count, std::min(p + 1, P), P, format_duration(el));
+      spdlog::info("{}: {}/{} batches dealt ({}%), rank 0 finished batch {} ({} of its own) | {} elapsed | ETA {}",
+                   plan.what, dealt, P, 100 * dealt / std::max<int64_t>(P, 1), b.id, count, format_duration(el),
+                   format_duration(el / static_cast<double>(dealt) * static_cast<double>(P - dealt)));
     }
   }
   // A rank that stopped without claiming had nothing in hand: its static share remains.

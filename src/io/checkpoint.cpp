@@ -2,6 +2,8 @@
 // checksum-verified read before the caller touches any model.
 #include "scorch/io/checkpoint.h"
 
+#include "scorch/core/version.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <regex>
@@ -80,6 +82,8 @@ void save_checkpoint(const std::string& path, const TrainState& st) {
     h5::set_attr(f, "world_size", st.world_size);
     h5::set_attr(f, "epoch", st.epoch);
     h5::set_attr(f, "batch_in_epoch", st.batch_in_epoch);
+    // What wrote it (core/version.h): build_scorch, build_commit, build_libtorch, ...
+    for (const auto& [k, v] : build_info()) h5::set_attr(f, "build_" + k, v);
     h5::write_string(f, "config", st.config_toml);
     {
       h5::Handle c(H5Dopen2(f, "config", H5P_DEFAULT), H5Dclose);
@@ -97,6 +101,7 @@ void save_checkpoint(const std::string& path, const TrainState& st) {
     h5::set_attr(o.id(), "step", st.adam_steps);
     if (st.rng.defined()) h5::write_tensor(f, "rng/default", st.rng);
     if (st.rng_cuda.defined()) h5::write_tensor(f, "rng/cuda", st.rng_cuda);
+    if (!st.imported.empty()) write_map(f, "imported", st.imported);
   });
 }
 
@@ -125,6 +130,7 @@ TrainState load_checkpoint(const std::string& path) {
   }
   if (h5::exists(f.id(), "rng/default")) st.rng = h5::read_tensor(f.id(), "rng/default", path);
   if (h5::exists(f.id(), "rng/cuda")) st.rng_cuda = h5::read_tensor(f.id(), "rng/cuda", path);
+  if (h5::exists(f.id(), "imported")) st.imported = read_map(f.id(), "imported", path);
   return st;
 }
 

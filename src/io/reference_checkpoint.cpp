@@ -3,6 +3,12 @@
 // scorch's NCSN++ registers the reference's module names.
 #include "scorch/io/reference_checkpoint.h"
 
+#include "scorch/io/files.h"
+
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -220,6 +226,7 @@ TrainState convert_reference(const ReferenceCheckpoint& ref, models::ScoreNet& n
     spdlog::warn("{}: Adam betas ({}, {}), eps {}, weight decay {} differ from the job's optim.*", source, ref.beta1,
                  ref.beta2, ref.eps, ref.weight_decay);
 
+  if (cfg.model.name == "ncsnpp") st.imported["sigmas"] = ref.model.at("sigmas").contiguous();
   st.step = ref.step;
   st.world_size = 1;
   st.config_toml = to_toml(cfg);
@@ -227,6 +234,123 @@ TrainState convert_reference(const ReferenceCheckpoint& ref, models::ScoreNet& n
   st.ema_updates = ref.ema_num_updates;
   st.adam_steps = ref.optim_steps;
   return st;
+}
+
+namespace {
+
+// The network's tensors by state_dict name: NCSN++'s sigmas (registered first by the
+// reference), then the parameters and the buffers in registration order. (PyTorch's own
+// state_dict interleaves a module's buffers with its parameters; loading is by name.)
+std::vector<std::pair<std::string, torch::Tensor>> state_dict_entries(const TrainState& st, models::ScoreNet& net,
+                                                                     const Config& cfg, bool ema) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  if (cfg.model.name == "ncsnpp") {  // registered first in the reference's NCSNpp.__init__
+    auto it = st.imported.find("sigmas");
+    out.emplace_back("sigmas", it != st.imported.end() ? it->second : models::reference_sigmas(cfg.model));
+  }
+  auto pick = [&](const std::string& name, const TensorMap& m, const char* what) {
+    auto it = m.find(name);
+    SCORCH_CHECK(it != m.end(), "checkpoint '{}' lacks {} '{}'", st.source, what, name);
+    return it->second;
+  };
+  for (const auto& p : net.named_parameters()) {
+    const bool use_ema = ema && p.value().requires_grad();
+    out.emplace_back(p.key(), pick(p.key(), use_ema ? st.ema : st.params, use_ema ? "EMA tensor" : "parameter"));
+  }
+  for (const auto& b : net.named_buffers()) out.emplace_back(b.key(), pick(b.key(), st.buffers, "buffer"));
+  return out;
+}
+
+}  // namespace
+
+c10::IValue to_state_dict(const TrainState& st, models::ScoreNet& net, const Config& cfg, bool ema) {
+  c10::Dict<std::string, torch::Tensor> d;
+  for (const auto& [name, t] : state_dict_entries(st, net, cfg, ema)) d.insert(name, t.cpu().contiguous());
+  return d;
+}
+
+c10::IValue to_score_sde_pytorch(const TrainState& st, models::ScoreNet& net, const Config& cfg) {
+  c10::Dict<std::string, torch::Tensor> model;
+  for (const auto& [name, t] : state_dict_entries(st, net, cfg, /*ema=*/false))
+    model.insert("module." + name, t.cpu().contiguous());
+
+  // score_sde_pytorch's models/ema.py ExponentialMovingAverage.state_dict().
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  for (const auto& p : net.named_parameters()) params.emplace_back(p.key(), p.value());
+  // Lists typed Any: LibTorch pickles a List[Tensor] or List[int] through a torch.jit
+  // builder global (build_tensorlist, build_intlist) that Python's weights_only load refuses.
+  c10::impl::GenericList shadow(c10::AnyType::get());
+  for (const auto& [name, p] : params) {
+    if (!p.requires_grad()) continue;
+    auto it = st.ema.find(name);
+    SCORCH_CHECK(it != st.ema.end(), "checkpoint '{}' lacks EMA tensor '{}'", st.source, name);
+    shadow.push_back(it->second.cpu().contiguous());
+  }
+  c10::impl::GenericDict ema(c10::StringType::get(), c10::AnyType::get());
+  ema.insert("decay", st.ema_decay);
+  ema.insert("num_updates", st.ema_updates);
+  ema.insert("shadow_params", shadow);
+
+  // torch.optim.Adam.state_dict() over model.parameters() (../shared/REFERENCE.md): every
+  // parameter has an index; those never updated (requires_grad false) have no state.
+  c10::impl::GenericDict state(c10::IntType::get(), c10::AnyType::get());
+  c10::impl::GenericList ids(c10::AnyType::get());
+  for (size_t i = 0; i < params.size(); ++i) {
+    ids.push_back(static_cast<int64_t>(i));
+    const auto& [name, p] = params[i];
+    if (!p.requires_grad()) continue;
+    c10::impl::GenericDict s(c10::StringType::get(), c10::AnyType::get());
+    s.insert("step", torch::tensor(static_cast<float>(st.adam_steps)));
+    s.insert("exp_avg", st.exp_avg.at(name).cpu().contiguous());
+    s.insert("exp_avg_sq", st.exp_avg_sq.at(name).cpu().contiguous());
+    state.insert(static_cast<int64_t>(i), s);
+  }
+  c10::impl::GenericDict group(c10::StringType::get(), c10::AnyType::get());
+  group.insert("lr", cfg.optim.lr);
+  group.insert("betas", c10::ivalue::Tuple::create({c10::IValue(cfg.optim.beta1), c10::IValue(cfg.optim.beta2)}));
+  group.insert("eps", cfg.optim.eps);
+  group.insert("weight_decay", cfg.optim.weight_decay);
+  group.insert("amsgrad", false);
+  group.insert("maximize", false);
+  group.insert("foreach", c10::IValue());
+  group.insert("capturable", false);
+  group.insert("differentiable", false);
+  group.insert("fused", c10::IValue());
+  group.insert("params", ids);
+  c10::impl::GenericList groups(c10::AnyType::get());
+  groups.push_back(group);
+  c10::impl::GenericDict optimizer(c10::StringType::get(), c10::AnyType::get());
+  optimizer.insert("state", state);
+  optimizer.insert("param_groups", groups);
+
+  c10::impl::GenericDict root(c10::StringType::get(), c10::AnyType::get());
+  root.insert("optimizer", optimizer);
+  root.insert("model", model);
+  root.insert("ema", ema);
+  root.insert("step", st.step);
+  return root;
+}
+
+void save_torch_file(const std::string& path, const c10::IValue& root) {
+  // torch::pickle_save's own steps (LibTorch's Pickler, then its zip writer), but with the
+  // containers untagged: a type tag (torch.jit._pickle.restore_type_tag) is a global that
+  // torch.load(weights_only=True), the default since torch 2.6, refuses.
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler([&](const char* b, size_t n) { pickle.insert(pickle.end(), b, b + n); }, nullptr,
+                              nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(root);
+  pickler.stop();
+  std::vector<char> bytes;
+  {
+    caffe2::serialize::PyTorchStreamWriter zip([&](const void* b, size_t n) {
+      bytes.insert(bytes.end(), static_cast<const char*>(b), static_cast<const char*>(b) + n);
+      return n;
+    });
+    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), zip);
+    zip.writeEndOfFile();
+  }
+  write_file_atomically(path, [&](const std::string& tmp) { write_bytes(tmp, bytes.data(), bytes.size()); });
 }
 
 }  // namespace scorch::io

@@ -237,6 +237,11 @@ class Unpickler {
       auto t = storage.as_strided(ints(args[2]), ints(args[3]), args[1].toInt()).clone();
       return t;
     }
+    if (fn == "torch.jit._pickle.restore_type_tag" || fn.rfind("torch.jit._pickle.build_", 0) == 0) {
+      // LibTorch's pickler wraps typed containers; the value is the first argument.
+      SCORCH_CHECK(!args.empty(), "{}: malformed {} record", path_, fn);
+      return args[0];
+    }
     if (fn == "torch._utils._rebuild_parameter") {
       SCORCH_CHECK(!args.empty() && args[0].isTensor(), "{}: malformed parameter record", path_);
       return args[0];

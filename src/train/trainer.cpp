@@ -16,12 +16,18 @@
 #include "scorch/core/log.h"
 #include "scorch/core/random.h"
 #include "scorch/core/stop.h"
+#include "scorch/core/memory.h"
 #include "scorch/core/torch_compat.h"
+#include "scorch/core/version.h"
 #include "scorch/data/dataset.h"
 #include "scorch/dist/backend.h"
 #include "scorch/dist/sharding.h"
 #include "scorch/io/files.h"
+#include "scorch/io/tensorboard.h"
+#include "scorch/data/image_grid.h"
 #include "scorch/models/score_fn.h"
+#include "scorch/sampling/noise.h"
+#include "scorch/sampling/sampler.h"
 #include "scorch/sde/variants.h"
 
 namespace fs = std::filesystem;
@@ -64,6 +70,14 @@ at::Generator dropout_generator(const torch::Device& device) {
 }
 
 }  // namespace
+
+const std::vector<std::string>& train_log_columns() {
+  static const std::vector<std::string> c{"step",        "loss",         "lr",           "images_per_s",
+                                          "unix_time",   "elapsed_s",    "images_seen",  "grad_norm",
+                                          "data_wait_ms", "step_ms",     "comm_ms",      "peak_mem_mb",
+                                          "nonfinite_skipped"};
+  return c;
+}
 
 Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdir, torch::Device device)
     : cfg_(cfg), comm_(comm), workdir_(std::move(workdir)), device_(device) {
@@ -171,7 +185,8 @@ torch::Tensor Trainer::loss_of(const DeviceBatch& d) {
 
 torch::Tensor Trainer::train_step() {
   times_ = StepTimes{};
-  auto t0 = clock_type::now();
+  const auto t_step = clock_type::now();
+  auto t0 = t_step;
   HostBatch hb = next_batch();
   times_.data += seconds_since(t0);
   // The stop flag rides on the control plane, concurrently with the step: every rank acts
@@ -209,6 +224,7 @@ torch::Tensor Trainer::train_step() {
   // The reduced gradients are the same on every rank, so every rank takes the same branch.
   auto norm = adam_->grad_norm();
   const double gnorm = norm.item<double>();
+  last_grad_norm_ = gnorm;
   if (std::isfinite(gnorm)) {
     adam_->step(step_, norm);
     ++step_;
@@ -224,6 +240,7 @@ torch::Tensor Trainer::train_step() {
 
   stop_work->wait();
   stop_agreed_ = stop_flag.item<int>() > 0;
+  times_.total = seconds_since(t_step);
   if (comm_.size() > 1 && cfg_.dist.check_every > 0 && step_ % cfg_.dist.check_every == 0) {
     dist::check_replicas(comm_, trainable_, step_);
   }
@@ -357,6 +374,68 @@ std::string Trainer::save_checkpoint(bool wait) {
   return path;
 }
 
+void Trainer::snapshot_sampling() {
+  const auto t0 = clock_type::now();
+  const int64_t n = cfg_.training.snapshot_samples, W = comm_.size(), r = comm_.rank();
+  const int64_t lo = n * r / W, hi = n * (r + 1) / W;
+  // Sample with the EMA weights, then put the trained weights back bitwise.
+  std::vector<torch::Tensor> saved;
+  {
+    torch::NoGradGuard ng;
+    for (const auto& [name, p] : trainable_) saved.push_back(p.detach().clone());
+    ema_->copy_to(trainable_);
+  }
+  model_->eval();
+  torch::Tensor images;
+  int64_t nfe = 0;
+  try {
+    torch::NoGradGuard ng;
+    std::vector<int64_t> index;
+    for (int64_t i = lo; i < hi; ++i) index.push_back(i);
+    // A fixed stream per sample, the same at every snapshot (sampling/noise.h).
+    const uint64_t key = derive_seed(static_cast<uint64_t>(cfg_.seed), Stream::kSnapshotSamples, {});
+    auto noise = sampling::Noise::per_item(key, index, device_);
+    auto score = models::make_score_fn(*model_, *sde_, cfg_.training.continuous);
+    auto shape = cfg_.item_shape();
+    shape.insert(shape.begin(), hi - lo);
+    if (hi > lo) {
+      auto res = sampling::sample(cfg_, *sde_, score, shape, noise);
+      nfe = res.nfe;
+      images = data::unit_to_images(data::unscale(res.x.to(torch::kFloat32), cfg_.data.centered)).cpu();
+    } else {
+      auto item = cfg_.item_shape();
+      images = torch::empty({0, item[1], item[2], item[0]}, torch::kUInt8);
+    }
+  } catch (...) {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < saved.size(); ++i) trainable_[i].second.copy_(saved[i]);
+    model_->train();
+    throw;
+  }
+  {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < saved.size(); ++i) trainable_[i].second.copy_(saved[i]);
+  }
+  model_->train();
+  auto all = comm_.gather_rows(images.contiguous(), 0);
+  if (comm_.rank() == 0) {
+    const std::string png = fmt::format("{}/samples/snapshot_{:09d}.png", workdir_, step_);
+    fs::create_directories(workdir_ + "/samples");
+    data::write_png_grid(png, all, /*zoom=*/all.size(1) < 64 ? 2 : 1);
+    std::ifstream in(png, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    int w = 0, h = 0;  // the PNG's size from its IHDR chunk (big-endian at bytes 16 and 20)
+    for (int k = 0; k < 4; ++k) {
+      w = (w << 8) | static_cast<unsigned char>(bytes[16 + k]);
+      h = (h << 8) | static_cast<unsigned char>(bytes[20 + k]);
+    }
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (events_) events_->image("samples/snapshot", step_, bytes, h, w, all.size(3), now);
+    spdlog::info("snapshot sampling: {} samples ({}, {} NFE) with the EMA weights in {:.1f} s -> {}", n,
+                 sampling::short_name(cfg_), nfe, seconds_since(t0), png);
+  }
+}
+
 void Trainer::wait_for_checkpoints() {
   if (writer_) writer_->wait();
 }
@@ -372,36 +451,52 @@ bool Trainer::run(int64_t until) {
     const std::string log = workdir_ + "/train_log.csv";
     // Rows past the step we resume from came from a run that died before its next
     // checkpoint: those steps are trained again, so their old rows go (each step logs once).
-    std::string kept = "step,loss,lr,images_per_s\n";
-    bool dropped = false;
+    // A log of fewer columns (an older scorch) keeps its rows, padded with empty fields.
+    const auto& cols = train_log_columns();
+    const std::string header = fmt::format("{}\n", fmt::join(cols, ","));
+    std::string kept = header;
+    bool rewrite = !fs::exists(log);
     if (fs::is_symlink(log)) {
       spdlog::warn("{} is a symlink: replacing it with a file (never writing through it)", log);
-      dropped = true;
+      rewrite = true;
     } else {
       std::ifstream in(log);
-      std::string line;
+      std::string line, old_header;
+      size_t pad = 0;
+      int64_t dropped = 0;
       for (bool first = true; std::getline(in, line); first = false) {
-        if (first || line.empty()) continue;
-        const long long s = std::atoll(line.c_str());
-        if (s <= step_) {
-          kept += line + "\n";
+        if (first) {
+          old_header = line;
+          if (line + "\n" != header) {
+            rewrite = true;
+            pad = cols.size() - std::min(cols.size(), static_cast<size_t>(std::count(line.begin(), line.end(), ',') + 1));
+          }
+          continue;
+        }
+        if (line.empty()) continue;
+        const long long st = std::atoll(line.c_str());
+        if (st <= step_) {
+          kept += line + std::string(pad, ',') + "\n";
         } else {
-          dropped = true;
+          ++dropped;
         }
       }
+      if (dropped > 0) {
+        spdlog::warn("train_log.csv: dropping {} rows after step {} (those steps are trained again)", dropped, step_);
+        rewrite = true;
+      }
     }
-    if (dropped) {
-      spdlog::warn("train_log.csv: dropping rows after step {} (they are trained again)", step_);
-      io::write_text_atomically(log, kept);
-    } else if (!fs::exists(log)) {
-      io::write_text_atomically(log, kept);
-    }
+    if (rewrite) io::write_text_atomically(log, kept);
     csv.open(log, std::ios::app);
   }
   const int64_t start = step_;
   if (step_ >= until) {
     spdlog::info("already at step {} (target {}): nothing to train", step_, until);
     return true;
+  }
+  if (root) {
+    spdlog::info("{}", build_info_line());
+    events_ = std::make_unique<io::EventWriter>(workdir_ + "/tensorboard");
   }
   spdlog::info("training {} from step {} to {}: {} ranks x {} images{} on {}, gradients over {} ({} buckets, overlap "
                "{}), {} parameters, {}",
@@ -417,11 +512,15 @@ bool Trainer::run(int64_t until) {
   int64_t last_step = step_;
   torch::Tensor loss_sum;  // this rank's losses since the last log line (on the device)
   int64_t loss_n = 0;
+  double data_sum = 0, step_sum = 0, comm_sum = 0;  // rank 0's seconds since the last log line
   bool finished = true;
   while (step_ < until) {
     auto loss = train_step();
     loss_sum = loss_sum.defined() ? loss_sum + loss : loss;
     ++loss_n;
+    data_sum += times_.data;
+    step_sum += times_.total;
+    comm_sum += times_.comm;
     bool last = step_ == until;
     if (step_ % cfg_.training.log_freq == 0 || last) {
       // One small all-reduce of the summed losses: the only host synchronisation of a log line.
@@ -434,11 +533,39 @@ bool Trainer::run(int64_t until) {
       double per_step = std::chrono::duration<double>(now - t0).count() / static_cast<double>(step_ - start);
       spdlog::info("step {:>7}/{} | loss {:.5f} | lr {:.2e} | {:.1f} img/s | ETA {}", step_, until, mean,
                    adam_->lr_at(step_ - 1), ips, format_duration(per_step * static_cast<double>(until - step_)));
-      if (root) csv << fmt::format("{},{:.6g},{:.6g},{:.2f}\n", step_, mean, adam_->lr_at(step_ - 1), ips) << std::flush;
+      if (root) {
+        const double unix_time =
+            std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        const double peak = static_cast<double>(device_.is_cuda() ? compat::cuda_peak_allocated(device_)
+                                                                  : peak_rss_bytes()) / 1048576.0;
+        const double n = static_cast<double>(loss_n);
+        const std::vector<double> values{static_cast<double>(step_),
+                                         mean,
+                                         adam_->lr_at(step_ - 1),
+                                         ips,
+                                         unix_time,
+                                         std::chrono::duration<double>(now - t0).count(),
+                                         static_cast<double>(step_ * cfg_.training.batch_size),
+                                         last_grad_norm_,
+                                         1e3 * data_sum / n,
+                                         1e3 * step_sum / n,
+                                         1e3 * comm_sum / n,
+                                         peak,
+                                         static_cast<double>(nonfinite_total_)};
+        csv << fmt::format("{},{:.6g},{:.6g},{:.2f},{:.3f},{:.3f},{},{:.6g},{:.3f},{:.3f},{:.3f},{:.1f},{}\n", step_,
+                           values[1], values[2], values[3], values[4], values[5], step_ * cfg_.training.batch_size,
+                           values[7], values[8], values[9], values[10], values[11], nonfinite_total_)
+            << std::flush;
+        const auto& cols = train_log_columns();
+        std::vector<std::pair<std::string, double>> scalars;
+        for (size_t i = 1; i < cols.size(); ++i) scalars.emplace_back("train/" + cols[i], values[i]);
+        events_->scalars(step_, unix_time, scalars);
+      }
       t_last = now;
       last_step = step_;
       loss_sum = torch::Tensor();
       loss_n = 0;
+      data_sum = step_sum = comm_sum = 0;
     }
     if (stop_agreed_) {
       spdlog::warn("stop requested (SIGTERM/SIGUSR1/SIGINT): checkpointing at step {}", step_);
@@ -446,7 +573,10 @@ bool Trainer::run(int64_t until) {
       finished = false;
       break;
     }
-    if (step_ % cfg_.training.snapshot_freq == 0 || last) save_checkpoint(/*wait=*/last);
+    if (step_ % cfg_.training.snapshot_freq == 0 || last) {
+      save_checkpoint(/*wait=*/last);
+      if (cfg_.training.snapshot_sampling && cfg_.is_image_data()) snapshot_sampling();
+    }
   }
   prefetch_.reset();
   wait_for_checkpoints();

@@ -3,6 +3,7 @@
 // eval bpd on 2 ranks, with sampling independent of the number of ranks.
 #include <array>
 #include <cmath>
+#include <fstream>
 #include <cstdio>
 #include <filesystem>
 #include <regex>
@@ -49,6 +50,21 @@ BOOST_AUTO_TEST_CASE(help_explains_every_subcommand) {
     BOOST_TEST(r.out.find("--data") != std::string::npos);
   }
   BOOST_TEST(run(scorch_cmd(1) + " frobnicate").code != 0);
+  // --version names what the binary was built against.
+  r = run(scorch_cmd(1) + " --version");
+  BOOST_TEST(r.code == 0);
+  BOOST_TEST(r.out.find(std::string("libtorch: ") + SCORCH_TORCH_VERSION + "\n") != std::string::npos, r.out);
+  for (const char* k : {"scorch: ", "commit: ", "build_type: ", "cuda: ", "nccl: ", "mpi: Open MPI v4", "hdf5: 1."})
+    BOOST_TEST(r.out.find(k) != std::string::npos, k);
+  r = run(scorch_cmd(1) + " export --help");
+  BOOST_TEST(r.code == 0);
+  BOOST_TEST(r.out.find("--state-dict") != std::string::npos);
+  r = run(scorch_cmd(1) + " bench --help");
+  BOOST_TEST(r.out.find("data") != std::string::npos);
+  r = run(scorch_cmd(1) + " bench net --help");
+  BOOST_TEST(r.out.find("--precision") != std::string::npos);
+  r = run(scorch_cmd(1) + " bench allreduce --help");
+  BOOST_TEST(r.out.find("--device") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(bad_job_files_fail_before_work_naming_key_and_file) {
@@ -135,6 +151,35 @@ BOOST_AUTO_TEST_CASE(train_info_sample_eval_on_two_ranks) {
   bp.num_items = 24;
   bp.batch_size = 16;
   BOOST_TEST(farm::read_batches(bp, "latents").sizes() == (std::vector<int64_t>{24, 2}));
+  // The result is also a row of eval_log.csv at the checkpoint's step.
+  {
+    std::ifstream el(w + "/eval_log.csv");
+    std::string header, row;
+    std::getline(el, header);
+    std::getline(el, row);
+    BOOST_TEST(header == "unix_time,step,metric,value,standard_error,nfe,settings");
+    BOOST_TEST_INFO(row);
+    std::smatch em;
+    BOOST_REQUIRE(std::regex_search(row, em, std::regex(R"(^[0-9.]+,35,bpd,(-?[0-9.e+-]+),[0-9.e+-]+,[0-9.]+,")")));
+    BOOST_TEST(std::stod(em[1]) == bpd, boost::test_tools::tolerance(1e-4));
+  }
+  // Checkpoints say what wrote them, in UTF-8 variable-length strings (h5py reads str).
+  {
+    const std::string ck = w + "/checkpoints/ckpt_000000035.h5";
+    auto cf = h5::File::open_read(ck);
+    BOOST_TEST(h5::get_attr_string(cf.id(), "build_libtorch", ck) == SCORCH_TORCH_VERSION);
+    h5::Handle a(H5Aopen(cf.id(), "build_commit", H5P_DEFAULT), H5Aclose);
+    h5::Handle t(H5Aget_type(a.id()), H5Tclose);
+    BOOST_TEST(H5Tis_variable_str(t.id()) > 0);
+    BOOST_TEST(H5Tget_cset(t.id()) == H5T_CSET_UTF8);
+    if (std::system("/usr/bin/python3 -c 'import h5py' > /dev/null 2>&1") == 0) {
+      BOOST_TEST(std::system(("/usr/bin/python3 -c \"import h5py; a = h5py.File('" + ck +
+                              "', 'r').attrs; assert isinstance(a['build_commit'], str) and "
+                              "isinstance(a['format'], str), a['format']\"").c_str()) == 0);
+    } else {
+      BOOST_TEST_MESSAGE("python3-h5py is not installed: h5py's view of the attributes not checked");
+    }
+  }
 }
 
 // SIGUSR1 (what Slurm sends before the time limit) makes every rank stop at the same step,

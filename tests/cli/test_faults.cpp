@@ -11,12 +11,17 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <sstream>
+#include <map>
+#include <cstring>
 
 #include "cli/cli_common.h"
 #include "common.h"
 #include "scorch/io/checkpoint.h"
 #include "scorch/io/files.h"
 #include "scorch/io/hdf5.h"
+#include "scorch/io/tensorboard.h"
+#include "scorch/train/trainer.h"
 
 using namespace scorch;
 using scorch::test::points_job;
@@ -49,6 +54,106 @@ int all_checkpoints_load(const std::string& w) {
     ++n;
   }
   return n;
+}
+
+
+// A second, minimal TensorBoard reader, written apart from io/tensorboard.cpp: a bitwise
+// CRC-32C, TFRecord framing with both masked checksums verified, and the protobuf fields
+// of Event (step 2, summary 5), Summary (value 1) and Value (tag 1, simple_value 2).
+uint32_t crc32c_bitwise(const unsigned char* p, size_t n) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+uint32_t masked(uint32_t c) { return ((c >> 15) | (c << 17)) + 0xa282ead8u; }
+
+struct TbScalar {
+  int64_t step;
+  std::string tag;
+  float value;
+};
+
+uint64_t read_varint(const std::string& b, size_t& i) {
+  uint64_t v = 0;
+  for (int shift = 0; i < b.size(); shift += 7) {
+    const auto byte = static_cast<unsigned char>(b[i++]);
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) break;
+  }
+  return v;
+}
+
+// Calls f(field, wire, varint, bytes) for each field of message `b`.
+template <class F>
+void for_fields(const std::string& b, F&& f) {
+  size_t i = 0;
+  while (i < b.size()) {
+    const uint64_t key = read_varint(b, i);
+    const int field = static_cast<int>(key >> 3), wire = static_cast<int>(key & 7);
+    uint64_t v = 0;
+    std::string bytes;
+    if (wire == 0) {
+      v = read_varint(b, i);
+    } else if (wire == 1) {
+      bytes = b.substr(i, 8);
+      i += 8;
+    } else if (wire == 5) {
+      bytes = b.substr(i, 4);
+      i += 4;
+    } else if (wire == 2) {
+      const uint64_t n = read_varint(b, i);
+      bytes = b.substr(i, n);
+      i += n;
+    } else {
+      throw std::runtime_error("unknown wire type");
+    }
+    f(field, wire, v, bytes);
+  }
+}
+
+// Every scalar of an event file; counts records whose checksums fail in `bad`.
+std::vector<TbScalar> read_events(const std::string& path, int& records, int& bad, std::string& version) {
+  std::ifstream in(path, std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), {});
+  std::vector<TbScalar> out;
+  size_t i = 0;
+  while (i + 12 <= all.size()) {
+    uint64_t n = 0;
+    uint32_t lc = 0, dc = 0;
+    std::memcpy(&n, all.data() + i, 8);
+    std::memcpy(&lc, all.data() + i + 8, 4);
+    const auto* u = reinterpret_cast<const unsigned char*>(all.data());
+    if (lc != masked(crc32c_bitwise(u + i, 8)) || i + 16 + n > all.size()) {
+      ++bad;
+      break;
+    }
+    const std::string data = all.substr(i + 12, n);
+    std::memcpy(&dc, all.data() + i + 12 + n, 4);
+    bad += dc != masked(crc32c_bitwise(u + i + 12, n));
+    ++records;
+    i += 16 + n;
+    int64_t step = 0;
+    std::string summary;
+    for_fields(data, [&](int field, int, uint64_t v, const std::string& bytes) {
+      if (field == 2) step = static_cast<int64_t>(v);
+      if (field == 3) version = bytes;
+      if (field == 5) summary = bytes;
+    });
+    for_fields(summary, [&](int field, int, uint64_t, const std::string& value) {
+      if (field != 1) return;
+      TbScalar s{step, "", 0.0f};
+      for_fields(value, [&](int f, int, uint64_t, const std::string& b) {
+        if (f == 1) s.tag = b;
+        if (f == 2) std::memcpy(&s.value, b.data(), 4);
+      });
+      out.push_back(s);
+    });
+  }
+  bad += i != all.size();
+  return out;
 }
 
 std::vector<std::string> temp_files(const std::string& dir) {
@@ -340,6 +445,94 @@ BOOST_AUTO_TEST_CASE(set_values_cannot_poison_the_run) {
   r = run(scorch_cmd(1) + " --threads -5 info --keys");
   BOOST_TEST(r.code != 0);
   BOOST_TEST(r.out.find("--threads") != std::string::npos);
+}
+
+
+// train_log.csv after a kill -9 and a resume holds every logged step once, its header names
+// the columns and every field parses; the TensorBoard files decode (with the reader above,
+// its CRC-32C checked against the published vectors) into the CSV's values.
+BOOST_AUTO_TEST_CASE(train_log_and_tensorboard_after_kill_and_resume) {
+  const std::string digits = "123456789";
+  const std::string zeros(32, '\0'), ones(32, '\xff');
+  for (const auto& [text, want] : {std::pair{digits, 0xE3069283u}, std::pair{zeros, 0x8A9136AAu},
+                                   std::pair{ones, 0x62A8AB43u}}) {
+    BOOST_TEST(crc32c_bitwise(reinterpret_cast<const unsigned char*>(text.data()), text.size()) == want);
+    BOOST_TEST(io::crc32c(text.data(), text.size()) == want);
+  }
+  test::TempDir d("tblog");
+  auto job = points_job(d);
+  const std::string w = d / "run";
+  const std::string sets = "--set training.n_iters=600 --set training.snapshot_freq=100 --set training.log_freq=10";
+  // SIGKILL of the whole job (launcher and ranks) past the checkpoint of step 200.
+  auto r = run("bash -c 'setsid " + train_cmd(2, job, w, sets) + " > " + d / "log1" + " 2>&1 & pid=$!; " +
+               wait_for_rows(w, 25) + "kill -9 -- -$pid; wait $pid; echo rc=$?'");
+  BOOST_TEST(r.out.find("rc=137") != std::string::npos, r.out);
+  r = run(train_cmd(2, job, w, sets));
+  BOOST_TEST_INFO(r.out);
+  BOOST_REQUIRE(r.code == 0);
+  // The CSV: the header, 60 rows of steps 10..600 each once, every field a number.
+  const auto& cols = train::train_log_columns();
+  std::ifstream log(w + "/train_log.csv");
+  std::string line;
+  std::getline(log, line);
+  BOOST_TEST(line == fmt::format("{}", fmt::join(cols, ",")));
+  std::map<int64_t, std::vector<double>> rows;
+  int n_rows = 0, bad_fields = 0;
+  while (std::getline(log, line)) {
+    std::vector<double> v;
+    std::stringstream ss(line);
+    std::string field;
+    while (std::getline(ss, field, ',')) {
+      char* end = nullptr;
+      v.push_back(std::strtod(field.c_str(), &end));
+      bad_fields += field.empty() || *end != '\0';
+    }
+    BOOST_TEST(v.size() == cols.size(), line);
+    rows[static_cast<int64_t>(v[0])] = v;
+    ++n_rows;
+  }
+  BOOST_TEST(bad_fields == 0);
+  BOOST_TEST(n_rows == 60);
+  BOOST_TEST(rows.size() == 60u);
+  BOOST_TEST(rows.begin()->first == 10);
+  BOOST_TEST(rows.rbegin()->first == 600);
+  BOOST_TEST(rows.at(600)[6] == 600.0 * 32);  // images_seen
+  BOOST_TEST(rows.at(600)[7] > 0.0);          // grad_norm
+  BOOST_TEST(rows.at(600)[11] > 1.0);         // peak_mem_mb
+  // TensorBoard: two files (the killed run's and the resumed one's), every record intact;
+  // the newest value of each (step, tag) equals the CSV's.
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(w + "/tensorboard")) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  BOOST_TEST(files.size() == 2u);
+  std::map<std::pair<int64_t, std::string>, float> tb;
+  int records = 0, bad = 0;
+  for (const auto& f : files) {
+    std::string version;
+    for (const auto& s : read_events(f, records, bad, version)) tb[{s.step, s.tag}] = s.value;
+    BOOST_TEST(version == "brain.Event:2");
+  }
+  BOOST_TEST(bad == 0);
+  BOOST_TEST(records > 60);
+  int compared = 0, mismatched = 0;
+  for (const auto& [step, v] : rows) {
+    for (size_t c = 1; c < cols.size(); ++c) {
+      auto it = tb.find({step, "train/" + cols[c]});
+      if (it == tb.end()) {
+        ++mismatched;
+        continue;
+      }
+      if (cols[c] == "unix_time") continue;  // float32 holds it to ~2 minutes; the event's wall_time is exact
+      const double tol = 1e-5 * std::abs(v[c]) + 0.006;  // the CSV's printed digits
+      if (std::abs(static_cast<double>(it->second) - v[c]) > tol) {
+        ++mismatched;
+        BOOST_TEST_MESSAGE("step " << step << " " << cols[c] << ": csv " << v[c] << ", tensorboard " << it->second);
+      }
+      ++compared;
+    }
+  }
+  BOOST_TEST(mismatched == 0);
+  BOOST_TEST(compared == 60 * 11);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

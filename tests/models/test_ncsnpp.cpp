@@ -208,6 +208,82 @@ BOOST_AUTO_TEST_CASE(imported_networks_reproduce_the_reference_outputs) {
   }
 }
 
+// import -> scorch checkpoint -> export gives back the published file: the same keys, and
+// every tensor with its dtype and bits (model with module.sigmas, EMA shadow list, Adam
+// moments by parameter id), the step, the EMA counters and Adam's step. Python's torch.load
+// reads the export where python3-torch is installed (skipped, not failed, elsewhere).
+BOOST_AUTO_TEST_CASE(import_then_export_gives_back_the_file_bitwise) {
+  test::TempDir dir("export");
+  for (const char* name : {"ncsnpp_ve", "ddpmpp_vp", "ncsnpp_skip", "ncsnpp_ddpmblocks"}) {
+    BOOST_TEST_CONTEXT(name) {
+      auto cfg = load_config(fixture(std::string(name) + ".toml"), {});
+      auto net = models::make_model(cfg);
+      auto st = io::convert_reference(io::read_score_sde_pytorch(fixture(std::string(name) + ".pth")), *net, cfg, name);
+      const std::string h5 = dir / (std::string(name) + ".h5"), pth = dir / (std::string(name) + ".pth");
+      io::save_checkpoint(h5, st);
+      io::save_torch_file(pth, io::to_score_sde_pytorch(io::load_checkpoint(h5), *net, cfg));
+      auto a = io::load_torch_zip(fixture(std::string(name) + ".pth")).toGenericDict();
+      auto b = io::load_torch_zip(pth).toGenericDict();
+      auto same_tensor = [](const c10::IValue& x, const c10::IValue& y) {
+        return x.isTensor() && y.isTensor() && x.toTensor().dtype() == y.toTensor().dtype() &&
+               x.toTensor().sizes() == y.toTensor().sizes() && torch::equal(x.toTensor(), y.toTensor());
+      };
+      int64_t bad = 0, compared = 0;
+      auto ma = a.at("model").toGenericDict(), mb = b.at("model").toGenericDict();
+      BOOST_TEST(ma.size() == mb.size());
+      for (const auto& e : ma) {
+        const bool ok = mb.contains(e.key()) && same_tensor(e.value(), mb.at(e.key()));
+        if (!ok) BOOST_TEST_MESSAGE("model tensor differs: " << e.key().toStringRef());
+        bad += !ok;
+        ++compared;
+      }
+      BOOST_TEST(mb.contains("module.sigmas"));
+      auto ea = a.at("ema").toGenericDict(), eb = b.at("ema").toGenericDict();
+      auto la = ea.at("shadow_params").toList(), lb = eb.at("shadow_params").toList();
+      BOOST_TEST(la.size() == lb.size());
+      for (size_t i = 0; i < std::min(la.size(), lb.size()); ++i, ++compared) bad += !same_tensor(la.get(i), lb.get(i));
+      BOOST_TEST(ea.at("decay").toScalar().toDouble() == eb.at("decay").toScalar().toDouble());
+      BOOST_TEST(ea.at("num_updates").toInt() == eb.at("num_updates").toInt());
+      auto sa = a.at("optimizer").toGenericDict().at("state").toGenericDict();
+      auto sb = b.at("optimizer").toGenericDict().at("state").toGenericDict();
+      BOOST_TEST(sa.size() == sb.size());
+      for (const auto& e : sa) {
+        BOOST_REQUIRE(sb.contains(e.key()));
+        auto x = e.value().toGenericDict(), y = sb.at(e.key()).toGenericDict();
+        bad += !same_tensor(x.at("exp_avg"), y.at("exp_avg")) + !same_tensor(x.at("exp_avg_sq"), y.at("exp_avg_sq"));
+        compared += 2;
+        auto step_of = [](const c10::IValue& v) {
+          return v.isTensor() ? v.toTensor().item<double>() : v.isInt() ? static_cast<double>(v.toInt()) : v.toDouble();
+        };
+        BOOST_TEST(step_of(x.at("step")) == step_of(y.at("step")));
+      }
+      auto pa = a.at("optimizer").toGenericDict().at("param_groups").toList();
+      auto pb = b.at("optimizer").toGenericDict().at("param_groups").toList();
+      BOOST_TEST(pa.get(0).toGenericDict().at("params").toList().size() ==
+                 pb.get(0).toGenericDict().at("params").toList().size());
+      BOOST_TEST(a.at("step").toInt() == b.at("step").toInt());
+      BOOST_TEST(bad == 0);
+      BOOST_TEST(compared > 20);
+      // A plain state_dict of the EMA weights: no prefix, the shadow values in the parameters.
+      io::save_torch_file(dir / "sd.pth", io::to_state_dict(st, *net, cfg, /*ema=*/true));
+      auto sd = io::load_torch_zip(dir / "sd.pth").toGenericDict();
+      BOOST_TEST(sd.size() == ma.size());
+      int64_t ema_bad = 0;
+      for (const auto& [key, t] : st.ema) ema_bad += !torch::equal(sd.at(key).toTensor(), t);
+      BOOST_TEST(ema_bad == 0);
+      BOOST_TEST(!torch::equal(st.ema.begin()->second, st.params.at(st.ema.begin()->first)));  // EMA differs from raw
+      if (std::system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") == 0) {
+        // score_sde_pytorch's restore in Python: strict load of the model, Adam, EMA, and
+        // the reference network's recorded outputs (tests/fixtures/check_export.py).
+        const std::string cmd = fmt::format("/usr/bin/python3 {} {} {}", fixture("check_export.py"), name, pth);
+        BOOST_TEST(std::system(cmd.c_str()) == 0, "torch.load and strict restore of " << pth);
+      } else {
+        BOOST_TEST_MESSAGE("python3-torch is not installed: torch.load of the export skipped");
+      }
+    }
+  }
+}
+
 // Full-size networks, when SCORCH_REFERENCE_DIR holds <job>.pth and <job>_expected.pt
 // ({x, labels, out_model, out_ema} from the reference) for any of the jobs/ networks.
 BOOST_AUTO_TEST_CASE(full_size_jobs_when_reference_files_are_given) {

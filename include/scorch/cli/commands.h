@@ -45,6 +45,7 @@ Command encode_command();
 Command decode_command();
 Command info_command();
 Command import_command();
+Command export_command();
 Command bench_command();
 Command preview_command();
 Command plot_command();

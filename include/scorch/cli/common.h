@@ -63,6 +63,13 @@ struct Loaded {
 };
 Loaded load_score_model(const Common& opt, dist::Communicator& comm);
 
+// Appends one row to <workdir>/eval_log.csv (unix_time, step, metric, value,
+// standard_error, nfe, settings; the file rewritten atomically, so a row is never torn) and
+// the scalar "eval/<metric>" at the checkpoint's step to <workdir>/tensorboard. Rank 0.
+// `se` and `nfe` may be NaN (not applicable); `settings` is one line (quoted in the CSV).
+void log_eval(const std::string& workdir, int64_t step, const std::string& metric, double value, double se,
+              double nfe, const std::string& settings);
+
 // A sample run of the farm: <workdir>/samples/<name>, name "s<step, 9 digits>-<sampler>-<hash>"
 // where the hash covers the sampler settings (sampling::settings) and the checkpoint's file
 // name; `settings` is what each batch file and the manifest record.

@@ -27,6 +27,8 @@ struct TrainingConfig {
   std::string loss = "dsm";          // dsm | ssm (core/names.h; losses/loss.h)
   std::string ssm_projection = "rademacher";  // ssm: rademacher | gaussian projection vectors
   double label_dropout = 0.0;        // with model.num_classes: P(class -> null label)
+  bool snapshot_sampling = false;    // at each snapshot, sample with the EMA weights (a PNG grid + TensorBoard)
+  int64_t snapshot_samples = 64;     // how many (fixed noise, so grids compare across steps)
 };
 
 // How checkpoints are written and kept (see io/checkpoint.h, train/checkpoint_writer.h).

@@ -22,6 +22,7 @@ enum class Stream : uint64_t {
   kSampleItem = 7,     // (sample index) under eval.seed: every draw of one sample (sampling/noise.h)
   kKid = 8,            // (): the random subsets of the Kernel Inception Distance
   kClassifier = 9,     // (0): initial weights; (epoch + 1): order of the classifier's training set
+  kSnapshotSamples = 10,  // (): the per-sample noise of training.snapshot_sampling (the same every snapshot)
 };
 
 // A 64-bit seed from the job seed, a stream and indices (a splitmix64 chain).

@@ -36,6 +36,12 @@ class AutocastGuard {
 // "1.13.0": the LibTorch this scorch was compiled against.
 std::string torch_version();
 
+// The cuDNN version LibTorch was built with ("9.1.0"), or "none".
+std::string cudnn_version();
+// Peak bytes allocated by LibTorch's CUDA caching allocator on `device` since start (0 on
+// a CPU build or a CPU device).
+int64_t cuda_peak_allocated(const torch::Device& device);
+
 // TF32 tensor-core math for float32 matmuls and convolutions (Ampere and later GPUs).
 void set_tf32(bool enabled);
 

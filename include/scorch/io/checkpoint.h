@@ -38,6 +38,9 @@ struct TrainState {
   int64_t adam_steps = 0;
   torch::Tensor rng;       // uint8 [world_size, S]: CPU generators (dropout on the CPU)
   torch::Tensor rng_cuda;  // uint8 [world_size, S']: CUDA generators, or undefined
+  // Tensors of an imported file that scorch's network does not hold but export gives back
+  // bitwise (NCSN++'s `sigmas` buffer), stored under /imported; empty otherwise.
+  TensorMap imported;
   std::string source;      // the file it was read from ("" if built in memory)
 };
 

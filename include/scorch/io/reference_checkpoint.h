@@ -35,4 +35,15 @@ ReferenceCheckpoint read_score_sde_pytorch(const std::string& path);
 TrainState convert_reference(const ReferenceCheckpoint& ref, models::ScoreNet& net, const Config& cfg,
                              const std::string& source);
 
+// The inverse of import: score_sde_pytorch's checkpoint of `st` for `net` (built from
+// `cfg`): {model: {"module.<name>": tensor, "module.sigmas" for NCSN++}, ema: {decay,
+// num_updates, shadow_params}, optimizer: a PyTorch Adam state_dict, step}. Tensors are
+// given back bitwise (dtypes included); an imported file's sigmas come back as they were.
+c10::IValue to_score_sde_pytorch(const TrainState& st, models::ScoreNet& net, const Config& cfg);
+// A plain state_dict of the network (no `module.` prefix), with the EMA or the raw weights.
+c10::IValue to_state_dict(const TrainState& st, models::ScoreNet& net, const Config& cfg, bool ema);
+// Writes `root` with LibTorch's own pickler (torch::pickle_save: the zip format Python's
+// torch.load reads) to `path` atomically.
+void save_torch_file(const std::string& path, const c10::IValue& root);
+
 }  // namespace scorch::io

@@ -16,6 +16,7 @@
 #include "scorch/dist/communicator.h"
 #include "scorch/dist/reducer.h"
 #include "scorch/io/checkpoint.h"
+#include "scorch/io/tensorboard.h"
 #include "scorch/models/model.h"
 #include "scorch/optim/adam.h"
 #include "scorch/losses/loss.h"
@@ -36,6 +37,7 @@ struct StepTimes {
   double comm = 0;      // waiting for gradient all-reduces after the last backward (exposed)
   double optimizer = 0; // clipping, Adam and EMA
   int64_t buckets_in_backward = 0;  // buckets launched by hooks during backward
+  double total = 0;     // the whole step, wall clock
 };
 
 // Where a run resumes: rank 0 finds the newest checkpoint of `workdir` that verifies
@@ -48,6 +50,15 @@ struct ResumePoint {
   io::TrainState state;  // rank 0: the verified checkpoint; elsewhere empty
 };
 ResumePoint find_resume_point(dist::Communicator& comm, const std::string& workdir);
+
+// The columns of <workdir>/train_log.csv, in order; TensorBoard tags are "train/<column>".
+//   step, loss (mean over ranks and the steps since the last row), lr, images_per_s,
+//   unix_time, elapsed_s (since this process started training), images_seen (step x global
+//   batch), grad_norm (global, before clipping, of the row's step), data_wait_ms and
+//   step_ms (rank 0's mean per step since the last row), comm_ms (exposed gradient
+//   communication per step), peak_mem_mb (peak RSS on CPU, CUDA max allocated on GPU),
+//   nonfinite_skipped (steps skipped for non-finite gradients in this process).
+const std::vector<std::string>& train_log_columns();
 
 class Trainer {
  public:
@@ -76,6 +87,10 @@ class Trainer {
   // Collective: gathers RNG states; rank 0 copies the state to host memory and hands it to
   // the checkpoint writer; with `wait`, returns once the file is committed. Returns its path.
   std::string save_checkpoint(bool wait = true);
+  // training.snapshot_sampling: the EMA weights draw training.snapshot_samples with fixed
+  // noise (split over the ranks), rank 0 writes <workdir>/samples/snapshot_<step>.png and a
+  // TensorBoard image. Training state (weights, RNGs) is left exactly as it was. Collective.
+  void snapshot_sampling();
   // Waits for the checkpoint write in flight (rank 0); re-throws its failure.
   void wait_for_checkpoints();
   CheckpointStats checkpoint_stats() const;
@@ -120,8 +135,10 @@ class Trainer {
   std::unique_ptr<data::Source> data_;
   std::unique_ptr<BatchMaker> batches_;
   std::unique_ptr<Prefetcher> prefetch_;
+  std::unique_ptr<io::EventWriter> events_;  // rank 0: <workdir>/tensorboard
   std::unique_ptr<CheckpointWriter> writer_;  // rank 0 only
   int64_t nonfinite_in_a_row_ = 0, nonfinite_total_ = 0;
+  double last_grad_norm_ = 0;  // global gradient norm of the last step, before clipping
   int64_t step_ = 0;
   bool stop_agreed_ = false;  // some rank was signalled (from the all-reduced flag)
   bool profiling_ = false;

@@ -552,7 +552,7 @@ bool Trainer::run(int64_t until) {
                                          1e3 * comm_sum / n,
                                          peak,
                                          static_cast<double>(nonfinite_total_)};
-        csv << fmt::format("{},{:.6g},{:.6g},{:.2f},{:.3f},{:.3f},{},{:.6g},{:.3f},{:.3f},{:.3f},{:.1f},{}\n", step_,
+        csv << fmt::format("{},{:.6g},{:.6g},{:.2f},{:.3f},{:.3f},{},{:.6g},{:.3f},{:.3f},{:.3f},{:.3f},{}\n", step_,
                            values[1], values[2], values[3], values[4], values[5], step_ * cfg_.training.batch_size,
                            values[7], values[8], values[9], values[10], values[11], nonfinite_total_)
             << std::flush;

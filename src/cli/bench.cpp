@@ -82,13 +82,11 @@ struct DataOptions {
 // is the node's memory for the data.
 std::pair<double, double> rss_pss_mb() {
   std::ifstream in("/proc/self/smaps_rollup");
-  std::string key;
-  double kb = 0, rss = 0, pss = 0;
-  std::string unit;
-  while (in >> key >> kb) {
-    std::getline(in, unit);
-    if (key == "Rss:") rss = kb / 1024.0;
-    if (key == "Pss:") pss = kb / 1024.0;
+  std::string line;
+  double rss = 0, pss = 0;
+  while (std::getline(in, line)) {  // the first line names the mapping range; then "Key: value kB"
+    if (line.rfind("Rss:", 0) == 0) rss = std::atof(line.c_str() + 4) / 1024.0;
+    if (line.rfind("Pss:", 0) == 0) pss = std::atof(line.c_str() + 4) / 1024.0;
   }
   return {rss, pss};
 }
@@ -107,8 +105,10 @@ int bench_data(const DataOptions& o, dist::Communicator& comm) {
                cfg.data.path, info.shape[0], fmt::join(info.shape.begin() + 1, info.shape.end(), ","),
                format_bytes(static_cast<double>(info.bytes)), comm.size(), comm.local_size(), share.size(),
                std::max<int64_t>(cfg.data.prefetch, 1));
-    fmt::print("{:<12} {:>9} {:>14} {:>14} {:>13} {:>13} {:>14}\n", "source", "open s", "images/s/rank", "MB/s/rank",
-               "RSS/rank MB", "PSS/node MB", "allocated MB");
+    fmt::print("# batch = rows + the keyed per-row noise (z, dequantisation, time, flip) + dequantise/flip/scale "
+               "(what training consumes); read = the source's gather of the same number of random rows alone\n");
+    fmt::print("{:<12} {:>9} {:>14} {:>14} {:>14} {:>13} {:>13} {:>14}\n", "source", "open s", "batch img/s/rk",
+               "read img/s/rk", "read MB/s/rk", "RSS/rank MB", "PSS/node MB", "allocated MB");
   }
   for (const auto& kind : kinds) {
     comm.barrier();
@@ -129,6 +129,15 @@ int bench_data(const DataOptions& o, dist::Communicator& comm) {
       for (int64_t s = 2; s < 2 + o.steps; ++s) pf.take(s);
     }
     const double secs = slowest(comm, std::chrono::duration<double>(clock_type::now() - t0).count());
+    // The source alone: random rows of the same count, gathered on this thread.
+    auto g = make_generator(torch::Device(torch::kCPU), 5 + static_cast<uint64_t>(comm.rank()));
+    auto shape = src->item_shape();
+    shape.insert(shape.begin(), share.size());
+    auto rows_out = torch::empty(shape, torch::TensorOptions().dtype(src->dtype()));
+    comm.barrier();
+    t0 = clock_type::now();
+    for (int64_t s = 0; s < o.steps; ++s) src->gather(torch::randint(0, src->size(), {share.size()}, g, torch::kInt64), rows_out);
+    const double read_secs = slowest(comm, std::chrono::duration<double>(clock_type::now() - t0).count());
     const auto after = rss_pss_mb();
     const double rss = comm.all_gather(torch::tensor({after.first - before.first}, torch::kFloat64)).max().item<double>();
     auto pss = torch::tensor({after.second - before.second}, torch::kFloat64);
@@ -136,9 +145,10 @@ int bench_data(const DataOptions& o, dist::Communicator& comm) {
     auto alloc = torch::tensor({static_cast<double>(src->resident_bytes()) / 1048576.0}, torch::kFloat64);
     comm.allreduce_sum(alloc);
     const double ips = static_cast<double>(o.steps * share.size()) / secs;
+    const double rps = static_cast<double>(o.steps * share.size()) / read_secs;
     if (comm.rank() == 0) {
-      fmt::print("{:<12} {:>9.2f} {:>14.0f} {:>14.1f} {:>13.1f} {:>13.1f} {:>14.1f}   ({})\n", kind, open_s, ips,
-                 ips * static_cast<double>(info.bytes) / static_cast<double>(info.shape[0]) / 1e6, rss,
+      fmt::print("{:<12} {:>9.2f} {:>14.0f} {:>14.0f} {:>14.1f} {:>13.1f} {:>13.1f} {:>14.1f}   ({})\n", kind, open_s, ips,
+                 rps, rps * static_cast<double>(info.bytes) / static_cast<double>(info.shape[0]) / 1e6, rss,
                  pss.item<double>() / static_cast<double>(comm.size()) * comm.local_size(), alloc.item<double>(),
                  src->describe());
     }

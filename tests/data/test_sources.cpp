@@ -130,8 +130,11 @@ BOOST_AUTO_TEST_CASE(every_source_gives_bitwise_equal_batches_with_and_without_p
 BOOST_AUTO_TEST_CASE(dataset_files_are_chunked_by_rows) {
   test::TempDir d("sources_chunks");
   data::write_images(d / "a.h5", marked_images(40, 64, 3), {});
+  data::write_images(d / "b.h5", marked_images(40, 28, 1), {});
   auto f = h5::File::open_read(d / "a.h5");
-  BOOST_TEST(h5::chunk_rows(f.id(), "images") == 5);  // 64 KiB / 12 KiB rows
+  BOOST_TEST(h5::chunk_rows(f.id(), "images") == 1);  // 12 KiB rows: one per chunk
+  auto g = h5::File::open_read(d / "b.h5");
+  BOOST_TEST(h5::chunk_rows(g.id(), "images") == 5);  // 784-byte rows: five per ~4 KiB chunk
 }
 
 // A 256x256 RGB file of ~400 MB: streaming random batches from it keeps the process's

@@ -40,7 +40,7 @@ Dataset load(const DatasetInfo& info);
 void check_matches(const DatasetInfo& info, const Config& cfg);
 
 // Writes a dataset file atomically (temp file, fsync, rename). `labels` may be undefined.
-// Rows are stored in checksummed chunks of ~64 KiB (at least one row), so that streaming
+// Rows are stored in checksummed chunks of ~4 KiB (at least one row), so that streaming
 // reads touch only the rows they need; files written with bigger chunks still load.
 void write_images(const std::string& path, const torch::Tensor& images_nhwc_u8, const torch::Tensor& labels);
 void write_points(const std::string& path, const torch::Tensor& points_f32, const torch::Tensor& labels);

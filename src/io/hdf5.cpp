@@ -576,6 +576,7 @@ void RowReader::read(const std::vector<int64_t>& rows, torch::Tensor& out) {
   Handle sel(H5Scopy(space_.id()), H5Sclose);
   size_t i = 0;
   herr_t rc = 0;
+  std::string why;  // taken at once: the next HDF5 call (even a close) clears the error stack
   while (i < rows.size() && rc >= 0) {
     size_t j = i + 1;
     while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
@@ -588,11 +589,14 @@ void RowReader::read(const std::vector<int64_t>& rows, torch::Tensor& out) {
     Handle mem(H5Screate_simple(static_cast<int>(cnt.size()), cnt.data(), nullptr), H5Sclose);
     rc = H5Dread(dset_.id(), mem_type, mem.id(), sel.id(), H5P_DEFAULT,
                  static_cast<char*>(out.data_ptr()) + static_cast<int64_t>(i) * row_bytes);
-    if (rc < 0) break;
+    if (rc < 0) {
+      why = last_error();
+      break;
+    }
     i = j;
   }
   SCORCH_CHECK(rc >= 0, "{}: reading {} rows of '{}' between row {} and row {} failed (a corrupted chunk or a damaged "
-               "file): {}", path_, rows.size(), name_, rows.front(), rows.back(), last_error());
+               "file): {}", path_, rows.size(), name_, rows.front(), rows.back(), why);
 }
 
 }  // namespace scorch::h5

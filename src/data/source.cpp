@@ -116,7 +116,13 @@ class NodeSharedSource final : public Source {
   NodeSharedSource(const DatasetInfo& info, std::string why, dist::Communicator& comm)
       : Source(info, read_labels(info), std::move(why)) {
     check_fits(info, 1.0, "data.source = \"node_shared\" (one copy per node)");
-    shared_ = comm.make_node_shared(info.bytes);
+    try {
+      shared_ = comm.make_node_shared(info.bytes);
+    } catch (const std::exception& e) {
+      SCORCH_THROW("{}: cannot allocate the node's shared copy ({}): {} (Open MPI backs it with a file in /dev/shm or "
+                   "its session directory: is there room? data.source = \"stream\" needs none)",
+                   info.path, format_bytes(static_cast<double>(info.bytes)), e.what());
+    }
     auto shape = info.shape;
     data_ = torch::from_blob(shared_->data(), shape, torch::TensorOptions().dtype(dtype()));
     // Each of the node's ranks reads its slice of the rows; a failure anywhere is agreed on

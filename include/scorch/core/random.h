@@ -43,7 +43,7 @@ class CounterRng {
   uint32_t bits(uint32_t lane, uint64_t index) const;
   // n floats uniform in [0, 1) (24-bit resolution) from lane `lane`.
   void uniform(float* out, int64_t n, uint32_t lane) const;
-  // n standard normal floats from lane `lane` (Box-Muller on pairs of uniforms).
+  // n standard normal floats from lane `lane` (Box-Muller on pairs of uniforms, in float).
   void normal(float* out, int64_t n, uint32_t lane) const;
   // An integer uniform in [0, n) from word `index` of `lane` (multiply-shift).
   int64_t below(int64_t n, uint32_t lane, uint64_t index) const;

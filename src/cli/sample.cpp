@@ -7,7 +7,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <filesystem>
+#include <memory>
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
@@ -47,6 +49,21 @@ int sample(const Common& opt, dist::Communicator& comm) {
         const auto index = b.indices();
         auto noise = sampling::Noise::per_item(static_cast<uint64_t>(cfg.eval.seed), index, l.device);
         auto [score, labels] = l.score_for(index);
+        if (comm.rank() == 0) {
+          // Inside a long batch (ODE solves, thousands of PC steps), rank 0 says how far it
+          // is at most every 10 s: network evaluations so far and the time reached.
+          auto t_last = std::chrono::steady_clock::now();
+          auto nfe = std::make_shared<int64_t>(0);
+          score = [inner = score, nfe, t_last, id = b.id](const torch::Tensor& x, const torch::Tensor& t) mutable {
+            ++*nfe;
+            const auto now = std::chrono::steady_clock::now();
+            if (std::chrono::duration<double>(now - t_last).count() >= 10.0) {
+              t_last = now;
+              spdlog::info("batch {}: {} score evaluations so far, t = {:.4g}", id, *nfe, t.flatten()[0].item<double>());
+            }
+            return inner(x, t);
+          };
+        }
         auto res = sampling::sample(cfg, *l.sde, score, with_batch(b.count, item), noise);
         auto x = res.x.to(torch::kFloat32).cpu();
         if (cfg.is_image_data()) x = data::unscale(x, cfg.data.centered);

@@ -27,6 +27,7 @@
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
 #include "scorch/core/error.h"
+#include "scorch/core/names.h"
 #include "scorch/core/log.h"
 #include "scorch/core/random.h"
 #include "scorch/core/torch_compat.h"
@@ -95,8 +96,9 @@ int bench_data(const DataOptions& o, dist::Communicator& comm) {
   SCORCH_CHECK(o.steps > 0, "bench data: --steps must be positive");
   Config cfg = load_config(o.common.config, o.common.sets);
   const std::string synthetic_path = use_synthetic_data(cfg, o.synthetic, comm);
-  std::vector<std::string> kinds{"memory", "node_shared", "stream"};
-  if (o.source != "all") kinds = {o.source};
+  std::vector<std::string> kinds;  // every source but `auto` (core/names.h), or the one asked for
+  for (const auto& k : names::data_sources())
+    if (k != "auto" && (o.source == "all" || o.source == k)) kinds.push_back(k);
   const auto share = dist::batch_share(cfg.training.batch_size, comm.rank(), comm.size(), 1);
   const auto info = data::inspect(cfg.data.path);
   if (comm.rank() == 0) {
@@ -114,7 +116,7 @@ int bench_data(const DataOptions& o, dist::Communicator& comm) {
     comm.barrier();
     const auto before = rss_pss_mb();
     auto t0 = clock_type::now();
-    auto src = data::open_source(cfg.data.path, {kind, cfg.data.cache_mb, 0}, &comm);
+    auto src = data::open_source(info, {kind, cfg.data.cache_mb, 0}, &comm);
     const double open_s = slowest(comm, std::chrono::duration<double>(clock_type::now() - t0).count());
     train::BatchMaker mk(cfg, *src, share, /*pinned=*/false, 1.0, 1000, false, /*finish_on_host=*/true);
     {
@@ -597,8 +599,11 @@ Command bench_command() {
     auto* dd = app.add_subcommand("data", "loader images/s per rank and memory per rank and node for each data.source");
     add_common(*dd, da->common, false);
     dd->add_option("--steps", da->steps, "timed batches per source")->capture_default_str();
-    dd->add_option("--source", da->source, "all | memory | node_shared | stream")
-        ->check(CLI::IsMember({"all", "memory", "node_shared", "stream"}))
+    std::vector<std::string> choices{"all"};
+    for (const auto& k : names::data_sources())
+      if (k != "auto") choices.push_back(k);
+    dd->add_option("--source", da->source, names::joined(choices))
+        ->check(CLI::IsMember(choices))
         ->capture_default_str();
     dd->add_option("--synthetic", da->synthetic,
                    "use N random images of the job's shape (e.g. --set data.image_size=256) instead of data.path")

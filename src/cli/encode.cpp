@@ -35,7 +35,7 @@ int encode(const EncodeOptions& opt, dist::Communicator& comm) {
   const auto& cfg = l.r.cfg;
   const auto info = data::inspect(opt.data, opt.limit);
   data::check_matches(info, cfg);  // before anything is read
-  const auto source = data::open_source(opt.data, data::source_options(cfg, opt.limit), &comm);  // read by index
+  const auto source = data::open_source(info, data::source_options(cfg), &comm);  // read by index
   farm::Plan plan;
   plan.dir = opt.out + ".parts";
   plan.num_items = info.shape[0];

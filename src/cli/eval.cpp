@@ -49,7 +49,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
   const auto info = data::inspect(path, cfg.eval.bpd_num_images);
   data::check_matches(info, cfg);  // before anything is read
   // Read by index through the loader (data.source: memory, node_shared or stream).
-  const auto source = data::open_source(path, data::source_options(cfg, cfg.eval.bpd_num_images), &comm);
+  const auto source = data::open_source(info, data::source_options(cfg), &comm);
   const int64_t n = info.shape[0], R = cfg.eval.bpd_num_repeats;
   const auto item = cfg.item_shape();
   int64_t D = 1;
@@ -182,12 +182,9 @@ eval::Features data_features(const FeatureSetup& s, dist::Communicator& comm, co
                              const std::string& dir) {
   // A data set's images by index through the loader: streamed, so only each batch's rows
   // are ever in memory.
-  {
-    auto f = h5::File::open_read(data);
-    SCORCH_CHECK(h5::exists(f.id(), "images"), "{}: no /images (FID, IS and KID are for image data)", data);
-  }
   std::shared_ptr<data::Source> source =
       data::open_source(data, data::SourceOptions{"stream", s.r.cfg.data.cache_mb, 0}, &comm);
+  SCORCH_CHECK(source->is_image(), "{}: no /images (FID, IS and KID are for image data)", data);
   const int64_t n = source->size();
   eval::ImageReader reader = [source](int64_t begin, int64_t count) {
     return data::images_to_unit(source->rows(begin, count));

@@ -9,7 +9,6 @@
 
 #include "scorch/core/error.h"
 #include "scorch/data/idx.h"
-#include "scorch/data/source.h"
 #include "scorch/io/hdf5.h"
 
 namespace scorch::data {
@@ -18,7 +17,49 @@ namespace {
 
 std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
+// Reads what inspect() checked into memory (no size check: the callers make it).
+Dataset read_all(const DatasetInfo& info) {
+  const std::string& path = info.path;
+  auto f = h5::File::open_read(path);
+  Dataset ds;
+  ds.path = path;
+  const std::string name = info.image ? "images" : "points";
+  const int64_t n = info.shape[0];
+  auto t = h5::read_rows(f.id(), name, 0, n, path);
+  if (info.image) {
+    ds.images = t;  // uint8 (inspect)
+  } else {
+    ds.points = t.to(torch::kFloat32);
+  }
+  if (h5::exists(f.id(), "labels")) ds.labels = h5::read_rows(f.id(), "labels", 0, n, path).to(torch::kInt64);
+  return ds;
+}
+
 }  // namespace
+
+double available_memory() {
+  double avail = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  std::ifstream mi("/proc/meminfo");
+  std::string key, unit;
+  double kb = 0;
+  while (mi >> key >> kb) {
+    std::getline(mi, unit);
+    if (key == "MemAvailable:") avail = kb * 1024.0;
+  }
+  std::ifstream cg("/sys/fs/cgroup/memory.max");
+  std::string v;
+  if (cg >> v && v != "max") avail = std::min(avail, std::stod(v));
+  return avail;
+}
+
+void check_fits_in_memory(const DatasetInfo& info, double copies) {
+  const double avail = available_memory(), need = static_cast<double>(info.bytes) * copies;
+  SCORCH_CHECK(need <= 0.8 * avail,
+               "{}: /{} claims shape {}, {:.3g} GB in memory{}, but this machine has {:.3g} GB available: a damaged "
+               "file, or a data set to read with data.source = \"stream\" (or \"node_shared\": one copy per node)",
+               info.path, info.image ? "images" : "points", shape_str(info.shape), need / 1e9,
+               copies > 1 ? fmt::format(" ({:g} copies, one per rank on this node)", copies) : "", avail / 1e9);
+}
 
 DatasetInfo inspect(const std::string& path, int64_t limit, bool check_memory) {
   auto f = h5::File::open_read(path);
@@ -29,6 +70,10 @@ DatasetInfo inspect(const std::string& path, int64_t limit, bool check_memory) {
                has_images ? "both" : "neither");
   info.image = has_images;
   const std::string name = has_images ? "images" : "points";
+  if (has_images) {
+    const auto dt = h5::stored_dtype(f.id(), name, path);
+    SCORCH_CHECK(dt == torch::kUInt8, "{}: /images must be uint8 (stored as {})", path, c10::toString(dt));
+  }
   info.shape = h5::shape(f.id(), name);
   SCORCH_CHECK(info.shape.size() == (has_images ? 4u : 2u), "{}: /{} must be {} (got {} dims)", path, name,
                has_images ? "[N,H,W,C]" : "[N,D]", info.shape.size());
@@ -38,13 +83,7 @@ DatasetInfo inspect(const std::string& path, int64_t limit, bool check_memory) {
   for (auto d : info.shape) elems *= static_cast<double>(d);
   const double bytes = elems * (has_images ? 1.0 : 4.0);
   info.bytes = static_cast<int64_t>(bytes);
-  if (check_memory) {
-    const double avail = available_memory();
-    SCORCH_CHECK(bytes <= 0.8 * avail,
-                 "{}: /{} claims shape {}, {:.3g} GB in memory, but this machine has {:.3g} GB available: a damaged "
-                 "file, or a data set to read with data.source = \"stream\"",
-                 path, name, shape_str(info.shape), bytes / 1e9, avail / 1e9);
-  }
+  if (check_memory) check_fits_in_memory(info);
   h5::check_stored(f.id(), name, path);
   if (h5::exists(f.id(), "labels")) {
     auto ls = h5::shape(f.id(), "labels");
@@ -56,31 +95,11 @@ DatasetInfo inspect(const std::string& path, int64_t limit, bool check_memory) {
   return info;
 }
 
-Dataset load(const std::string& path, int64_t limit) { return load(inspect(path, limit, true)); }
+Dataset load(const std::string& path, int64_t limit) { return read_all(inspect(path, limit, true)); }
 
-Dataset load(const DatasetInfo& info) {
-  const std::string& path = info.path;
-  {
-    const double avail = available_memory();
-    SCORCH_CHECK(static_cast<double>(info.bytes) <= 0.8 * avail,
-                 "{}: claims shape {}, {:.3g} GB in memory, but this machine has {:.3g} GB available: a damaged file, "
-                 "or a data set to read with data.source = \"stream\"",
-                 path, shape_str(info.shape), static_cast<double>(info.bytes) / 1e9, avail / 1e9);
-  }
-  auto f = h5::File::open_read(path);
-  Dataset ds;
-  ds.path = path;
-  const std::string name = info.image ? "images" : "points";
-  const int64_t n = info.shape[0];
-  auto t = h5::read_rows(f.id(), name, 0, n, path);
-  if (info.image) {
-    SCORCH_CHECK(t.scalar_type() == torch::kUInt8, "{}: /images must be uint8", path);
-    ds.images = t;
-  } else {
-    ds.points = t.to(torch::kFloat32);
-  }
-  if (h5::exists(f.id(), "labels")) ds.labels = h5::read_rows(f.id(), "labels", 0, n, path).to(torch::kInt64);
-  return ds;
+Dataset load(const DatasetInfo& info, double copies) {
+  check_fits_in_memory(info, copies);
+  return read_all(info);
 }
 
 void check_matches(const DatasetInfo& info, const Config& cfg) {

@@ -2,11 +2,7 @@
 #include "scorch/data/source.h"
 
 #include <algorithm>
-#include <cstring>
-#include <fstream>
 #include <numeric>
-
-#include <unistd.h>
 
 #include "scorch/core/error.h"
 #include "scorch/core/log.h"
@@ -15,21 +11,6 @@
 #include "scorch/io/hdf5.h"
 
 namespace scorch::data {
-
-double available_memory() {
-  double avail = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
-  std::ifstream mi("/proc/meminfo");
-  std::string key, unit;
-  double kb = 0;
-  while (mi >> key >> kb) {
-    std::getline(mi, unit);
-    if (key == "MemAvailable:") avail = kb * 1024.0;
-  }
-  std::ifstream cg("/sys/fs/cgroup/memory.max");
-  std::string v;
-  if (cg >> v && v != "max") avail = std::min(avail, std::stod(v));
-  return avail;
-}
 
 SourceOptions source_options(const Config& cfg, int64_t limit) {
   SourceOptions o;
@@ -66,8 +47,6 @@ torch::Tensor Source::rows(int64_t start, int64_t count) const {
 
 namespace {
 
-std::string gb(double bytes) { return format_bytes(bytes); }
-
 void check_out(const Source& s, const torch::Tensor& idx, const torch::Tensor& out) {
   SCORCH_CHECK(out.is_contiguous() && out.device().is_cpu() && out.scalar_type() == s.dtype() &&
                    out.dim() == static_cast<int64_t>(s.info().shape.size()) && out.size(0) == idx.size(0),
@@ -81,21 +60,11 @@ torch::Tensor read_labels(const DatasetInfo& info) {
   return h5::read_rows(f.id(), "labels", 0, info.shape[0], info.path).to(torch::kInt64);
 }
 
-void check_fits(const DatasetInfo& info, double copies, const char* what) {
-  const double avail = available_memory(), need = static_cast<double>(info.bytes) * copies;
-  SCORCH_CHECK(need <= 0.8 * avail,
-               "{}: {} holds {} in memory ({} of {}), but this machine has {} available: use data.source = \"stream\" "
-               "(or \"node_shared\" for one copy per node), or the file is damaged",
-               info.path, what, gb(need), fmt::format("[{}]", fmt::join(info.shape, ", ")),
-               info.image ? "uint8" : "float32", gb(avail));
-}
-
 class MemorySource final : public Source {
  public:
   MemorySource(const DatasetInfo& info, std::string why, double copies)
       : Source(info, torch::Tensor(), std::move(why)) {
-    check_fits(info, copies, "data.source = \"memory\" (every rank a copy)");
-    ds_ = load(info);
+    ds_ = load(info, copies);  // checks that `copies` fit first
     labels_ = ds_.labels;
   }
   MemorySource(Dataset ds, DatasetInfo info) : Source(std::move(info), ds.labels, "given in memory"), ds_(std::move(ds)) {}
@@ -115,7 +84,7 @@ class NodeSharedSource final : public Source {
  public:
   NodeSharedSource(const DatasetInfo& info, std::string why, dist::Communicator& comm)
       : Source(info, read_labels(info), std::move(why)) {
-    check_fits(info, 1.0, "data.source = \"node_shared\" (one copy per node)");
+    check_fits_in_memory(info);
     try {
       shared_ = comm.make_node_shared(info.bytes);
     } catch (const std::exception& e) {
@@ -157,7 +126,6 @@ class NodeSharedSource final : public Source {
   }
   std::string kind() const override { return "node_shared"; }
   int64_t resident_bytes() const override { return shared_->allocated_here(); }
-  const dist::NodeShared& shared() const { return *shared_; }
 
  private:
   std::unique_ptr<dist::NodeShared> shared_;
@@ -227,15 +195,13 @@ std::unique_ptr<Source> in_memory(Dataset ds) {
 }
 
 std::unique_ptr<Source> open_source(const std::string& path, const SourceOptions& opt, dist::Communicator* comm) {
+  return open_source(inspect(path, opt.limit), opt, comm);
+}
+
+std::unique_ptr<Source> open_source(const DatasetInfo& info, const SourceOptions& opt, dist::Communicator* comm) {
   SCORCH_CHECK(names::contains(names::data_sources(), opt.kind), "data.source = \"{}\" is not one of: {}", opt.kind,
                names::joined(names::data_sources()));
-  auto info = inspect(path, opt.limit);
-  {
-    auto f = h5::File::open_read(path);
-    if (info.image) {
-      SCORCH_CHECK(h5::element_size(f.id(), "images") == 1, "{}: /images must be uint8", path);
-    }
-  }
+  const std::string& path = info.path;
   std::string kind = opt.kind, why = "data.source = \"" + opt.kind + "\"";
   const int local = comm ? comm->local_size() : 1;
   if (kind == "auto") {
@@ -244,14 +210,14 @@ std::unique_ptr<Source> open_source(const std::string& path, const SourceOptions
     constexpr double kSmall = 1e9;  // below this, a copy per rank costs nothing worth saving
     if (bytes * local <= std::min(kSmall, 0.25 * avail)) {
       kind = "memory";
-      why = fmt::format("auto: {} x {} rank(s) on this node is small", gb(bytes), local);
+      why = fmt::format("auto: {} x {} rank(s) on this node is small", format_bytes(bytes), local);
     } else if (comm && bytes <= 0.5 * avail) {
       kind = "node_shared";
-      why = fmt::format("auto: one {} copy per node fits in the {} available, {} per rank would not", gb(bytes),
-                        gb(avail), local);
+      why = fmt::format("auto: one {} copy per node fits in the {} available, {} per rank would not", format_bytes(bytes),
+                        format_bytes(avail), local);
     } else {
       kind = "stream";
-      why = fmt::format("auto: {} is more than half the {} this node has available", gb(bytes), gb(avail));
+      why = fmt::format("auto: {} is more than half the {} this node has available", format_bytes(bytes), format_bytes(avail));
     }
     if (comm && comm->size() > 1) {
       auto msg = dist::broadcast_string(*comm, kind + "\n" + why, 0);

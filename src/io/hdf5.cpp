@@ -242,6 +242,12 @@ size_t element_size(hid_t loc, const std::string& name) {
   return H5Tget_size(type.id());
 }
 
+torch::ScalarType stored_dtype(hid_t loc, const std::string& name, const std::string& file) {
+  Handle d = open_dataset(loc, name, file);
+  Handle type(H5Dget_type(d.id()), H5Tclose);
+  return torch_type(type.id(), fmt::format("{}: dataset '{}'", file, name));
+}
+
 void check_stored(hid_t loc, const std::string& name, const std::string& file) {
   Handle d = open_dataset(loc, name, file);
   Handle space(H5Dget_space(d.id()), H5Sclose);

@@ -20,9 +20,10 @@ struct Dataset {
   bool is_image() const { return images.defined(); }
 };
 
-// What a dataset file claims, checked before anything is read: the schema, that the data
-// is really stored (no unwritten chunks, no missing virtual sources) and, with
-// `check_memory`, that it fits in this machine's memory. Throws naming the file.
+// What a dataset file claims, checked before anything is read: the schema (/images stored
+// as uint8), that the data is really stored (no unwritten chunks, no missing virtual
+// sources) and, with `check_memory`, that it fits in this machine's memory. Throws naming
+// the file.
 struct DatasetInfo {
   std::string path;
   bool image = true;
@@ -31,10 +32,18 @@ struct DatasetInfo {
 };
 DatasetInfo inspect(const std::string& path, int64_t limit = 0, bool check_memory = false);
 
-// Loads the first `limit` items (all if limit <= 0) into memory: load(inspect(path, limit)).
+// Bytes of memory available to this process: MemAvailable from /proc/meminfo (physical
+// memory if unreadable), no more than a cgroup limit.
+double available_memory();
+// Throws naming the file unless `copies` copies of its data (one per rank of this node
+// for data.source = memory) fit in 80% of available_memory().
+void check_fits_in_memory(const DatasetInfo& info, double copies = 1.0);
+
+// Loads the first `limit` items (all if limit <= 0) into memory, its size checked before
+// its storage (a damaged file's claim fails as too big, not as unwritten).
 Dataset load(const std::string& path, int64_t limit = 0);
-// Loads what inspect() checked (info.shape[0] items).
-Dataset load(const DatasetInfo& info);
+// Loads what inspect() checked (info.shape[0] items), after check_fits_in_memory(info, copies).
+Dataset load(const DatasetInfo& info, double copies = 1.0);
 
 // Checks that the dataset matches the configuration (image size, channels, point dim).
 void check_matches(const DatasetInfo& info, const Config& cfg);

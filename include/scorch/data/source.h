@@ -70,16 +70,17 @@ class Source {
 };
 
 // Opens `path` as the source `opt.kind` says (auto decides by the file's size, the node's
-// ranks and its available memory). `comm` is needed for node_shared (collective over the
-// job then; with auto, every rank reaches the same decision from the same figures).
+// ranks and its available memory): open_source(inspect(path, opt.limit), ...). `comm` is
+// needed for node_shared (collective over the job then; with auto, rank 0 decides for all).
 // Throws naming the file before anything large is read.
 std::unique_ptr<Source> open_source(const std::string& path, const SourceOptions& opt,
+                                    dist::Communicator* comm = nullptr);
+// The same for a file the caller has inspected (its row limit is info.shape[0]; opt.limit
+// is not used), so that it is not inspected twice.
+std::unique_ptr<Source> open_source(const DatasetInfo& info, const SourceOptions& opt,
                                     dist::Communicator* comm = nullptr);
 
 // A memory source over data already loaded (tests, generated data).
 std::unique_ptr<Source> in_memory(Dataset ds);
-
-// Bytes of memory available to this process (MemAvailable, bounded by a cgroup limit).
-double available_memory();
 
 }  // namespace scorch::data

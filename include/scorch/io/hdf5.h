@@ -66,6 +66,8 @@ std::vector<int64_t> shape(hid_t loc, const std::string& name);
 void check_stored(hid_t loc, const std::string& name, const std::string& file);
 // Bytes one element of dataset `name` takes in memory.
 size_t element_size(hid_t loc, const std::string& name);
+// The tensor dtype dataset `name` is stored as; throws naming `file` for a type scorch does not read.
+torch::ScalarType stored_dtype(hid_t loc, const std::string& name, const std::string& file);
 
 // Writes a contiguous CPU tensor (uint8, int64, float32, float64) at `name`, creating
 // intermediate groups. Row chunks of at most `chunk_bytes` (at least one row), each

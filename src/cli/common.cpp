@@ -9,13 +9,13 @@
 
 #include <CLI/CLI.hpp>
 
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "scorch/core/error.h"
 #include "scorch/core/hash.h"
+#include "scorch/core/host.h"
 #include "scorch/core/log.h"
 #include "scorch/dist/backend.h"
 #include "scorch/io/checkpoint.h"
@@ -195,7 +195,7 @@ void log_eval(const std::string& workdir, int64_t step, const std::string& metri
   std::string escaped;
   for (char ch : quoted) escaped += ch == '"' ? std::string("\"\"") : std::string(1, ch);
   auto num = [](double v, const char* f) { return std::isfinite(v) ? fmt::format(fmt::runtime(f), v) : std::string(); };
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now = unix_seconds();
   text += fmt::format("{:.3f},{},{},{},{},{},\"{}\"\n", now, step, metric, num(value, "{:.9g}"), num(se, "{:.6g}"),
                       num(nfe, "{:.1f}"), escaped);
   fs::create_directories(workdir);

@@ -1,6 +1,8 @@
 // Host name and local time (see core/host.h).
 #include "scorch/core/host.h"
 
+#include <chrono>
+
 #include <unistd.h>
 
 #include <ctime>
@@ -20,6 +22,10 @@ std::string local_time_iso8601() {
   char when[64];
   std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S%z", &tm);
   return when;
+}
+
+double unix_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace scorch

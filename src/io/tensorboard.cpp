@@ -109,15 +109,6 @@ void EventWriter::record(const std::string& data) {
   SCORCH_CHECK(out_.good(), "cannot write TensorBoard event file '{}' (disk full?)", path_);
 }
 
-void EventWriter::scalar(const std::string& tag, int64_t step, double value, double wall_time) {
-  std::string v;
-  bytes_field(v, 1, tag);
-  fixed_field(v, 2, static_cast<float>(value));
-  std::string s;
-  bytes_field(s, 1, v);
-  record(event(wall_time, step, s));
-}
-
 void EventWriter::scalars(int64_t step, double wall_time, const std::vector<std::pair<std::string, double>>& values) {
   std::string s;
   for (const auto& [tag, value] : values) {
@@ -143,7 +134,5 @@ void EventWriter::image(const std::string& tag, int64_t step, const std::string&
   bytes_field(s, 1, v);
   record(event(wall_time, step, s));
 }
-
-void EventWriter::flush() { out_.flush(); }
 
 }  // namespace scorch::io

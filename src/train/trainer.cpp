@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "scorch/core/error.h"
+#include "scorch/core/host.h"
 #include "scorch/core/log.h"
 #include "scorch/core/random.h"
 #include "scorch/core/stop.h"
@@ -88,8 +89,9 @@ Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdi
                "training.precision = \"{}\" is not one of: fp32, bf16", cfg_.training.precision);
   // The file's claimed shape is checked against the config, memory and storage before
   // anything is read (data/dataset.h); then it is opened as data.source says (data/source.h).
-  data::check_matches(data::inspect(cfg_.data.path), cfg_);
-  data_ = data::open_source(cfg_.data.path, data::source_options(cfg_), &comm_);
+  const auto info = data::inspect(cfg_.data.path);
+  data::check_matches(info, cfg_);
+  data_ = data::open_source(info, data::source_options(cfg_), &comm_);
   if (comm_.rank() == 0) {
     spdlog::info("data: {}, {} rows, source {}", data_->path(), data_->size(), data_->describe());
   }
@@ -378,45 +380,42 @@ void Trainer::snapshot_sampling() {
   const auto t0 = clock_type::now();
   const int64_t n = cfg_.training.snapshot_samples, W = comm_.size(), r = comm_.rank();
   const int64_t lo = n * r / W, hi = n * (r + 1) / W;
-  // Sample with the EMA weights, then put the trained weights back bitwise.
-  std::vector<torch::Tensor> saved;
-  {
-    torch::NoGradGuard ng;
-    for (const auto& [name, p] : trainable_) saved.push_back(p.detach().clone());
-    ema_->copy_to(trainable_);
-  }
-  model_->eval();
+  // Sample with the EMA weights; the guard puts the trained weights and train mode back
+  // bitwise on every way out.
+  struct Restore {
+    const NamedTensors& params;
+    models::ScoreNet& model;
+    std::vector<torch::Tensor> saved;
+    ~Restore() {
+      torch::NoGradGuard ng;
+      for (size_t i = 0; i < saved.size(); ++i) params[i].second.copy_(saved[i]);
+      model.train();
+    }
+  } restore{trainable_, *model_, {}};
   torch::Tensor images;
   int64_t nfe = 0;
-  try {
+  {
     torch::NoGradGuard ng;
+    for (const auto& [name, p] : trainable_) restore.saved.push_back(p.detach().clone());
+    ema_->copy_to(trainable_);
+    model_->eval();
     std::vector<int64_t> index;
     for (int64_t i = lo; i < hi; ++i) index.push_back(i);
     // A fixed stream per sample, the same at every snapshot (sampling/noise.h).
     const uint64_t key = derive_seed(static_cast<uint64_t>(cfg_.seed), Stream::kSnapshotSamples, {});
     auto noise = sampling::Noise::per_item(key, index, device_);
     auto score = models::make_score_fn(*model_, *sde_, cfg_.training.continuous);
-    auto shape = cfg_.item_shape();
-    shape.insert(shape.begin(), hi - lo);
+    const auto item = cfg_.item_shape();
     if (hi > lo) {
+      auto shape = item;
+      shape.insert(shape.begin(), hi - lo);
       auto res = sampling::sample(cfg_, *sde_, score, shape, noise);
       nfe = res.nfe;
       images = data::unit_to_images(data::unscale(res.x.to(torch::kFloat32), cfg_.data.centered)).cpu();
     } else {
-      auto item = cfg_.item_shape();
       images = torch::empty({0, item[1], item[2], item[0]}, torch::kUInt8);
     }
-  } catch (...) {
-    torch::NoGradGuard ng;
-    for (size_t i = 0; i < saved.size(); ++i) trainable_[i].second.copy_(saved[i]);
-    model_->train();
-    throw;
   }
-  {
-    torch::NoGradGuard ng;
-    for (size_t i = 0; i < saved.size(); ++i) trainable_[i].second.copy_(saved[i]);
-  }
-  model_->train();
   auto all = comm_.gather_rows(images.contiguous(), 0);
   if (comm_.rank() == 0) {
     const std::string png = fmt::format("{}/samples/snapshot_{:09d}.png", workdir_, step_);
@@ -429,7 +428,7 @@ void Trainer::snapshot_sampling() {
       w = (w << 8) | static_cast<unsigned char>(bytes[16 + k]);
       h = (h << 8) | static_cast<unsigned char>(bytes[20 + k]);
     }
-    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const double now = unix_seconds();
     if (events_) events_->image("samples/snapshot", step_, bytes, h, w, all.size(3), now);
     spdlog::info("snapshot sampling: {} samples ({}, {} NFE) with the EMA weights in {:.1f} s -> {}", n,
                  sampling::short_name(cfg_), nfe, seconds_since(t0), png);
@@ -461,12 +460,11 @@ bool Trainer::run(int64_t until) {
       rewrite = true;
     } else {
       std::ifstream in(log);
-      std::string line, old_header;
+      std::string line;
       size_t pad = 0;
       int64_t dropped = 0;
       for (bool first = true; std::getline(in, line); first = false) {
         if (first) {
-          old_header = line;
           if (line + "\n" != header) {
             rewrite = true;
             pad = cols.size() - std::min(cols.size(), static_cast<size_t>(std::count(line.begin(), line.end(), ',') + 1));
@@ -534,8 +532,7 @@ bool Trainer::run(int64_t until) {
       spdlog::info("step {:>7}/{} | loss {:.5f} | lr {:.2e} | {:.1f} img/s | ETA {}", step_, until, mean,
                    adam_->lr_at(step_ - 1), ips, format_duration(per_step * static_cast<double>(until - step_)));
       if (root) {
-        const double unix_time =
-            std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        const double unix_time = unix_seconds();
         const double peak = static_cast<double>(device_.is_cuda() ? compat::cuda_peak_allocated(device_)
                                                                   : peak_rss_bytes()) / 1048576.0;
         const double n = static_cast<double>(loss_n);

@@ -8,5 +8,7 @@ namespace scorch {
 std::string host_name();
 // The local time now, ISO 8601 with its UTC offset: "2026-11-30T07:12:10+0000".
 std::string local_time_iso8601();
+// Seconds since the Unix epoch now, with the clock's sub-second part (log rows, events).
+double unix_seconds();
 
 }  // namespace scorch

@@ -27,15 +27,12 @@ class EventWriter {
   EventWriter(const EventWriter&) = delete;
   EventWriter& operator=(const EventWriter&) = delete;
   const std::string& path() const { return path_; }
-  // A scalar (shown as a curve under `tag`, e.g. "train/loss") at `step`.
-  void scalar(const std::string& tag, int64_t step, double value, double wall_time);
-  // Several scalars of one step in one event (one record, one flush).
+  // Scalars of one step (each shown as a curve under its tag, e.g. "train/loss") in one
+  // event: one record, flushed as it is written.
   void scalars(int64_t step, double wall_time, const std::vector<std::pair<std::string, double>>& values);
   // A PNG image (height x width, channels 1 or 3) at `step`.
   void image(const std::string& tag, int64_t step, const std::string& png, int64_t height, int64_t width,
              int64_t channels, double wall_time);
-  // Flushes to the OS (each record is flushed as written; this is for callers that batch).
-  void flush();
 
  private:
   void record(const std::string& event);

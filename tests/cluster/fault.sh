@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Faults and limits on the cluster's nodes and links (tests/cluster/up.sh), for the fault
+# tests and the benchmarks:
+#   fault.sh kill NODE             SIGKILL every process of NODE (its daemons, ranks, orted,
+#                                  slurmd), as when a node loses power; prints how many
+#   fault.sh cut NODE              take NODE's link down (its veth on the bridge): nothing
+#                                  reaches it or leaves it, no error is sent to anyone
+#   fault.sh heal NODE             bring the link back
+#   fault.sh shape NODE|all [--rate R] [--delay MS] [--loss PCT]
+#                                  limit a node's link in both directions: R a tc rate
+#                                  (e.g. 1gbit, 10gbit; token bucket, tbf), a delay (tc netem;
+#                                  refused, exit 3, when the kernel has no sch_netem) and a
+#                                  random loss of PCT percent of packets (nft, in the node)
+#   fault.sh unshape NODE|all      remove all of that
+#   fault.sh slow NODE PCT         limit NODE's processes to PCT% of one core (CPU cgroup quota)
+#   fault.sh unslow NODE
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+(($# >= 2)) || usage
+cmd=$1
+node=$2
+shift 2
+nodes=("$node")
+if [[ $node == all ]]; then
+  nodes=()
+  for k in $(seq "$(cluster_nodes)"); do nodes+=("node$k"); done
+fi
+for nd in "${nodes[@]}"; do cluster_holder "$nd" >/dev/null || cluster_die "$nd is not up"; done
+in_node() { nsenter --target "$(cluster_holder "$1")" --net -- "${@:2}"; }
+
+case $cmd in
+  kill)
+    # Everything in the node's namespaces but the holder, which keeps the node "powered"
+    # so that it can be entered again (a rerun, slurmd restarted by the test).
+    holder=$(cluster_holder "$node")
+    mapfile -t pids < <(cluster_node_pids "$node" | grep -vx "$holder")
+    ((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
+    echo "${#pids[@]}"
+    ;;
+  cut) ip link set "sc-$node" down ;;
+  heal) ip link set "sc-$node" up ;;
+  shape)
+    rate="" delay="" loss=""
+    while (($#)); do
+      case $1 in
+        --rate) rate=$2; shift 2 ;;
+        --delay) delay=$2; shift 2 ;;
+        --loss) loss=$2; shift 2 ;;
+        *) usage ;;
+      esac
+    done
+    for nd in "${nodes[@]}"; do
+      if [[ -n $delay ]]; then
+        for dev in "host:sc-$nd" "node:eth0"; do
+          side=${dev%%:*} ifc=${dev#*:}
+          run=(); [[ $side == node ]] && run=(nsenter --target "$(cluster_holder "$nd")" --net --)
+          "${run[@]}" tc qdisc replace dev "$ifc" root netem delay "${delay}ms" ${rate:+rate $rate} 2>/dev/null \
+            || { echo "fault.sh: tc netem is not available (this kernel has no sch_netem)" >&2; exit 3; }
+        done
+      elif [[ -n $rate ]]; then
+        # Burst: enough for 1 ms at the rate (at least 64 KiB), as a switch port buffers.
+        bytes=$(numfmt --from=si "${rate%bit}" 2>/dev/null || echo 1000000000)
+        burst=$(( bytes / 8 / 1000 > 65536 ? bytes / 8 / 1000 : 65536 ))
+        tc qdisc replace dev "sc-$nd" root tbf rate "$rate" burst "$burst" latency 50ms
+        in_node "$nd" tc qdisc replace dev eth0 root tbf rate "$rate" burst "$burst" latency 50ms
+      fi
+      if [[ -n $loss ]]; then
+        in_node "$nd" nft -f - <<NFT
+table inet scorch_fault
+delete table inet scorch_fault
+table inet scorch_fault {
+  chain out { type filter hook output priority 0; ip daddr $cluster_cidr numgen random mod 10000 < $(awk "BEGIN {print int($loss * 100)}") drop; }
+}
+NFT
+      fi
+    done
+    ;;
+  unshape)
+    for nd in "${nodes[@]}"; do
+      tc qdisc del dev "sc-$nd" root 2>/dev/null || true
+      in_node "$nd" tc qdisc del dev eth0 root 2>/dev/null || true
+      in_node "$nd" nft delete table inet scorch_fault 2>/dev/null || true
+    done
+    ;;
+  slow)
+    pct=${1:?usage: fault.sh slow NODE PCT}
+    cg=/sys/fs/cgroup/cpu/scorch-$node
+    [[ -d $cg ]] || cluster_die "no CPU cgroup for $node (needs the cgroup v1 cpu controller)"
+    echo $(( $(cat "$cg/cpu.cfs_period_us") * pct / 100 )) > "$cg/cpu.cfs_quota_us"
+    ;;
+  unslow) echo -1 > "/sys/fs/cgroup/cpu/scorch-$node/cpu.cfs_quota_us" ;;
+  *) usage ;;
+esac

@@ -111,6 +111,7 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
   if (comm.rank() == 0) spdlog::info("{}", build_info_line());
   Loaded l;
   l.r = resolve(opt, /*need_ckpt=*/true);
+  comm.set_timeout(l.r.cfg.dist.timeout_s);
   l.device = dist::choose_device(l.r.cfg.dist.device, comm);
   l.sde = sde::make_sde(l.r.cfg);
   l.sde->to(l.device);

@@ -218,7 +218,8 @@ std::vector<Field> schema(Config& c) {
   add("dist.check_every", &c.dist.check_every, "compare parameter checksums across ranks every N steps (0: never)")
       .min(0);
   add("dist.timeout_s", &c.dist.timeout_s,
-      "seconds a GPU collective may wait before the watchdog aborts the job (a dead or hung rank)")
+      "seconds one collective may wait (MPI or NCCL) before the watchdog aborts the job (a dead, hung or unreachable "
+      "rank); longer than any rank computes while another waits (a farm batch, a checkpoint)")
       .min(0, true);
 
   add("checkpoint.keep", &c.checkpoint.keep,

@@ -46,9 +46,41 @@ double available_memory() {
     std::getline(mi, unit);
     if (key == "MemAvailable:") avail = kb * 1024.0;
   }
-  std::ifstream cg("/sys/fs/cgroup/memory.max");
-  std::string v;
-  if (cg >> v && v != "max") avail = std::min(avail, std::stod(v));
+  // The memory cgroup this process is in (a Slurm job's, a node's): its limit less its
+  // usage. /proc/self/cgroup has "0::/path" for cgroup v2 and "N:memory:/path" for v1.
+  std::ifstream cg("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(cg, line)) {
+    const auto a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    std::string limit_file, usage_file;
+    if (controllers.empty()) {
+      limit_file = "/sys/fs/cgroup" + path + "/memory.max";
+      usage_file = "/sys/fs/cgroup" + path + "/memory.current";
+    } else if (("," + controllers + ",").find(",memory,") != std::string::npos) {
+      limit_file = "/sys/fs/cgroup/memory" + path + "/memory.limit_in_bytes";
+      usage_file = "/sys/fs/cgroup/memory" + path + "/memory.usage_in_bytes";
+    } else {
+      continue;
+    }
+    std::ifstream lf(limit_file), uf(usage_file);
+    std::string limit;
+    double usage = 0;
+    // v1 writes "no limit" as a number near 2^63; v2 as "max".
+    if (lf >> limit && limit != "max" && std::stod(limit) < 1e18) {
+      if (!(uf >> usage)) usage = 0;
+      // Usage counts the page cache; its inactive part is reclaimed before anything fails
+      // (as MemAvailable counts it available): the working set is what is taken.
+      std::ifstream st(limit_file.substr(0, limit_file.rfind('/')) + "/memory.stat");
+      std::string k;
+      double v = 0;
+      while (st >> k >> v) {
+        if (k == (controllers.empty() ? "inactive_file" : "total_inactive_file")) usage = std::max(0.0, usage - v);
+      }
+      avail = std::min(avail, std::max(0.0, std::stod(limit) - usage));
+    }
+  }
   return avail;
 }
 

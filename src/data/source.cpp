@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "scorch/core/error.h"
+#include "scorch/core/host.h"
 #include "scorch/core/log.h"
 #include "scorch/core/names.h"
 #include "scorch/dist/sharding.h"
@@ -205,25 +206,32 @@ std::unique_ptr<Source> open_source(const DatasetInfo& info, const SourceOptions
   std::string kind = opt.kind, why = "data.source = \"" + opt.kind + "\"";
   const int local = comm ? comm->local_size() : 1;
   if (kind == "auto") {
-    // Rank 0 decides, so that every rank takes the same branch whatever its own figures.
+    // Every node judges from its own memory and number of ranks; the job takes the most
+    // frugal verdict of any node (memory < node_shared < stream), so that all ranks take
+    // the same branch, and says which node decided.
     const double avail = available_memory(), bytes = static_cast<double>(info.bytes);
     constexpr double kSmall = 1e9;  // below this, a copy per rank costs nothing worth saving
+    int64_t verdict = 2;
     if (bytes * local <= std::min(kSmall, 0.25 * avail)) {
-      kind = "memory";
-      why = fmt::format("auto: {} x {} rank(s) on this node is small", format_bytes(bytes), local);
+      verdict = 0;
+      why = fmt::format("auto: {} x {} rank(s) on {} is small", format_bytes(bytes), local, host_name());
     } else if (comm && bytes <= 0.5 * avail) {
-      kind = "node_shared";
-      why = fmt::format("auto: one {} copy per node fits in the {} available, {} per rank would not", format_bytes(bytes),
-                        format_bytes(avail), local);
+      verdict = 1;
+      why = fmt::format("auto: one {} copy per node fits in the {} available on {}, {} per rank would not",
+                        format_bytes(bytes), format_bytes(avail), host_name(), local);
     } else {
-      kind = "stream";
-      why = fmt::format("auto: {} is more than half the {} this node has available", format_bytes(bytes), format_bytes(avail));
+      why = fmt::format("auto: {} is more than half the {} {} has available", format_bytes(bytes), format_bytes(avail),
+                        host_name());
     }
     if (comm && comm->size() > 1) {
-      auto msg = dist::broadcast_string(*comm, kind + "\n" + why, 0);
-      kind = msg.substr(0, msg.find('\n'));
-      why = msg.substr(msg.find('\n') + 1);
+      // The first rank with the most frugal verdict tells everyone why.
+      auto all = comm->all_gather(torch::tensor({verdict}, torch::kInt64));
+      const auto worst = all.max().item<int64_t>();
+      const int decider = static_cast<int>((all == worst).nonzero()[0][0].item<int64_t>());
+      verdict = worst;
+      why = dist::broadcast_string(*comm, why, decider);
     }
+    kind = verdict == 0 ? "memory" : verdict == 1 ? "node_shared" : "stream";
   }
   if (kind == "memory") return std::make_unique<MemorySource>(info, why, static_cast<double>(local));
   if (kind == "node_shared") {

@@ -49,18 +49,28 @@ torch::Device choose_device(const std::string& want, Communicator& comm) {
   torch::Device device(torch::kCPU);
   if (want == "cuda" || (want == "auto" && have_cuda)) {
     const int n = static_cast<int>(torch::cuda::device_count());
-    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(comm.local_rank() % n));
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(gpu_for_local_rank(comm.local_rank(), n)));
   }
-  // The placement map, one line per rank, printed by rank 0.
-  auto line = fmt::format("{:<24} rank {:>5}  local rank {:>3} of {:<3} {}", host_name(), comm.rank(),
-                          comm.local_rank(), comm.local_size(), describe_device(device));
-  auto rows = comm.gather_rows(text_row(line), 0);
-  if (comm.rank() == 0) {
-    std::string map;
-    for (int64_t r = 0; r < rows.size(0); ++r) map += "\n  " + row_text(rows[r]);
-    spdlog::info("placement of {} ranks:{}", comm.size(), map);
-  }
+  const auto map = placement_map(comm, device);
+  if (comm.rank() == 0) spdlog::info("placement of {} ranks:{}", comm.size(), map);
   return device;
+}
+
+int gpu_for_local_rank(int local_rank, int visible_gpus) {
+  SCORCH_CHECK(visible_gpus > 0 && local_rank >= 0, "no GPU for local rank {} among {} visible GPUs", local_rank,
+               visible_gpus);
+  return local_rank % visible_gpus;
+}
+
+std::string placement_map(Communicator& comm, const torch::Device& device) {
+  auto line = fmt::format("{:<24} rank {:>5}  local rank {:>3} of {:<3} {}", host_name(), comm.rank(), comm.local_rank(),
+                          comm.local_size(), describe_device(device));
+  auto rows = comm.gather_rows(text_row(line), 0);
+  std::string map;
+  if (comm.rank() == 0) {
+    for (int64_t r = 0; r < rows.size(0); ++r) map += "\n  " + row_text(rows[r]);
+  }
+  return map;
 }
 
 bool nccl_compiled() {

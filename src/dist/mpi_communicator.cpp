@@ -10,17 +10,25 @@
 // CUDA tensors are
 // copied to host memory at submission (which waits for the caller's stream) and back in
 // wait(). Large buffers are sent in pieces of at most 2^30 elements (MPI counts are ints).
+// A watchdog thread (set_timeout) ends the job when one operation waits too long: over TCP
+// a peer whose node died or whose link is cut is never reported by MPI itself.
 #include <mpi.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
+#include <iostream>
+#include <map>
 #include <deque>
 #include <functional>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "scorch/core/error.h"
+#include "scorch/core/host.h"
 #include "scorch/dist/communicator.h"
 
 namespace scorch::dist {
@@ -49,11 +57,128 @@ void check(int rc, const char* what) {
 
 constexpr int64_t kMaxCount = int64_t(1) << 30;
 
+// Watches the one blocking MPI operation a communicator (or its counter) is in: Scope marks
+// it, a thread checks every 0.5 s (or a tenth of the timeout) and, past the timeout, reports
+// and ends the job. Operations of one communicator run one at a time (its thread), but a
+// counter's fetch_add runs on the caller's thread, so each in-flight operation has a slot.
+class Watchdog {
+ public:
+  Watchdog(int rank, std::string peers) : rank_(rank), peers_(std::move(peers)) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void set_timeout(double seconds) {
+    std::lock_guard<std::mutex> lk(mu_);
+    timeout_s_ = seconds;
+    if (seconds > 0 && !thread_.joinable()) thread_ = std::thread([this] { watch(); });
+    cv_.notify_all();
+  }
+  void set_activity(const std::string& what) {
+    std::lock_guard<std::mutex> lk(mu_);
+    activity_ = what;
+  }
+
+  // Marks one blocking operation for its lifetime.
+  class Scope {
+   public:
+    Scope(Watchdog& w, std::string what) : w_(w) {
+      std::lock_guard<std::mutex> lk(w_.mu_);
+      id_ = ++w_.next_id_;
+      w_.busy_[id_] = {std::chrono::steady_clock::now(), std::move(what), w_.activity_};
+    }
+    ~Scope() {
+      std::lock_guard<std::mutex> lk(w_.mu_);
+      w_.busy_.erase(id_);
+    }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    Watchdog& w_;
+    uint64_t id_ = 0;
+  };
+
+ private:
+  struct Busy {
+    std::chrono::steady_clock::time_point since;
+    std::string what, activity;
+  };
+
+  void watch() {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!quit_) {
+      const double period = std::clamp(timeout_s_ / 10, 0.05, 0.5);
+      cv_.wait_for(lk, std::chrono::duration<double>(period));
+      if (quit_ || timeout_s_ <= 0) continue;
+      const auto now = std::chrono::steady_clock::now();
+      for (const auto& [id, b] : busy_) {
+        const double waited = std::chrono::duration<double>(now - b.since).count();
+        if (waited <= timeout_s_) continue;
+        const std::string msg = fmt::format(
+            "scorch: error: [rank {} on {}] MPI watchdog: {} ({}) has not completed after {:.1f} s (dist.timeout_s = "
+            "{}): a peer rank died, hangs or cannot be reached over the network (MPI cannot tell which; the other "
+            "ranks run on {}); aborting the job\n",
+            rank_, host_name(), b.what, b.activity.empty() ? "outside training steps" : b.activity, waited,
+            timeout_s_, peers_);
+        std::cerr << msg << std::flush;
+        // MPI_Abort asks the launcher to end every rank; should that not return (the
+        // launcher is behind the same broken link), end this rank at least.
+        std::thread([] {
+          std::this_thread::sleep_for(std::chrono::seconds(10));
+          std::_Exit(1);
+        }).detach();
+        lk.unlock();
+        MPI_Abort(MPI_COMM_WORLD, 1);
+        std::_Exit(1);
+      }
+    }
+  }
+
+  int rank_;
+  std::string peers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread thread_;
+  bool quit_ = false;
+  double timeout_s_ = 0;
+  std::string activity_;
+  uint64_t next_id_ = 0;
+  std::map<uint64_t, Busy> busy_;
+};
+
+// "node1 (ranks 0-1), node2 (ranks 2-3)": which ranks run where, from every rank's host
+// name (gathered once, collectively).
+std::string hosts_of_ranks(MPI_Comm comm) {
+  int size = 1;
+  MPI_Comm_size(comm, &size);
+  constexpr int kLen = 64;
+  std::string mine = host_name();
+  mine.resize(kLen, '\0');
+  std::vector<char> all(static_cast<size_t>(size) * kLen);
+  check(MPI_Allgather(mine.data(), kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, comm), "Allgather");
+  std::string out;
+  for (int r = 0; r < size;) {
+    const std::string h(all.data() + static_cast<size_t>(r) * kLen);
+    int e = r;
+    while (e + 1 < size && std::string(all.data() + static_cast<size_t>(e + 1) * kLen) == h) ++e;
+    out += fmt::format("{}{} (rank{} {})", out.empty() ? "" : ", ", h, e > r ? "s" : "",
+                       e > r ? fmt::format("{}-{}", r, e) : std::to_string(r));
+    r = e + 1;
+  }
+  return out;
+}
+
 // One queued collective and its completion state.
 class MpiWork final : public Work {
  public:
-  MpiWork(std::function<void()> fn, torch::Tensor target, torch::Tensor staged)
-      : fn_(std::move(fn)), target_(std::move(target)), staged_(std::move(staged)) {}
+  MpiWork(std::function<void()> fn, torch::Tensor target, torch::Tensor staged, std::string what)
+      : fn_(std::move(fn)), target_(std::move(target)), staged_(std::move(staged)), what_(std::move(what)) {}
+  const std::string& what() const { return what_; }
 
   void run() {
     std::exception_ptr err;
@@ -85,6 +210,7 @@ class MpiWork final : public Work {
   std::function<void()> fn_;
   torch::Tensor target_;  // keeps the caller's tensor alive until the collective is done
   torch::Tensor staged_;  // host copy of a CUDA `target_`
+  std::string what_;      // "all-reduce of 1024 float32", for the watchdog
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
@@ -103,7 +229,7 @@ class DoneWork final : public Work {
 // progresses them inside its own MPI calls, which it makes between batches.
 class MpiCounter final : public SharedCounter {
  public:
-  MpiCounter(MPI_Comm comm, int64_t initial) : comm_(comm) {
+  MpiCounter(MPI_Comm comm, int64_t initial, Watchdog* watchdog) : comm_(comm), watchdog_(watchdog) {
     int rank = 0;
     MPI_Comm_rank(comm_, &rank);
     int64_t* base = nullptr;
@@ -125,6 +251,8 @@ class MpiCounter final : public SharedCounter {
   }
   int64_t fetch_add(int64_t v) override {
     int64_t before = 0;
+    std::optional<Watchdog::Scope> watch;
+    if (watchdog_) watch.emplace(*watchdog_, "the farm counter's fetch-and-add on rank 0");
     check(MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, win_), "Win_lock");
     check(MPI_Fetch_and_op(&v, &before, MPI_INT64_T, 0, 0, MPI_SUM, win_), "Fetch_and_op");
     check(MPI_Win_unlock(0, win_), "Win_unlock");
@@ -133,6 +261,7 @@ class MpiCounter final : public SharedCounter {
 
  private:
   MPI_Comm comm_;
+  Watchdog* watchdog_;
   MPI_Win win_ = MPI_WIN_NULL;
 };
 
@@ -200,6 +329,7 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_rank(local, &local_rank_);
     MPI_Comm_size(local, &local_size_);
     MPI_Comm_free(&local);
+    if (size_ > 1) watchdog_ = std::make_unique<Watchdog>(rank_, hosts_of_ranks(comm_));
     if (size_ > 1 && mpi_thread_multiple()) worker_ = std::thread([this] { loop(); });
   }
 
@@ -225,6 +355,12 @@ class MpiCommunicator final : public Communicator {
     return fmt::format("mpi({} ranks, {})", size_, worker_.joinable() ? "communication thread" : "caller's thread");
   }
   torch::Device device() const override { return torch::kCPU; }
+  void set_timeout(double seconds) override {
+    if (watchdog_) watchdog_->set_timeout(seconds);
+  }
+  void set_activity(const std::string& what) override {
+    if (watchdog_) watchdog_->set_activity(what);
+  }
 
   WorkPtr iallreduce_sum(const torch::Tensor& t) override {
     SCORCH_CHECK(t.is_contiguous(), "MPI allreduce needs a contiguous tensor");
@@ -250,7 +386,7 @@ class MpiCommunicator final : public Communicator {
         check(MPI_Allreduce(MPI_IN_PLACE, base + off * buf.element_size(), n, type, MPI_SUM, comm_), "Allreduce");
       }
     };
-    return submit(std::move(fn), t, staged);
+    return submit(std::move(fn), t, staged, fmt::format("an all-reduce of {} {}", t.numel(), c10::toString(t.scalar_type())));
   }
 
   void broadcast(torch::Tensor& t, int root) override {
@@ -267,7 +403,7 @@ class MpiCommunicator final : public Communicator {
             check(MPI_Bcast(base + off, n, MPI_BYTE, root, comm_), "Bcast");
           }
         },
-        t, staged)
+        t, staged, fmt::format("a broadcast from rank {}", root))
         ->wait();
   }
 
@@ -284,7 +420,7 @@ class MpiCommunicator final : public Communicator {
                               MPI_BYTE, comm_),
                 "Allgather");
         },
-        t, torch::Tensor())
+        t, torch::Tensor(), "an all-gather")
         ->wait();
     return out.to(t_in.device());
   }
@@ -322,25 +458,25 @@ class MpiCommunicator final : public Communicator {
           check(MPI_Gatherv(t.data_ptr(), mine, MPI_BYTE, recv, counts.data(), displs.data(), MPI_BYTE, root, comm_),
                 "Gatherv");
         },
-        t, torch::Tensor())
+        t, torch::Tensor(), fmt::format("a gather to rank {}", root))
         ->wait();
     return out;
   }
 
   std::unique_ptr<SharedCounter> make_counter(int64_t initial) override {
     MPI_Comm dup = MPI_COMM_NULL;
-    submit([&] { check(MPI_Comm_dup(comm_, &dup), "Comm_dup"); }, {}, {})->wait();
-    return std::make_unique<MpiCounter>(dup, initial);
+    submit([&] { check(MPI_Comm_dup(comm_, &dup), "Comm_dup"); }, {}, {}, "creating the farm counter")->wait();
+    return std::make_unique<MpiCounter>(dup, initial, watchdog_.get());
   }
   std::unique_ptr<NodeShared> make_node_shared(int64_t bytes) override {
     MPI_Comm node = MPI_COMM_NULL;
     submit([&] { check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "Comm_split_type"); },
-           {}, {})
+           {}, {}, "splitting the ranks by node")
         ->wait();
     return std::make_unique<MpiNodeShared>(node, bytes);
   }
   void barrier() override {
-    submit([this] { check(MPI_Barrier(comm_), "Barrier"); }, {}, {})->wait();
+    submit([this] { check(MPI_Barrier(comm_), "Barrier"); }, {}, {}, "a barrier")->wait();
   }
 
   [[noreturn]] void abort(int code) override {
@@ -350,10 +486,11 @@ class MpiCommunicator final : public Communicator {
 
  private:
   // Runs `fn` on the communication thread (in submission order), or right here without one.
-  std::shared_ptr<MpiWork> submit(std::function<void()> fn, torch::Tensor target, torch::Tensor staged) {
-    auto w = std::make_shared<MpiWork>(std::move(fn), std::move(target), std::move(staged));
+  std::shared_ptr<MpiWork> submit(std::function<void()> fn, torch::Tensor target, torch::Tensor staged,
+                                  std::string what) {
+    auto w = std::make_shared<MpiWork>(std::move(fn), std::move(target), std::move(staged), std::move(what));
     if (!worker_.joinable()) {
-      w->run();
+      run(*w);
       return w;
     }
     {
@@ -379,6 +516,12 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
+  void run(MpiWork& w) {
+    std::optional<Watchdog::Scope> watch;
+    if (watchdog_) watch.emplace(*watchdog_, w.what());
+    w.run();
+  }
+
   void loop() {
     for (;;) {
       std::shared_ptr<MpiWork> w;
@@ -389,12 +532,13 @@ class MpiCommunicator final : public Communicator {
         w = queue_.front();
         queue_.pop_front();
       }
-      w->run();
+      run(*w);
     }
   }
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+  std::unique_ptr<Watchdog> watchdog_;  // with more than one rank
   std::thread worker_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -181,6 +181,7 @@ Report run(dist::Communicator& comm, const Plan& plan, const std::function<bool(
       continue;
     }
     const auto& b = all[static_cast<size_t>(pending[static_cast<size_t>(p)])];
+    comm.set_activity(fmt::format("farm batch {}", b.id));
     const auto o = work(b);
     ++count;
     items += b.count;

@@ -83,6 +83,7 @@ const std::vector<std::string>& train_log_columns() {
 Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdir, torch::Device device)
     : cfg_(cfg), comm_(comm), workdir_(std::move(workdir)), device_(device) {
   validate(cfg_);
+  comm_.set_timeout(cfg_.dist.timeout_s);
   const auto share = dist::batch_share(cfg_.training.batch_size, comm_.rank(), comm_.size(), cfg_.training.grad_accum);
   SCORCH_CHECK(!cfg_.data.path.empty(), "data.path is not set: point it at a training HDF5 file (scorch prepare ...)");
   SCORCH_CHECK(cfg_.training.precision == "fp32" || cfg_.training.precision == "bf16",
@@ -187,6 +188,7 @@ torch::Tensor Trainer::loss_of(const DeviceBatch& d) {
 
 torch::Tensor Trainer::train_step() {
   times_ = StepTimes{};
+  comm_.set_activity(fmt::format("training step {}", step_ + 1));
   const auto t_step = clock_type::now();
   auto t0 = t_step;
   HostBatch hb = next_batch();

@@ -2,7 +2,7 @@
 # Stops the cluster tests/cluster/up.sh started: every process in each node's namespaces
 # (found by the node's UTS namespace, so the daemons, ranks and anything exec.sh started),
 # then the holders (their namespaces and mounts end with them), the cluster's munged (by its
-# pid file), the veth links and the bridge, and the CPU cgroups. Nothing else is touched.
+# pid file), the veth links and the bridge, and the CPU and memory cgroups. Nothing else is touched.
 # Safe to run twice, and with no cluster up. Keeps the state folder's logs and shared/.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -34,7 +34,9 @@ if [[ -f $cluster_dir/slurm/munged.pid ]]; then
 fi
 for node in "${nodes[@]}"; do
   ip link del "sc-$node" 2>/dev/null
-  [[ -d /sys/fs/cgroup/cpu/scorch-$node ]] && rmdir "/sys/fs/cgroup/cpu/scorch-$node" 2>/dev/null
+  for c in cpu memory; do
+    [[ -d /sys/fs/cgroup/$c/scorch-$node ]] && rmdir "/sys/fs/cgroup/$c/scorch-$node" 2>/dev/null
+  done
   rm -f "$cluster_dir/$node/pid" "$cluster_dir/$node/uts" "$cluster_dir/$node/ready"
 done
 ip link del "$cluster_bridge" 2>/dev/null

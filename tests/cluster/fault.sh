@@ -14,9 +14,12 @@
 #   fault.sh unshape NODE|all      remove all of that
 #   fault.sh slow NODE PCT         limit NODE's processes to PCT% of one core (CPU cgroup quota)
 #   fault.sh unslow NODE
+#   fault.sh memory NODE SIZE|none limit what NODE's processes may hold (memory cgroup: SIZE
+#                                  as 1500M or 2G), as a node with less memory or a job's
+#                                  cgroup under Slurm
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 (($# >= 2)) || usage
 cmd=$1
 node=$2
@@ -90,5 +93,12 @@ NFT
     echo $(( $(cat "$cg/cpu.cfs_period_us") * pct / 100 )) > "$cg/cpu.cfs_quota_us"
     ;;
   unslow) echo -1 > "/sys/fs/cgroup/cpu/scorch-$node/cpu.cfs_quota_us" ;;
+  memory)
+    size=${1:?usage: fault.sh memory NODE SIZE|none}
+    cg=/sys/fs/cgroup/memory/scorch-$node
+    [[ -d $cg ]] || cluster_die "no memory cgroup for $node (needs the cgroup v1 memory controller)"
+    [[ $size == none ]] && size=-1 || size=$(numfmt --from=iec "$size")
+    echo "$size" > "$cg/memory.limit_in_bytes"
+    ;;
   *) usage ;;
 esac

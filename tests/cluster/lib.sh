@@ -45,14 +45,18 @@ cluster_node_pids() {
 }
 
 # Runs "$@" inside node $1: its hostname, mounts (/tmp, /dev/shm, /etc/hosts) and network,
-# in its CPU cgroup when there is one (fault.sh slow limits a node's CPU through it).
+# in its CPU and memory cgroups when there are (fault.sh slow and memory limit a node's CPU
+# and memory through them).
 cluster_enter() {
   local node=$1 pid
   shift
   pid=$(cluster_holder "$node") || cluster_die "$node is not up (tests/cluster/up.sh N starts nodes node1..nodeN)"
-  if [[ -d /sys/fs/cgroup/cpu/scorch-$node ]]; then
-    echo $$ > "/sys/fs/cgroup/cpu/scorch-$node/cgroup.procs" 2>/dev/null || true
-  fi
+  local c
+  for c in cpu memory; do
+    if [[ -d /sys/fs/cgroup/$c/scorch-$node ]]; then
+      echo $$ > "/sys/fs/cgroup/$c/scorch-$node/cgroup.procs" 2>/dev/null || true
+    fi
+  done
   # The working directory carries over unless it is node-private (under /tmp or /dev/shm).
   local wd=$PWD
   [[ $wd == /tmp || $wd == /tmp/* || $wd == /dev/shm* ]] && wd=/

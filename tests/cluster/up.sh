@@ -21,8 +21,8 @@
 # the cluster (its key private to the cluster), slurmctld on node1 and one slurmd in each
 # node, each on the standard ports of its own network namespace, so Debian's slurmd (built
 # without --enable-multiple-slurmd) runs unchanged: every slurmd is alone on its "host".
-# A CPU cgroup per node (cgroup v1 cpu controller, when there is one) lets fault.sh slow a
-# node. tests/cluster/down.sh stops it all.
+# A CPU and a memory cgroup per node (cgroup v1 controllers, when there are) let fault.sh
+# slow a node or give it less memory. tests/cluster/down.sh stops it all.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 n=${1:-2}
@@ -82,9 +82,11 @@ for k in $(seq "$n"); do
   [[ -f $d/ready ]] || { cat "$d/holder.log" >&2; cluster_die "$node did not come up"; }
   echo "$pid" > "$d/pid"
   readlink "/proc/$pid/ns/uts" > "$d/uts"
-  if [[ -d /sys/fs/cgroup/cpu ]] && mkdir -p "/sys/fs/cgroup/cpu/scorch-$node" 2>/dev/null; then
-    echo "$pid" > "/sys/fs/cgroup/cpu/scorch-$node/cgroup.procs" || true
-  fi
+  for c in cpu memory; do
+    if [[ -d /sys/fs/cgroup/$c ]] && mkdir -p "/sys/fs/cgroup/$c/scorch-$node" 2>/dev/null; then
+      echo "$pid" > "/sys/fs/cgroup/$c/scorch-$node/cgroup.procs" || true
+    fi
+  done
   # Its link: veth sc-nodeK (host side, on the bridge) <-> eth0 (in the node).
   ip link add "sc-$node" type veth peer name eth0 netns "$pid"
   ip link set "sc-$node" master "$cluster_bridge" up

@@ -5,10 +5,21 @@
 // on 1 rank with batch B; the bucketed, overlapped reducer must match one plain all-reduce
 // of every gradient; gradient accumulation must match one big step; and every row's noise
 // must be bitwise the same whatever the world size.
+//
+// The same suite runs across the nodes of tests/cluster (2 nodes x 2 ranks, 4 x 1, under
+// mpirun and srun): then SCORCH_TEST_SHARED_DIR names a folder every node sees (each
+// node's /tmp is its own), local ranks come from each node, and node_shared must hold one
+// copy per node, measured in each node's own /dev/shm and /tmp.
 #include <ATen/CPUGeneratorImpl.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <set>
+
+#include <linux/magic.h>
 
 #include "common.h"
 #include "scorch/core/random.h"
@@ -18,7 +29,10 @@
 #include "scorch/io/checkpoint.h"
 #include "scorch/losses/dsm.h"
 #include "scorch/models/score_fn.h"
+#include "scorch/core/host.h"
 #include "scorch/data/source.h"
+#include "scorch/dist/backend.h"
+#include "scorch/dist/sharding.h"
 #include "scorch/train/trainer.h"
 
 using namespace scorch;
@@ -36,7 +50,9 @@ int64_t global_errors(dist::Communicator& comm, int64_t local) {
 std::string shared_dir(dist::Communicator& comm, const std::string& tag) {
   std::string path;
   if (comm.rank() == 0) {
-    path = (std::filesystem::temp_directory_path() / ("scorch_mpi_" + tag + "_" + std::to_string(::getpid()))).string();
+    const char* shared = std::getenv("SCORCH_TEST_SHARED_DIR");
+    const std::filesystem::path base = shared && *shared ? shared : std::filesystem::temp_directory_path();
+    path = (base / ("scorch_mpi_" + tag + "_" + std::to_string(::getpid()))).string();
     std::filesystem::remove_all(path);
     std::filesystem::create_directories(path);
   }
@@ -83,6 +99,24 @@ void make_ncsnpp(Config& cfg, bool conditional = true) {
   cfg.model.conditional = conditional;
 }
 
+// Every rank's host name, by rank.
+std::vector<std::string> hosts_by_rank(dist::Communicator& comm) {
+  auto row = torch::zeros({64}, torch::kUInt8);
+  const std::string h = host_name();
+  std::memcpy(row.data_ptr(), h.data(), std::min<size_t>(h.size(), 63));
+  auto all = comm.all_gather(row);
+  std::vector<std::string> out;
+  for (int r = 0; r < comm.size(); ++r) out.emplace_back(static_cast<const char*>(all[r].contiguous().data_ptr()));
+  return out;
+}
+
+// Bytes in use on the file system at `path` if it is a tmpfs (memory), else -1.
+int64_t tmpfs_used(const char* path) {
+  struct statfs fs {};
+  if (statfs(path, &fs) != 0 || fs.f_type != TMPFS_MAGIC) return -1;
+  return static_cast<int64_t>(fs.f_blocks - fs.f_bfree) * static_cast<int64_t>(fs.f_bsize);
+}
+
 double max_diff(const train::NamedTensors& a, const train::NamedTensors& b) {
   double m = 0;
   for (size_t i = 0; i < a.size(); ++i) m = std::max(m, (a[i].second - b[i].second).abs().max().item<double>());
@@ -96,9 +130,52 @@ BOOST_AUTO_TEST_SUITE(distributed)
 BOOST_AUTO_TEST_CASE(world_has_several_ranks) {
   auto comm = dist::mpi_world();
   BOOST_REQUIRE_MESSAGE(comm->size() >= 2, "run this suite with mpiexec -np 2 or more (got " << comm->size() << ")");
-  BOOST_TEST(comm->local_size() == comm->size());  // one node here
-  BOOST_TEST(comm->local_rank() == comm->rank());
   BOOST_TEST_MESSAGE("MPI_THREAD_MULTIPLE: " << dist::mpi_thread_multiple() << ", " << comm->name());
+}
+
+// Local rank and size come from the node: the ranks with this host name, in rank order (as
+// MPI_COMM_TYPE_SHARED splits them), and agree with what the launcher says (Open MPI's
+// OMPI_COMM_WORLD_LOCAL_RANK/SIZE, Slurm's SLURM_LOCALID). The placement map rank 0 logs
+// names every rank's host and local rank, and the GPU a rank would take is its local rank
+// modulo the node's GPUs.
+BOOST_AUTO_TEST_CASE(local_ranks_come_from_the_node) {
+  auto comm = dist::mpi_world();
+  const auto hosts = hosts_by_rank(*comm);
+  int64_t errors = 0, local_rank = 0, local_size = 0;
+  for (int r = 0; r < comm->size(); ++r) {
+    if (hosts[static_cast<size_t>(r)] != host_name()) continue;
+    if (r < comm->rank()) ++local_rank;
+    ++local_size;
+  }
+  errors += comm->local_rank() != local_rank;
+  errors += comm->local_size() != local_size;
+  for (const auto& [var, want] : {std::pair{"OMPI_COMM_WORLD_LOCAL_RANK", local_rank},
+                                  std::pair{"OMPI_COMM_WORLD_LOCAL_SIZE", local_size},
+                                  std::pair{"SLURM_LOCALID", local_rank}}) {
+    if (const char* v = std::getenv(var)) {
+      BOOST_TEST_INFO(var << " = " << v << " on " << host_name());
+      BOOST_TEST(std::atoll(v) == want);
+      errors += std::atoll(v) != want;
+    }
+  }
+  const auto map = dist::placement_map(*comm, torch::Device(torch::kCPU));
+  if (comm->rank() == 0) {
+    for (int r = 0; r < comm->size(); ++r) {
+      int lr = 0, ls = 0;
+      for (int q = 0; q < comm->size(); ++q) {
+        if (hosts[static_cast<size_t>(q)] != hosts[static_cast<size_t>(r)]) continue;
+        lr += q < r;
+        ++ls;
+      }
+      const auto line = fmt::format("{:<24} rank {:>5}  local rank {:>3} of {:<3}", hosts[static_cast<size_t>(r)], r, lr, ls);
+      BOOST_TEST_INFO("placement map:\n" << map << "\nmissing: " << line);
+      BOOST_TEST(map.find(line) != std::string::npos);
+    }
+  }
+  // One GPU per local rank while there are enough, shared round-robin beyond.
+  for (int gpus : {1, 2, 4, 8}) errors += dist::gpu_for_local_rank(static_cast<int>(local_rank), gpus) != local_rank % gpus;
+  errors += dist::gpu_for_local_rank(3, 4) != 3 || dist::gpu_for_local_rank(5, 4) != 1;
+  BOOST_TEST(global_errors(*comm, errors) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(allreduce_is_exact_sync_and_async) {
@@ -555,11 +632,37 @@ BOOST_AUTO_TEST_CASE(node_shared_holds_one_copy_per_node) {
   auto world = dist::mpi_world();
   std::string dir = shared_dir(*world, "nodeshared");
   Config cfg = image_config(*world, dir);
+  if (world->rank() == 0) {  // 4 MiB of rows: large enough to see in a node's tmpfs
+    auto g = at::make_generator<at::CPUGeneratorImpl>(7);
+    data::write_images(dir + "/big.h5", torch::randint(0, 256, {16384, 16, 16, 1}, g, torch::kInt64).to(torch::kUInt8),
+                       torch::arange(16384) % 10);
+  }
+  world->barrier();
+  cfg.data.path = dir + "/big.h5";
+  const auto hosts = hosts_by_rank(*world);
+  const int64_t nodes = static_cast<int64_t>(std::set<std::string>(hosts.begin(), hosts.end()).size());
+  // What this node's file systems in memory hold before and after (where Open MPI puts
+  // the segment: /dev/shm, or its session directory under /tmp).
+  world->barrier();
+  const int64_t shm0 = tmpfs_used("/dev/shm"), tmp0 = tmpfs_used("/tmp");
   auto shared = data::open_source(cfg.data.path, {"node_shared", 1.0, 0}, world.get());
+  world->barrier();
+  const int64_t shm1 = tmpfs_used("/dev/shm"), tmp1 = tmpfs_used("/tmp");
+  const int64_t bytes = shared->info().bytes;
   auto allocated = torch::tensor({shared->resident_bytes()}, torch::kInt64);
   world->allreduce_sum(allocated);
-  BOOST_TEST(allocated.item<int64_t>() == shared->info().bytes);  // one copy among all ranks
-  BOOST_TEST(world->local_size() == world->size());
+  BOOST_TEST(allocated.item<int64_t>() == bytes * nodes);  // one copy per node among all ranks
+  // Measured in the node: the node's first rank reports what its memory file systems grew
+  // by (the other ranks of the node see the same file systems).
+  if (world->local_rank() == 0 && shm0 >= 0) {
+    const int64_t grew = (shm1 - shm0) + (tmp0 >= 0 ? tmp1 - tmp0 : 0);
+    BOOST_TEST_MESSAGE(host_name() << ": /dev/shm and /tmp grew by " << grew << " bytes for a " << bytes
+                                   << "-byte data set (" << world->local_size() << " ranks on the node)");
+    if (grew >= bytes || tmp0 >= 0) {  // else the segment went to a /tmp on disk: not measurable
+      BOOST_TEST(grew >= bytes);
+      BOOST_TEST(grew < bytes + (int64_t(2) << 20));  // one copy, not one per rank
+    }
+  }
   auto mine = data::load(cfg.data.path).images;
   auto all = shared->rows(0, shared->size());
   int64_t errors = !torch::equal(all, mine);

@@ -150,7 +150,7 @@ struct DistConfig {
   double first_bucket_mb = 1.0;  // size of the first bucket (communication starts early)
   bool overlap = true;           // all-reduce buckets during backward
   int64_t check_every = 1000;    // compare parameter checksums across ranks every N steps (0: never)
-  double timeout_s = 600;        // a collective waiting longer than this aborts the job (NCCL watchdog)
+  double timeout_s = 600;        // a collective waiting longer than this aborts the job (MPI and NCCL watchdogs)
 };
 
 struct Config {

@@ -9,7 +9,8 @@
 //    the data set. Truncation under a running job and checksum failures are errors naming
 //    the file and the rows, never zeros.
 //  - auto: memory for small files, node_shared when one copy fits comfortably in the
-//    node's memory, stream otherwise; describe() says which and why.
+//    node's memory, stream otherwise, judged on every node from its own memory and ranks;
+//    the job takes the most frugal node's verdict; describe() says which, why and where.
 // Class labels (8 bytes a row) are always held in memory. Every source returns the same
 // bytes for the same rows, so batches are bitwise equal whatever the source.
 #pragma once
@@ -71,7 +72,8 @@ class Source {
 
 // Opens `path` as the source `opt.kind` says (auto decides by the file's size, the node's
 // ranks and its available memory): open_source(inspect(path, opt.limit), ...). `comm` is
-// needed for node_shared (collective over the job then; with auto, rank 0 decides for all).
+// needed for node_shared (collective over the job then; with auto, every node judges and
+// all ranks take the most frugal verdict).
 // Throws naming the file before anything large is read.
 std::unique_ptr<Source> open_source(const std::string& path, const SourceOptions& opt,
                                     dist::Communicator* comm = nullptr);

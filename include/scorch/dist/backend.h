@@ -16,6 +16,14 @@ namespace scorch::dist {
 // gathers and logs the map host / rank / local rank / device on rank 0).
 torch::Device choose_device(const std::string& want, Communicator& comm);
 
+// The GPU index a rank takes: its node-local rank modulo the GPUs visible on the node
+// (one GPU per rank while there are as many, round-robin beyond).
+int gpu_for_local_rank(int local_rank, int visible_gpus);
+
+// The placement map on rank 0 ("" elsewhere): one line per rank, "<host> rank R  local rank
+// L of S <device>", from every rank's own host name and device. Collective over `comm`.
+std::string placement_map(Communicator& comm, const torch::Device& device);
+
 // "cuda:1 (NVIDIA H100 80GB HBM3)" or "cpu".
 std::string describe_device(const torch::Device& device);
 

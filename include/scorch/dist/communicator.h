@@ -86,6 +86,16 @@ class Communicator {
   // A block of `bytes` shared by this node's ranks (collective over the whole job).
   virtual std::unique_ptr<NodeShared> make_node_shared(int64_t bytes) = 0;
 
+  // The watchdog (MPI; NCCL has its own, dist.timeout_s): a collective, barrier or counter
+  // operation of this communicator not complete after `seconds` (0: never) means a peer
+  // died, hangs or cannot be reached; this rank then prints what it waited for, the
+  // activity, how long, and the hosts of the other ranks, and ends the job (MPI_Abort, then
+  // _exit should the abort itself not return, e.g. when the link to mpirun is gone). Set it
+  // longer than any rank may compute while another waits (a farm batch, a checkpoint).
+  virtual void set_timeout(double /*seconds*/) {}
+  // What the job is doing, for the watchdog's message: "training step 120".
+  virtual void set_activity(const std::string& /*what*/) {}
+
   // Synchronous sum: iallreduce_sum(t) then wait().
   void allreduce_sum(const torch::Tensor& t) { iallreduce_sum(t)->wait(); }
 };

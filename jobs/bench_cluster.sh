@@ -97,7 +97,7 @@ JOB
     "$C/mpirun.sh" -np 2 --map-by ppr:1:node -x OMP_NUM_THREADS build/scorch sample --workdir "$work/run" \
       --set eval.balance=$balance >/dev/null 2>&1
     wall=$(echo "$(date +%s.%N) - $t0" | bc)
-    per=$(python3 -c "import json,glob; m=json.load(open(glob.glob('$work/run/samples/*/manifest.json')[0])); print(*m['last_run']['batches_per_rank'])")
+    per=$(/usr/bin/python3 -c "import json,glob; m=json.load(open(glob.glob('$work/run/samples/*/manifest.json')[0])); print(*m['last_run']['batches_per_rank'])")
     read -r b1 b2 <<<"$per"
     printf "%-8s %9.1f %16s %16s\n" "$balance" "$wall" "$b1" "$b2"
   done

@@ -223,10 +223,77 @@ class DoneWork final : public Work {
   void wait() override {}
 };
 
-// The counter lives in a window of one int64 on rank 0 of a communicator of its own (so its
-// creation and the window's traffic never interleave with the owner's collectives). Open MPI
-// serves the atomics in shared memory within a node; between nodes the target (rank 0)
-// progresses them inside its own MPI calls, which it makes between batches.
+// Two counters behind SharedCounter, each on a communicator of its own (so that its creation
+// and traffic never interleave with the owner's collectives):
+//  - within one node, a window of one int64 on rank 0 (MPI_Fetch_and_op; Open MPI's osc/sm
+//    serves it in shared memory);
+//  - across nodes, a service thread on rank 0 that answers fetch-and-add messages. Open MPI
+//    4.1 has no one-sided component for TCP between nodes with MPI_THREAD_MULTIPLE (osc/rdma
+//    needs RDMA hardware, osc/pt2pt refuses THREAD_MULTIPLE, osc/ucx only what UCX is set up
+//    for): MPI_Win_allocate fails there. The service polls a posted receive with short
+//    pauses, so it takes no core from rank 0's compute.
+class MpiServedCounter final : public SharedCounter {
+ public:
+  MpiServedCounter(MPI_Comm comm, int64_t initial, Watchdog* watchdog)
+      : comm_(comm), watchdog_(watchdog), value_(initial) {
+    MPI_Comm_rank(comm_, &rank_);
+    if (rank_ == 0) service_ = std::thread([this] { serve(); });
+    check(MPI_Barrier(comm_), "Barrier");
+  }
+  ~MpiServedCounter() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    MPI_Barrier(comm_);  // collective: every rank's last request has been answered
+    if (service_.joinable()) {
+      quit_ = true;
+      service_.join();
+    }
+    MPI_Comm_free(&comm_);
+  }
+  int64_t fetch_add(int64_t v) override {
+    if (rank_ == 0) return value_.fetch_add(v);
+    std::optional<Watchdog::Scope> watch;
+    if (watchdog_) watch.emplace(*watchdog_, "the farm counter's fetch-and-add on rank 0 (a message to its service)");
+    int64_t before = 0;
+    check(MPI_Send(&v, 1, MPI_INT64_T, 0, kAdd, comm_), "Send");
+    check(MPI_Recv(&before, 1, MPI_INT64_T, 0, kReply, comm_, MPI_STATUS_IGNORE), "Recv");
+    return before;
+  }
+
+ private:
+  static constexpr int kAdd = 1, kReply = 2;
+  void serve() {
+    int64_t v = 0;
+    MPI_Request req;
+    MPI_Irecv(&v, 1, MPI_INT64_T, MPI_ANY_SOURCE, kAdd, comm_, &req);
+    for (int idle = 0;;) {
+      int done = 0;
+      MPI_Status st;
+      MPI_Test(&req, &done, &st);
+      if (done) {
+        int64_t before = value_.fetch_add(v);
+        MPI_Send(&before, 1, MPI_INT64_T, st.MPI_SOURCE, kReply, comm_);
+        MPI_Irecv(&v, 1, MPI_INT64_T, MPI_ANY_SOURCE, kAdd, comm_, &req);
+        idle = 0;
+        continue;
+      }
+      if (quit_) break;
+      // Pauses growing from 10 us to 1 ms while no request comes.
+      std::this_thread::sleep_for(std::chrono::microseconds(std::min(1000, 10 << std::min(idle++, 7))));
+    }
+    MPI_Cancel(&req);
+    MPI_Wait(&req, MPI_STATUS_IGNORE);
+  }
+
+  MPI_Comm comm_;
+  Watchdog* watchdog_;
+  std::atomic<int64_t> value_;
+  std::atomic<bool> quit_{false};
+  int rank_ = 0;
+  std::thread service_;
+};
+
 class MpiCounter final : public SharedCounter {
  public:
   MpiCounter(MPI_Comm comm, int64_t initial, Watchdog* watchdog) : comm_(comm), watchdog_(watchdog) {
@@ -466,6 +533,9 @@ class MpiCommunicator final : public Communicator {
   std::unique_ptr<SharedCounter> make_counter(int64_t initial) override {
     MPI_Comm dup = MPI_COMM_NULL;
     submit([&] { check(MPI_Comm_dup(comm_, &dup), "Comm_dup"); }, {}, {}, "creating the farm counter")->wait();
+    // Several nodes (every rank sees it: its node holds fewer than all ranks): the served
+    // counter, which needs a thread on rank 0 that may call MPI.
+    if (local_size_ < size_ && mpi_thread_multiple()) return std::make_unique<MpiServedCounter>(dup, initial, watchdog_.get());
     return std::make_unique<MpiCounter>(dup, initial, watchdog_.get());
   }
   std::unique_ptr<NodeShared> make_node_shared(int64_t bytes) override {

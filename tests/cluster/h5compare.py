@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Compares the datasets of two HDF5 files (h5py): prints the largest absolute difference
 per group and exits 0 if every compared dataset is within TOL (0: bitwise equal), 1 if not.
   h5compare.py A.h5 B.h5 [--tol 1e-4] [--groups model,ema,optimizer] [--attrs step]

@@ -17,9 +17,11 @@
 #      non-zero status, the newest checkpoint intact, status.json failed; a rerun resumes;
 #   6. packet loss on every link (and delay where the kernel has netem): training and
 #      sampling still give bitwise the same results; a link cut for good in the middle of
-#      training: the MPI watchdog ends every rank within dist.timeout_s, naming the step;
+#      training: the MPI watchdog ends every rank within dist.timeout_s, naming the step,
+#      and mpirun ends within 30 s;
 #   7. slurm/pipeline.sh with -N 2 runs train -> sample -> eval; a USR1 to the 2-node
-#      training job checkpoints, requeues and resumes with no step lost or logged twice.
+#      training job checkpoints, requeues and resumes with no step lost or logged twice; a
+#      node killed under a Slurm job ends the job, the run marked failed.
 #   tests/cluster/test_cluster.sh [build dir]      exit 0 pass, 1 fail, 77 skipped
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,7 +34,7 @@ source "$here/lib.sh"
 for b in unshare nsenter ip tc nft munged slurmctld slurmd python3; do
   command -v "$b" >/dev/null || { echo "SKIP: $b not installed"; exit 77; }
 done
-python3 -c "import h5py" 2>/dev/null || { echo "SKIP: python3-h5py not installed"; exit 77; }
+/usr/bin/python3 -c "import h5py" 2>/dev/null || { echo "SKIP: python3-h5py not installed"; exit 77; }
 unshare --uts --mount --net true 2>/dev/null || { echo "SKIP: cannot create namespaces here"; exit 77; }
 [[ -x $scorch && -x $mpi_tests ]] || { echo "FAIL: build $scorch and $mpi_tests first"; exit 1; }
 
@@ -60,14 +62,20 @@ on_nodes() {  # NP PPN cmd...
   shift 2
   "$C/mpirun.sh" -np "$np" --map-by "ppr:$ppn:node" -x OMP_NUM_THREADS -x SCORCH_TEST_SHARED_DIR "$@"
 }
-h5cmp() { python3 "$C/h5compare.py" "$@"; }
+h5cmp() { /usr/bin/python3 "$C/h5compare.py" "$@"; }
 ckpt() { echo "$1/checkpoints/ckpt_$(printf %09d "$2").h5"; }
 newest_ckpt() { ls "$1"/checkpoints/ckpt_*.h5 2>/dev/null | sort | tail -n 1; }
 step_of() { basename "$1" .h5 | sed 's/ckpt_0*//'; }
 # A checkpoint verifies when every dataset reads back (HDF5 checks each one's Fletcher-32)
 # and it says it is a scorch checkpoint.
+# The pids of scorch ranks in a node (pgrep sees every node: they share one pid space).
+node_ranks() {
+  local p
+  for p in $(cluster_node_pids "$1"); do [[ $(cat "/proc/$p/comm" 2>/dev/null) == scorch ]] && echo "$p"; done
+  return 0
+}
 verifies() {
-  python3 -c "
+  /usr/bin/python3 -c "
 import sys, h5py
 with h5py.File(sys.argv[1], 'r') as f:
     assert f.attrs['format'] in (b'scorch-checkpoint', 'scorch-checkpoint')
@@ -153,7 +161,7 @@ check "the placement map names node1 and node2 with local ranks 0 and 1" \
 check "2 x 2 checkpoint equals 1 rank's (weights, EMA, Adam moments within 1e-4)" \
   h5cmp "$(ckpt "$W/one" 40)" "$(ckpt "$W/n2x2" 40)" --tol 1e-4 --groups model,ema,optimizer --attrs step
 check "... and training moved the weights by more than that" \
-  bash -c "! python3 '$C/h5compare.py' '$(ckpt "$W/one" 20)' '$(ckpt "$W/one" 40)' --tol 1e-3 --groups model >/dev/null"
+  bash -c "! /usr/bin/python3 '$C/h5compare.py' '$(ckpt "$W/one" 20)' '$(ckpt "$W/one" 40)' --tol 1e-3 --groups model >/dev/null"
 on_nodes 4 2 "$scorch" train --config "$W/job.toml" --workdir "$W/resume" --set training.n_iters=20 >"$W/resume.log" 2>&1
 on_nodes 4 2 "$scorch" train --config "$W/job.toml" --workdir "$W/resume" >>"$W/resume.log" 2>&1
 check "a 2 x 2 run resumed at step 20 resumed there" grep -q "resumed from .*ckpt_000000020.h5 at step 20" "$W/resume.log"
@@ -162,9 +170,9 @@ check "... and is bitwise the uninterrupted 2 x 2 run (weights, EMA, Adam, every
 
 echo "== 3. data.source = auto judged on every node"
 # 640 MB of 32x32x3 rows: never a copy per rank (2 x 640 MB > 1 GB), one per node while it
-# fits in half a node's memory. node2 is given 1.5 GB (a memory cgroup) and must choose
+# fits in half a node's memory. node2 is given 1 GB (a memory cgroup) and must choose
 # stream, and with it the whole job.
-python3 - "$W/big.h5" <<'PY'
+/usr/bin/python3 - "$W/big.h5" <<'PY'
 import sys, h5py, numpy as np
 n = 208000
 with h5py.File(sys.argv[1], "w") as f:
@@ -185,7 +193,7 @@ name = "unet"
 nf = 8
 ch_mult = [1, 2]
 num_res_blocks = 1
-attn_resolutions = [8]
+attn_resolutions = [16]
 num_scales = 20
 [data]
 image_size = 32
@@ -199,10 +207,10 @@ auto_run() { on_nodes 4 2 "$scorch" train --config "$W/img.toml" --workdir "$W/$
 auto_run auto_free
 check "with memory to spare the node judged first (node1) chooses node_shared, and the job trains" \
   bash -c "grep -q 'source node_shared (auto: one .* copy per node fits in the .* available on node1' '$W/auto_free.log' && test -f '$(ckpt "$W/auto_free" 1)'"
-"$C/fault.sh" memory node2 1500M
+"$C/fault.sh" memory node2 1000M
 auto_run auto_node2
 "$C/fault.sh" memory node2 none
-check "with 1.5 GB on node2 the whole job streams, decided by node2, and trains" \
+check "with 1 GB on node2 the whole job streams, decided by node2, and trains" \
   bash -c "grep -q 'source stream (auto: .* than half the .* node2 has available' '$W/auto_node2.log' && test -f '$(ckpt "$W/auto_node2" 1)'"
 grep -ho "source [a-z_]* (auto: [^)]*)" "$W/auto_free.log" "$W/auto_node2.log" | sed 's/^/       /'
 
@@ -218,7 +226,7 @@ check "2 nodes wrote the same $batches batch files as 1 rank" \
 same=1
 for f in "$one_run"/batch_*.h5; do h5cmp "$f" "$run/$(basename "$f")" >/dev/null || same=0; done
 check "every batch of 2 nodes is bitwise the 1-rank batch" test $same -eq 1
-per_rank=$(python3 -c "import json,sys; print(' '.join(map(str, json.load(open(sys.argv[1]))['last_run']['batches_per_rank'])))" "$run/manifest.json")
+per_rank=$(/usr/bin/python3 -c "import json,sys; print(' '.join(map(str, json.load(open(sys.argv[1]))['last_run']['batches_per_rank'])))" "$run/manifest.json")
 check "the counter dealt every batch exactly once (batches per rank: $per_rank)" \
   test "$(echo "$per_rank" | tr ' ' '+' | bc)" -eq "$batches"
 
@@ -238,7 +246,8 @@ rc=$?
 echo "       killed $killed processes of node2; the job ended ${death_s} s later with status $rc"
 check "the job ended within 30 s" test "$(echo "$death_s < 30" | bc)" -eq 1
 check "with a non-zero status ($rc)" test $rc -ne 0
-check "no rank is left on node1" test -z "$("$C/exec.sh" node1 pgrep -x scorch)"
+for _ in $(seq 100); do [[ -z $(node_ranks node1) ]] && break; sleep 0.1; done
+check "no rank is left on node1 10 s after the job's end" test -z "$(node_ranks node1)"
 newest=$(newest_ckpt "$W/death")
 check "the newest checkpoint ($(basename "$newest")) verifies" verifies "$newest"
 check "status.json says failed" grep -q '"state": "failed"' "$W/death/status.json"
@@ -272,7 +281,9 @@ same=1
 for f in "$one_run"/batch_*.h5; do h5cmp "$f" "$run/$(basename "$f")" >/dev/null 2>&1 || same=0; done
 check "... and sampling is bitwise the 1-rank samples" test $same -eq 1
 
-timeout=10
+# The ranks' watchdog (dist.timeout_s = 5) ends every rank; mpirun's keepalive on its link
+# to node2's daemon (tests/cluster/mpirun.sh: 5 s idle, 3 probes 2 s apart) ends mpirun.
+timeout=5
 on_nodes 4 2 "$scorch" train --config "$W/job.toml" --workdir "$W/cut" "${long[@]}" --set dist.timeout_s=$timeout \
   >"$W/cut.log" 2>&1 &
 launcher=$!
@@ -281,7 +292,7 @@ t0=$(now)
 "$C/fault.sh" cut node2
 ranks_gone=""
 for _ in $(seq 900); do
-  if [[ -z $ranks_gone ]] && [[ -z $("$C/exec.sh" node1 pgrep -x scorch) && -z $("$C/exec.sh" node2 pgrep -x scorch) ]]; then
+  if [[ -z $ranks_gone ]] && [[ -z $(node_ranks node1) && -z $(node_ranks node2) ]]; then
     ranks_gone=$(since "$t0")
   fi
   [[ -n $ranks_gone ]] && ! kill -0 $launcher 2>/dev/null && break
@@ -299,8 +310,7 @@ check "every rank on both nodes ended within dist.timeout_s + 15 s" \
   test "$(echo "${ranks_gone:-999} < $timeout + 15" | bc)" -eq 1
 check "the watchdog named what it waited for and the step" \
   grep -Eq "MPI watchdog: .* \(training step [0-9]+\) has not completed after" "$W/cut.log"
-check "... on both sides of the cut" \
-  test "$(grep -o "on node[12]\] MPI watchdog" "$W/cut.log" | sort -u | wc -l)" -eq 2
+check "mpirun ended within 30 s of the cut" test "$(echo "$cut_s < 30" | bc)" -eq 1
 check "the job's status is non-zero ($rc)" test $rc -ne 0
 newest=$(newest_ckpt "$W/cut")
 check "the newest checkpoint ($(basename "$newest")) verifies" verifies "$newest"
@@ -348,7 +358,7 @@ check "bits/dim of step 40" test -f "$W/slurm/eval/bpd_000000040.h5"
 
 t0=$(now)
 mapfile -t ids < <(cd "$repo" && JOB=$W/job.toml WORKDIR=$W/rq SCORCH_BIN=$scorch \
-  SCORCH_ARGS="--set training.n_iters=3000 --set training.snapshot_freq=100000 --set training.log_freq=100" \
+  SCORCH_ARGS="--set training.n_iters=1000 --set training.snapshot_freq=100000 --set training.log_freq=50" \
   sq "$repo/slurm/pipeline.sh" "${nodes_opts[@]}")
 train=${ids[0]}
 for _ in $(seq 1500); do
@@ -366,12 +376,33 @@ check "the 2-node training checkpointed on USR1 (step ${stopped_at:-none})" test
 check "it requeued itself (Restarts=$(job_field "$train" Restarts))" test "$(job_field "$train" Restarts)" -eq 1
 check "it resumed at the stop step (${resumed_at:-none}) on 2 nodes" \
   bash -c "test '${resumed_at:-x}' = '${stopped_at:-y}' && test \$(grep -c 'local rank' '$log') -ge 8"
-check "it ended at step 3000" test -f "$(ckpt "$W/rq" 3000)"
-check "log rows are the multiples of 100 up to 3000, each once" \
-  test "$(tail -n +2 "$W/rq/train_log.csv" | cut -d, -f1 | tr '\n' ' ')" = "$(seq -s ' ' 100 100 3000) "
+check "it ended at step 1000" test -f "$(ckpt "$W/rq" 1000)"
+check "log rows are the multiples of 50 up to 1000, each once" \
+  test "$(tail -n +2 "$W/rq/train_log.csv" | cut -d, -f1 | tr '\n' ' ')" = "$(seq -s ' ' 50 50 1000) "
 for i in "${ids[@]}"; do
   check "job $i completed 0:0" test "$(job_field "$i" JobState)/$(job_field "$i" ExitCode)" = "COMPLETED/0:0"
 done
+
+# A node dies under Slurm: srun (--kill-on-bad-exit) ends the step, jobs/launch.sh marks the
+# run failed and train.sbatch ends the job with the failure (no requeue of a failed run).
+sdeath=$(cd "$repo" && JOB=$W/job.toml WORKDIR=$W/sdeath SCORCH_SLURM_DIR=$repo/slurm SCORCH_BIN=$scorch \
+  SCORCH_ARGS="${long[*]}" sq sbatch --parsable --export=ALL "${nodes_opts[@]}" --output="$W/sdeath.out" \
+  "$repo/slurm/train.sbatch" | cut -d';' -f1)
+for _ in $(seq 900); do [[ -f $(ckpt "$W/sdeath" 100) ]] && break; sleep 0.1; done
+t0=$(now)
+"$C/fault.sh" kill node2 >/dev/null
+for _ in $(seq 900); do
+  [[ $(job_field "$sdeath" JobState) =~ ^(FAILED|NODE_FAIL|CANCELLED|COMPLETED|PENDING)$ ]] && break
+  sleep 0.1
+done
+figure[slurm_death]=$(since "$t0")
+echo "       node2 killed: job $sdeath $(job_field "$sdeath" JobState) $(job_field "$sdeath" ExitCode) after ${figure[slurm_death]} s"
+check "the 2-node Slurm job ended within 60 s of node2's death, not completed" \
+  bash -c "[[ \$(echo '${figure[slurm_death]} < 60' | bc) == 1 && '$(job_field "$sdeath" JobState)' != COMPLETED ]]"
+check "... its run is marked failed in status.json" grep -q '"state": "failed"' "$W/sdeath/status.json"
+check "... the newest checkpoint verifies" verifies "$(newest_ckpt "$W/sdeath")"
+sq scancel "$sdeath" 2>/dev/null
+"$C/exec.sh" node2 slurmd -f "$cluster_dir/slurm/slurm.conf"
 
 echo "== cluster: 4 nodes"
 t0=$(now)
@@ -394,5 +425,5 @@ echo "  distributed suite: 2x2 mpirun ${figure[dist_mpirun]} s, 2x2 srun ${figur
 echo "  node killed -> job ended: ${figure[death]} s"
 echo "  link cut -> every rank ended: ${figure[cut_ranks]} s (dist.timeout_s = $timeout), mpirun ended: ${figure[cut_job]} s"
 echo "  training 40 steps 2x2 with $netem: ${figure[lossy_train]} s"
-echo "  Slurm pipeline on 2 nodes: ${figure[pipeline]} s; requeue pipeline: ${figure[requeue]} s"
+echo "  Slurm pipeline on 2 nodes: ${figure[pipeline]} s; requeue pipeline: ${figure[requeue]} s; node killed -> Slurm job ended: ${figure[slurm_death]} s"
 [[ $fail -eq 0 ]] && echo "PASS" || { echo "FAIL (files kept in $W)"; exit 1; }

@@ -121,7 +121,7 @@ class Watchdog {
         if (waited <= timeout_s_) continue;
         const std::string msg = fmt::format(
             "scorch: error: [rank {} on {}] MPI watchdog: {} ({}) has not completed after {:.1f} s (dist.timeout_s = "
-            "{}): a peer rank died, hangs or cannot be reached over the network (MPI cannot tell which; the other "
+            "{}): a peer rank died, hangs or cannot be reached over the network (MPI cannot tell which; the job's "
             "ranks run on {}); aborting the job\n",
             rank_, host_name(), b.what, b.activity.empty() ? "outside training steps" : b.activity, waited,
             timeout_s_, peers_);

@@ -60,5 +60,8 @@ cluster_enter() {
   # The working directory carries over unless it is node-private (under /tmp or /dev/shm).
   local wd=$PWD
   [[ $wd == /tmp || $wd == /tmp/* || $wd == /dev/shm* ]] && wd=/
+  # The nodes share this machine's cores: MPI ranks waiting in a collective yield the core
+  # rather than spin (Open MPI would only do so if it saw the oversubscription).
+  export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
   exec nsenter --target "$pid" --uts --mount --net --wd="$wd" -- "$@"
 }

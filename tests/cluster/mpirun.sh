@@ -10,8 +10,8 @@
 # - TCP keepalive on mpirun's links to its daemons after 5 s idle, 3 probes 2 s apart (Open
 #   MPI's default waits 300 s + 9 x 20 s): a node cut off the network is noticed in ~11 s
 #   and the job ends, as on a cluster tuned for it;
-# - root and container settings (OMPI_ALLOW_RUN_AS_ROOT..., vader without CMA) exported to
-#   every rank.
+# - root and container settings (OMPI_ALLOW_RUN_AS_ROOT..., vader without CMA) and
+#   mpi_yield_when_idle (the nodes share this machine's cores) exported to every rank.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 n=$(cluster_nodes)
@@ -29,4 +29,5 @@ exec "$cluster_repo/tests/cluster/exec.sh" node1 mpirun "${hosts[@]}" \
   --mca btl self,vader,tcp --mca btl_tcp_if_include "$cluster_cidr" --mca oob_tcp_if_include "$cluster_cidr" \
   --mca oob_tcp_keepalive_time 5 --mca oob_tcp_keepalive_intvl 2 --mca oob_tcp_keepalive_probes 3 \
   -x OMPI_ALLOW_RUN_AS_ROOT -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM -x OMPI_MCA_btl_vader_single_copy_mechanism \
+  -x OMPI_MCA_mpi_yield_when_idle \
   "$@"

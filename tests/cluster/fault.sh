@@ -3,6 +3,9 @@
 # tests and the benchmarks:
 #   fault.sh kill NODE             SIGKILL every process of NODE (its daemons, ranks, orted,
 #                                  slurmd), as when a node loses power; prints how many
+#   fault.sh restart NODE          NODE comes back as after a reboot: whatever still runs there
+#                                  is killed, its slurmd spool (sockets and state of the steps
+#                                  that died with it) emptied, and slurmd started again
 #   fault.sh cut NODE              take NODE's link down (its veth on the bridge): nothing
 #                                  reaches it or leaves it, no error is sent to anyone
 #   fault.sh heal NODE             bring the link back
@@ -19,7 +22,7 @@
 #                                  cgroup under Slurm
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 (($# >= 2)) || usage
 cmd=$1
 node=$2
@@ -40,6 +43,13 @@ case $cmd in
     mapfile -t pids < <(cluster_node_pids "$node" | grep -vx "$holder")
     ((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
     echo "${#pids[@]}"
+    ;;
+  restart)
+    holder=$(cluster_holder "$node")
+    mapfile -t pids < <(cluster_node_pids "$node" | grep -vx "$holder")
+    ((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
+    rm -rf "${cluster_dir:?}/slurm/spool/$node"
+    "$(dirname "${BASH_SOURCE[0]}")/exec.sh" "$node" slurmd -f "$cluster_dir/slurm/slurm.conf"
     ;;
   cut) ip link set "sc-$node" down ;;
   heal) ip link set "sc-$node" up ;;

@@ -35,13 +35,17 @@ cluster_holder() {
 }
 
 # Every pid in node $1's UTS namespace (the holder, daemons, ranks, anything exec.sh started).
+# A namespace id can be reused once its namespace is gone: the pids count only if that
+# namespace's hostname is still the node's name.
 cluster_node_pids() {
-  local want p
+  local want p pids=()
   want=$(cat "$cluster_dir/$1/uts" 2>/dev/null) || return 0
   for p in /proc/[0-9]*; do
-    [[ $(readlink "$p/ns/uts" 2>/dev/null) == "$want" ]] && echo "${p#/proc/}"
+    [[ $(readlink "$p/ns/uts" 2>/dev/null) == "$want" ]] && pids+=("${p#/proc/}")
   done
-  return 0
+  ((${#pids[@]})) || return 0
+  [[ $(nsenter --target "${pids[0]}" --uts hostname 2>/dev/null) == "$1" ]] || return 0
+  printf '%s\n' "${pids[@]}"
 }
 
 # Runs "$@" inside node $1: its hostname, mounts (/tmp, /dev/shm, /etc/hosts) and network,

@@ -25,6 +25,7 @@
 # slow a node or give it less memory. tests/cluster/down.sh stops it all.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$cluster_repo/tests/slurm/slurm_conf.sh"
 n=${1:-2}
 [[ $n =~ ^[1-9][0-9]?$ ]] || cluster_die "usage: up.sh [N]  (N nodes, 1..99; got '$n')"
 [[ $(id -u) -eq 0 ]] || cluster_die "must run as root (namespaces, veth, slurmd)"
@@ -50,6 +51,9 @@ mkdir -p "$cluster_dir/shared" "$cluster_dir/slurm"/{munge,state,spool,log}
 hosts=$'127.0.0.1\tlocalhost\n'
 for k in $(seq "$n"); do hosts+="$cluster_net.$k"$'\t'"node$k"$'\n'; done
 
+# Links left by a cluster whose state was lost (a machine reused, a folder removed).
+for l in $(ip -o link show 2>/dev/null | sed -n 's/^[0-9]*: \(sc-node[0-9]*\)@.*/\1/p'); do ip link del "$l" 2>/dev/null || true; done
+ip link del "$cluster_bridge" 2>/dev/null || true
 ip link add "$cluster_bridge" type bridge
 ip link set "$cluster_bridge" up
 echo "$n" > "$cluster_dir/nodes"
@@ -110,33 +114,18 @@ munged --key-file="$s/munge/munge.key" --socket="$s/munge/munge.sock" --pid-file
        --log-file="$s/log/munged.log" --seed-file="$s/munge/munge.seed" --force
 cpus=$(getconf _NPROCESSORS_ONLN)
 {
+  slurm_conf_common
   cat <<CONF
 ClusterName=scorchcluster
 SlurmctldHost=node1($cluster_net.1)
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
 AuthInfo=socket=$s/munge/munge.sock
-CredType=cred/munge
 StateSaveLocation=$s/state
 SlurmdSpoolDir=$s/spool/%n
 SlurmctldPidFile=$s/slurmctld.pid
 SlurmdPidFile=$s/slurmd.%n.pid
 SlurmctldLogFile=$s/log/slurmctld.log
 SlurmdLogFile=$s/log/slurmd.%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SchedulerType=sched/backfill
-MpiDefault=none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-ReturnToService=2
-JobRequeue=1
 KillWait=10
-MinJobAge=600
 SlurmctldTimeout=30
 SlurmdTimeout=10
 MessageTimeout=20
@@ -146,7 +135,10 @@ CONF
   done
   echo "PartitionName=debug Nodes=node[1-$n] Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO"
 } > "$s/slurm.conf"
-rm -f "$s/state"/* 2>/dev/null || true
+# A fresh controller state numbers jobs from the start again: spool files of an earlier
+# cluster's steps (PMIx sockets of a killed slurmstepd) would collide with the new ones.
+rm -rf "$s/state" "$s/spool"
+mkdir -p "$s/state" "$s/spool"
 export SLURM_CONF=$s/slurm.conf
 "$cluster_repo/tests/cluster/exec.sh" node1 slurmctld -f "$SLURM_CONF"
 for k in $(seq "$n"); do "$cluster_repo/tests/cluster/exec.sh" "node$k" slurmd -f "$SLURM_CONF"; done

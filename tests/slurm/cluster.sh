@@ -6,6 +6,7 @@
 #   tests/slurm/cluster.sh start DIR     # prints `export SLURM_CONF=DIR/slurm.conf`
 #   tests/slurm/cluster.sh stop DIR
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/slurm_conf.sh"
 cmd=${1:?usage: cluster.sh start|stop DIR}
 dir=${2:?usage: cluster.sh start|stop DIR}
 mkdir -p "$dir"
@@ -50,40 +51,27 @@ while ss -ltnH 2>/dev/null | awk '{print $4}' | grep -Eq ":($port|$((port + 1)))
 host=$(hostname -s)
 cpus=$(getconf _NPROCESSORS_ONLN)  # not nproc: it honours OMP_NUM_THREADS
 mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
-cat >"$dir/slurm.conf" <<CONF
+{
+  slurm_conf_common
+  cat <<CONF
 ClusterName=scorchtest
 SlurmctldHost=$host
 SlurmctldPort=$port
 SlurmdPort=$((port + 1))
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
 AuthInfo=socket=$dir/munge/munge.sock
-CredType=cred/munge
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool/%n
 SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SchedulerType=sched/backfill
-MpiDefault=none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-ReturnToService=2
-JobRequeue=1
 KillWait=30
-MinJobAge=600
 SlurmctldTimeout=60
 SlurmdTimeout=60
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
+} >"$dir/slurm.conf"
 export SLURM_CONF=$dir/slurm.conf
 slurmctld -f "$SLURM_CONF"
 slurmd -f "$SLURM_CONF"

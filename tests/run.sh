@@ -2,7 +2,8 @@
 # The whole test suite: installs and builds scorch (jobs/setup.sh), then runs every
 # Boost.Test suite through ctest, including the 2-rank MPI tests, the fault tests and the
 # Slurm pipeline on a private single-node cluster (installs slurm-wlm and munge), and the
-# multi-node suite on a cluster of Linux namespaces (tests/cluster; nftables, iproute2).
+# multi-node suite on a cluster of Linux namespaces (tests/cluster; nftables, iptables, iproute2,
+# libnetfilter-queue for the link delay).
 # Idempotent. Run one labelled group alone with e.g. `bash tests/run.sh -L cluster`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -10,13 +11,14 @@ SCORCH_BUILD_ALL=1 source jobs/setup.sh
 # Test-only packages: a real Slurm for the pipeline and requeue tests (tests/slurm/), and
 # h5py and torch to check scorch's files with the real Python readers (string attributes
 # read as str; an exported checkpoint restored as score_sde_pytorch does).
-for p in slurm-wlm munge python3-h5py python3-torch nftables iproute2 bc procps; do
+pkgs=(slurm-wlm munge python3-h5py python3-torch nftables iptables iproute2 libnetfilter-queue-dev bc procps)
+for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     SUDO=""
     [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-    echo "tests: installing slurm-wlm, munge, python3-h5py, python3-torch, nftables, iproute2, bc (log: build/setup.log)"
+    echo "tests: installing ${pkgs[*]} (log: build/setup.log)"
     { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        slurm-wlm munge python3-h5py python3-torch nftables iproute2 bc procps; } >> build/setup.log 2>&1 || { tail -n 40 build/setup.log; exit 1; }
+        "${pkgs[@]}"; } >> build/setup.log 2>&1 || { tail -n 40 build/setup.log; exit 1; }
     break
   fi
 done

@@ -11,9 +11,10 @@
 #   fault.sh heal NODE             bring the link back
 #   fault.sh shape NODE|all [--rate R] [--delay MS] [--loss PCT]
 #                                  limit a node's link in both directions: R a tc rate
-#                                  (e.g. 1gbit, 10gbit; token bucket, tbf), a delay (tc netem;
-#                                  refused, exit 3, when the kernel has no sch_netem) and a
-#                                  random loss of PCT percent of packets (nft, in the node)
+#                                  (e.g. 1gbit, 10gbit; token bucket, tbf), a delay of MS
+#                                  milliseconds on every packet the node sends (nfq_delay.cpp
+#                                  through NFQUEUE: this kernel has no tc netem) and a random
+#                                  loss of PCT percent of the packets it sends (nft, in the node)
 #   fault.sh unshape NODE|all      remove all of that
 #   fault.sh slow NODE PCT         limit NODE's processes to PCT% of one core (CPU cgroup quota)
 #   fault.sh unslow NODE
@@ -22,7 +23,7 @@
 #                                  cgroup under Slurm
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 (($# >= 2)) || usage
 cmd=$1
 node=$2
@@ -34,6 +35,31 @@ if [[ $node == all ]]; then
 fi
 for nd in "${nodes[@]}"; do cluster_holder "$nd" >/dev/null || cluster_die "$nd is not up"; done
 in_node() { nsenter --target "$(cluster_holder "$1")" --net -- "${@:2}"; }
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# The delay program (nfq_delay.cpp), built once into the cluster's state folder.
+build_delayer() {
+  local bin=$cluster_dir/bin/nfq_delay
+  if [[ ! -x $bin || $here/nfq_delay.cpp -nt $bin ]]; then
+    mkdir -p "$cluster_dir/bin"
+    g++ -std=c++17 -O2 -Wall -o "$bin.tmp" "$here/nfq_delay.cpp" -lnetfilter_queue -lnfnetlink >&2 \
+      || cluster_die "fault.sh: cannot build nfq_delay (needs Debian's libnetfilter-queue-dev)"
+    mv "$bin.tmp" "$bin"
+  fi
+  echo "$bin"
+}
+
+# Removes node $1's delay: its NFQUEUE rule first (packets then pass at once), then the
+# program, which accepts what it still holds as it stops.
+stop_delay() {
+  local nd=$1 pidf=$cluster_dir/$1/delay.pid
+  while in_node "$nd" iptables -t mangle -D POSTROUTING -o eth0 -d "$cluster_cidr" \
+      -j NFQUEUE --queue-num 0 --queue-bypass -m comment --comment scorch_fault_delay 2>/dev/null; do :; done
+  if [[ -f $pidf ]]; then
+    pkill -TERM -s "$(cat "$pidf")" 2>/dev/null || true
+    rm -f "$pidf"
+  fi
+}
 
 case $cmd in
   kill)
@@ -64,19 +90,25 @@ case $cmd in
       esac
     done
     for nd in "${nodes[@]}"; do
-      if [[ -n $delay ]]; then
-        for dev in "host:sc-$nd" "node:eth0"; do
-          side=${dev%%:*} ifc=${dev#*:}
-          run=(); [[ $side == node ]] && run=(nsenter --target "$(cluster_holder "$nd")" --net --)
-          "${run[@]}" tc qdisc replace dev "$ifc" root netem delay "${delay}ms" ${rate:+rate $rate} 2>/dev/null \
-            || { echo "fault.sh: tc netem is not available (this kernel has no sch_netem)" >&2; exit 3; }
-        done
-      elif [[ -n $rate ]]; then
+      if [[ -n $rate ]]; then
         # Burst: enough for 1 ms at the rate (at least 64 KiB), as a switch port buffers.
         bytes=$(numfmt --from=si "${rate%bit}" 2>/dev/null || echo 1000000000)
         burst=$(( bytes / 8 / 1000 > 65536 ? bytes / 8 / 1000 : 65536 ))
         tc qdisc replace dev "sc-$nd" root tbf rate "$rate" burst "$burst" latency 50ms
         in_node "$nd" tc qdisc replace dev eth0 root tbf rate "$rate" burst "$burst" latency 50ms
+      fi
+      if [[ -n $delay ]]; then
+        [[ $delay =~ ^[0-9]+([.][0-9]+)?$ ]] || cluster_die "fault.sh: --delay takes milliseconds, not '$delay'"
+        stop_delay "$nd"
+        delayer=$(build_delayer)
+        # In the node (so that down.sh and kill find it), detached from this shell.
+        setsid "$here/exec.sh" "$nd" "$delayer" 0 "$delay" >"$cluster_dir/$nd/delay.log" 2>&1 &
+        echo $! > "$cluster_dir/$nd/delay.pid"
+        for _ in $(seq 50); do grep -q '^nfq_delay: queue' "$cluster_dir/$nd/delay.log" && break; sleep 0.1; done
+        grep -q '^nfq_delay: queue' "$cluster_dir/$nd/delay.log" \
+          || cluster_die "fault.sh: the delay on $nd did not start: $(cat "$cluster_dir/$nd/delay.log")"
+        in_node "$nd" iptables -t mangle -A POSTROUTING -o eth0 -d "$cluster_cidr" \
+          -j NFQUEUE --queue-num 0 --queue-bypass -m comment --comment scorch_fault_delay
       fi
       if [[ -n $loss ]]; then
         in_node "$nd" nft -f - <<NFT
@@ -94,6 +126,7 @@ NFT
       tc qdisc del dev "sc-$nd" root 2>/dev/null || true
       in_node "$nd" tc qdisc del dev eth0 root 2>/dev/null || true
       in_node "$nd" nft delete table inet scorch_fault 2>/dev/null || true
+      stop_delay "$nd"
     done
     ;;
   slow)

@@ -4,8 +4,9 @@
 #   fault.sh kill NODE             SIGKILL every process of NODE (its daemons, ranks, orted,
 #                                  slurmd), as when a node loses power; prints how many
 #   fault.sh restart NODE          NODE comes back as after a reboot: whatever still runs there
-#                                  is killed, its slurmd spool (sockets and state of the steps
-#                                  that died with it) emptied, and slurmd started again
+#                                  is killed, its /tmp and /dev/shm and its slurmd spool
+#                                  (sockets and state of the steps that died with it) emptied,
+#                                  and slurmd started again
 #   fault.sh cut NODE              take NODE's link down (its veth on the bridge): nothing
 #                                  reaches it or leaves it, no error is sent to anyone
 #   fault.sh heal NODE             bring the link back
@@ -23,7 +24,7 @@
 #                                  cgroup under Slurm
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 (($# >= 2)) || usage
 cmd=$1
 node=$2
@@ -74,6 +75,12 @@ case $cmd in
     holder=$(cluster_holder "$node")
     mapfile -t pids < <(cluster_node_pids "$node" | grep -vx "$holder")
     ((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
+    # A reboot empties the node's tmpfs: /tmp (where Slurm's PMIx plugin keeps each step's
+    # directory: one left behind makes the requeued step, of the same name, fail to launch)
+    # and /dev/shm.
+    # -xdev: what up.sh mounted back into the node (a repository or folder under the host's /tmp)
+    # is another file system and stays untouched.
+    nsenter --target "$holder" --mount -- find /tmp /dev/shm -xdev -mindepth 1 -delete 2>/dev/null || true
     rm -rf "${cluster_dir:?}/slurm/spool/$node"
     "$(dirname "${BASH_SOURCE[0]}")/exec.sh" "$node" slurmd -f "$cluster_dir/slurm/slurm.conf"
     ;;

@@ -71,6 +71,7 @@ double median(std::vector<double> v) {
 // ---------------------------------------------------------------- bench data
 
 std::string use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator& comm);
+void remove_synthetic_data(const std::string& path, dist::Communicator& comm);
 
 struct DataOptions {
   Common common;
@@ -170,8 +171,7 @@ int bench_data(const DataOptions& o, dist::Communicator& comm) {
     }
     fs::remove_all(dir);
   }
-  comm.barrier();
-  if (comm.rank() == 0 && !synthetic_path.empty()) fs::remove(synthetic_path);
+  remove_synthetic_data(synthetic_path, comm);
   return 0;
 }
 
@@ -385,15 +385,16 @@ TrainFigures time_training(const Config& cfg, dist::Communicator& comm, const to
 }
 
 // Random items of the job's shape in a temporary file when `n` > 0 or data.path is empty
-// (rank 0 writes, every rank reads); points cfg.data.path at it and returns its path ("" if
-// the job's own data is used). Collective.
+// (the first rank of each node writes the same items into the node's own temporary folder,
+// every rank reads its node's copy); points cfg.data.path at it and returns its path ("" if
+// the job's own data is used). Collective; remove_synthetic_data undoes it.
 std::string use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator& comm) {
   if (n_items <= 0 && !cfg.data.path.empty()) return "";
   const int64_t n = std::max<int64_t>(n_items, cfg.training.batch_size * 4);
   // Rank 0's name (its pid) for everyone.
   const std::string synthetic_path = dist::broadcast_string(
       comm, (fs::temp_directory_path() / fmt::format("scorch_bench_{}.h5", getpid())).string(), 0);
-  if (comm.rank() == 0) {
+  if (comm.local_rank() == 0) {
     auto g = at::make_generator<at::CPUGeneratorImpl>(1);
     if (cfg.is_image_data()) {
       auto images = torch::empty({n, cfg.data.image_size, cfg.data.image_size, cfg.data.num_channels}, torch::kUInt8);
@@ -406,9 +407,16 @@ std::string use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator&
       data::write_points(synthetic_path, torch::randn({n, cfg.data.dim}, g), torch::Tensor());
     }
   }
-  comm.barrier();  // written before anyone reads it
+  comm.barrier();  // written on every node before anyone reads it
   cfg.data.path = synthetic_path;
   return synthetic_path;
+}
+
+// Removes what use_synthetic_data wrote (each node's copy). Collective.
+void remove_synthetic_data(const std::string& path, dist::Communicator& comm) {
+  comm.barrier();  // nobody reads it any more
+  std::error_code ec;
+  if (comm.local_rank() == 0 && !path.empty()) fs::remove(path, ec);
 }
 
 int bench_train(const TrainOptions& o, dist::Communicator& comm) {
@@ -427,9 +435,8 @@ int bench_train(const TrainOptions& o, dist::Communicator& comm) {
     c.dist.overlap = false;
     off = time_training(c, comm, device, o);
   }
-  comm.barrier();
+  remove_synthetic_data(synthetic_path, comm);
   if (comm.rank() == 0) {
-    if (!synthetic_path.empty()) fs::remove(synthetic_path);
     fmt::print("# scorch bench train: {} ({}), {} ranks on {}, global batch {} ({} per rank{}), {}, {} threads\n",
                o.common.config.empty() ? "defaults" : o.common.config, cfg.model.name, comm.size(),
                dist::describe_device(device), cfg.training.batch_size, cfg.training.batch_size / comm.size(),
@@ -514,7 +521,7 @@ int bench_checkpoint(const CheckpointOptions& o, dist::Communicator& comm) {
     c.checkpoint.keep = 1;
     figs[async ? "async" : "sync"] = time_checkpoints(c, comm, device, dir + (async ? "/async" : "/sync"), o);
   }
-  comm.barrier();
+  remove_synthetic_data(synthetic_path, comm);
   if (comm.rank() == 0) {
     // dd of the same size to the same folder, flushed to the disk like a checkpoint (fsync).
     const auto mb = std::max<int64_t>(1, (figs["sync"].bytes + (1 << 20) - 1) >> 20);
@@ -524,7 +531,6 @@ int bench_checkpoint(const CheckpointOptions& o, dist::Communicator& comm) {
     const double dd_s = std::chrono::duration<double>(clock_type::now() - t0).count();
     std::error_code ec;
     fs::remove_all(dir, ec);
-    if (!synthetic_path.empty()) fs::remove(synthetic_path, ec);
     fmt::print("# scorch bench checkpoint: {} ({}, nf {}), {} ranks on {}, {} checkpoints every {} steps, folder {}\n",
                o.common.config.empty() ? "defaults" : o.common.config, cfg.model.name, cfg.model.nf, comm.size(),
                dist::describe_device(device), o.checkpoints, o.steps, o.common.workdir);

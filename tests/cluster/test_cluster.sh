@@ -167,6 +167,12 @@ on_nodes 4 2 "$scorch" train --config "$W/job.toml" --workdir "$W/resume" >>"$W/
 check "a 2 x 2 run resumed at step 20 resumed there" grep -q "resumed from .*ckpt_000000020.h5 at step 20" "$W/resume.log"
 check "... and is bitwise the uninterrupted 2 x 2 run (weights, EMA, Adam, every rank's RNG)" \
   h5cmp "$(ckpt "$W/n2x2" 40)" "$(ckpt "$W/resume" 40)" --groups model,ema,optimizer,rng --attrs step
+# The benchmark's synthetic data lives in each node's own /tmp (one copy per node, written by
+# the node's first rank) and is gone afterwards.
+on_nodes 4 2 "$scorch" bench train --config "$W/job.toml" --synthetic 512 --steps 2 --warmup 1 >"$W/bench.log" 2>&1
+check "bench train --synthetic runs on 2 x 2" grep -q "^# exposed communication share" "$W/bench.log"
+check "... and leaves nothing in the nodes' /tmp" \
+  test -z "$("$C/exec.sh" node1 find /tmp -name 'scorch_bench_*')$("$C/exec.sh" node2 find /tmp -name 'scorch_bench_*')"
 
 echo "== 3. data.source = auto judged on every node"
 # 640 MB of 32x32x3 rows: never a copy per rank (2 x 640 MB > 1 GB), one per node while it

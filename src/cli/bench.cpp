@@ -70,8 +70,30 @@ double median(std::vector<double> v) {
 
 // ---------------------------------------------------------------- bench data
 
-std::string use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator& comm);
-void remove_synthetic_data(const std::string& path, dist::Communicator& comm);
+// A bench run's synthetic data set (use_synthetic_data): each node's copy is removed by the
+// node's first rank when this goes out of scope, also when the bench fails part-way.
+class SyntheticData {
+ public:
+  SyntheticData(std::string path, bool owner) : path_(std::move(path)), owner_(owner) {}
+  SyntheticData(SyntheticData&& other) noexcept : path_(std::move(other.path_)), owner_(other.owner_) {
+    other.path_.clear();
+  }
+  SyntheticData(const SyntheticData&) = delete;
+  SyntheticData& operator=(const SyntheticData&) = delete;
+  SyntheticData& operator=(SyntheticData&&) = delete;
+  ~SyntheticData() {
+    std::error_code ec;
+    if (owner_ && !path_.empty()) fs::remove(path_, ec);
+  }
+
+ private:
+  std::string path_;
+  bool owner_;
+};
+
+SyntheticData use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator& comm);
+// Waits until no rank reads the synthetic data any more, then removes it. Collective.
+void remove_synthetic_data(SyntheticData& data, dist::Communicator& comm);
 
 struct DataOptions {
   Common common;
@@ -96,7 +118,7 @@ std::pair<double, double> rss_pss_mb() {
 int bench_data(const DataOptions& o, dist::Communicator& comm) {
   SCORCH_CHECK(o.steps > 0, "bench data: --steps must be positive");
   Config cfg = load_config(o.common.config, o.common.sets);
-  const std::string synthetic_path = use_synthetic_data(cfg, o.synthetic, comm);
+  SyntheticData synthetic = use_synthetic_data(cfg, o.synthetic, comm);
   std::vector<std::string> kinds;  // every source but `auto` (core/names.h), or the one asked for
   for (const auto& k : names::data_sources())
     if (k != "auto" && (o.source == "all" || o.source == k)) kinds.push_back(k);
@@ -171,7 +193,7 @@ int bench_data(const DataOptions& o, dist::Communicator& comm) {
     }
     fs::remove_all(dir);
   }
-  remove_synthetic_data(synthetic_path, comm);
+  remove_synthetic_data(synthetic, comm);
   return 0;
 }
 
@@ -387,9 +409,9 @@ TrainFigures time_training(const Config& cfg, dist::Communicator& comm, const to
 // Random items of the job's shape in a temporary file when `n` > 0 or data.path is empty
 // (the first rank of each node writes the same items into the node's own temporary folder,
 // every rank reads its node's copy); points cfg.data.path at it and returns its path ("" if
-// the job's own data is used). Collective; remove_synthetic_data undoes it.
-std::string use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator& comm) {
-  if (n_items <= 0 && !cfg.data.path.empty()) return "";
+// the job's own data is used). Collective.
+SyntheticData use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator& comm) {
+  if (n_items <= 0 && !cfg.data.path.empty()) return SyntheticData("", false);
   const int64_t n = std::max<int64_t>(n_items, cfg.training.batch_size * 4);
   // Rank 0's name (its pid) for everyone.
   const std::string synthetic_path = dist::broadcast_string(
@@ -409,21 +431,19 @@ std::string use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator&
   }
   comm.barrier();  // written on every node before anyone reads it
   cfg.data.path = synthetic_path;
-  return synthetic_path;
+  return SyntheticData(synthetic_path, comm.local_rank() == 0);
 }
 
-// Removes what use_synthetic_data wrote (each node's copy). Collective.
-void remove_synthetic_data(const std::string& path, dist::Communicator& comm) {
+void remove_synthetic_data(SyntheticData& data, dist::Communicator& comm) {
   comm.barrier();  // nobody reads it any more
-  std::error_code ec;
-  if (comm.local_rank() == 0 && !path.empty()) fs::remove(path, ec);
+  SyntheticData gone = std::move(data);  // removed here
 }
 
 int bench_train(const TrainOptions& o, dist::Communicator& comm) {
   SCORCH_CHECK(o.steps > 0 && o.warmup >= 0, "bench train: --steps must be positive");
   Config cfg = load_config(o.common.config, o.common.sets);
   const auto device = dist::choose_device(cfg.dist.device, comm);
-  const std::string synthetic_path = use_synthetic_data(cfg, o.synthetic, comm);
+  SyntheticData synthetic = use_synthetic_data(cfg, o.synthetic, comm);
   TrainFigures on, off;
   {
     Config c = cfg;
@@ -435,7 +455,7 @@ int bench_train(const TrainOptions& o, dist::Communicator& comm) {
     c.dist.overlap = false;
     off = time_training(c, comm, device, o);
   }
-  remove_synthetic_data(synthetic_path, comm);
+  remove_synthetic_data(synthetic, comm);
   if (comm.rank() == 0) {
     fmt::print("# scorch bench train: {} ({}), {} ranks on {}, global batch {} ({} per rank{}), {}, {} threads\n",
                o.common.config.empty() ? "defaults" : o.common.config, cfg.model.name, comm.size(),
@@ -512,7 +532,7 @@ int bench_checkpoint(const CheckpointOptions& o, dist::Communicator& comm) {
   SCORCH_CHECK(o.steps > 0 && o.checkpoints > 0, "bench checkpoint: --steps and --checkpoints must be positive");
   Config cfg = load_config(o.common.config, o.common.sets);
   const auto device = dist::choose_device(cfg.dist.device, comm);
-  const std::string synthetic_path = use_synthetic_data(cfg, o.synthetic, comm);
+  SyntheticData synthetic = use_synthetic_data(cfg, o.synthetic, comm);
   const std::string dir = o.common.workdir + "/scorch_bench_checkpoint";
   std::map<std::string, CheckpointFigures> figs;
   for (bool async : {false, true}) {
@@ -521,7 +541,7 @@ int bench_checkpoint(const CheckpointOptions& o, dist::Communicator& comm) {
     c.checkpoint.keep = 1;
     figs[async ? "async" : "sync"] = time_checkpoints(c, comm, device, dir + (async ? "/async" : "/sync"), o);
   }
-  remove_synthetic_data(synthetic_path, comm);
+  remove_synthetic_data(synthetic, comm);
   if (comm.rank() == 0) {
     // dd of the same size to the same folder, flushed to the disk like a checkpoint (fsync).
     const auto mb = std::max<int64_t>(1, (figs["sync"].bytes + (1 << 20) - 1) >> 20);

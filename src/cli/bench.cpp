@@ -81,19 +81,24 @@ class SyntheticData {
   SyntheticData(const SyntheticData&) = delete;
   SyntheticData& operator=(const SyntheticData&) = delete;
   SyntheticData& operator=(SyntheticData&&) = delete;
-  ~SyntheticData() {
-    std::error_code ec;
-    if (owner_ && !path_.empty()) fs::remove(path_, ec);
+  ~SyntheticData() { remove_now(); }
+  // Waits until no rank reads the data any more, then removes it. Collective.
+  void remove(dist::Communicator& comm) {
+    comm.barrier();
+    remove_now();
   }
 
  private:
+  void remove_now() {
+    std::error_code ec;
+    if (owner_ && !path_.empty()) fs::remove(path_, ec);
+    path_.clear();
+  }
   std::string path_;
   bool owner_;
 };
 
 SyntheticData use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicator& comm);
-// Waits until no rank reads the synthetic data any more, then removes it. Collective.
-void remove_synthetic_data(SyntheticData& data, dist::Communicator& comm);
 
 struct DataOptions {
   Common common;
@@ -193,7 +198,7 @@ int bench_data(const DataOptions& o, dist::Communicator& comm) {
     }
     fs::remove_all(dir);
   }
-  remove_synthetic_data(synthetic, comm);
+  synthetic.remove(comm);
   return 0;
 }
 
@@ -434,11 +439,6 @@ SyntheticData use_synthetic_data(Config& cfg, int64_t n_items, dist::Communicato
   return SyntheticData(synthetic_path, comm.local_rank() == 0);
 }
 
-void remove_synthetic_data(SyntheticData& data, dist::Communicator& comm) {
-  comm.barrier();  // nobody reads it any more
-  SyntheticData gone = std::move(data);  // removed here
-}
-
 int bench_train(const TrainOptions& o, dist::Communicator& comm) {
   SCORCH_CHECK(o.steps > 0 && o.warmup >= 0, "bench train: --steps must be positive");
   Config cfg = load_config(o.common.config, o.common.sets);
@@ -455,7 +455,7 @@ int bench_train(const TrainOptions& o, dist::Communicator& comm) {
     c.dist.overlap = false;
     off = time_training(c, comm, device, o);
   }
-  remove_synthetic_data(synthetic, comm);
+  synthetic.remove(comm);
   if (comm.rank() == 0) {
     fmt::print("# scorch bench train: {} ({}), {} ranks on {}, global batch {} ({} per rank{}), {}, {} threads\n",
                o.common.config.empty() ? "defaults" : o.common.config, cfg.model.name, comm.size(),
@@ -541,7 +541,7 @@ int bench_checkpoint(const CheckpointOptions& o, dist::Communicator& comm) {
     c.checkpoint.keep = 1;
     figs[async ? "async" : "sync"] = time_checkpoints(c, comm, device, dir + (async ? "/async" : "/sync"), o);
   }
-  remove_synthetic_data(synthetic, comm);
+  synthetic.remove(comm);
   if (comm.rank() == 0) {
     // dd of the same size to the same folder, flushed to the disk like a checkpoint (fsync).
     const auto mb = std::max<int64_t>(1, (figs["sync"].bytes + (1 << 20) - 1) >> 20);

@@ -50,12 +50,26 @@ build_delayer() {
   echo "$bin"
 }
 
+# SIGKILLs everything in node $1's namespaces but the holder, which keeps the node "powered"
+# so that it can be entered again (a rerun, slurmd restarted); prints how many.
+kill_node() {
+  local holder pids
+  holder=$(cluster_holder "$1")
+  mapfile -t pids < <(cluster_node_pids "$1" | grep -vx "$holder")
+  ((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
+  echo "${#pids[@]}"
+}
+
+# The rule (mangle table) that sends a node's packets for the cluster network to nfq_delay;
+# --queue-bypass lets them pass whenever no program holds the queue.
+delay_rule=(POSTROUTING -o eth0 -d "$cluster_cidr" -j NFQUEUE --queue-num 0 --queue-bypass
+            -m comment --comment scorch_fault_delay)
+
 # Removes node $1's delay: its NFQUEUE rule first (packets then pass at once), then the
 # program, which accepts what it still holds as it stops.
 stop_delay() {
   local nd=$1 pidf=$cluster_dir/$1/delay.pid
-  while in_node "$nd" iptables -t mangle -D POSTROUTING -o eth0 -d "$cluster_cidr" \
-      -j NFQUEUE --queue-num 0 --queue-bypass -m comment --comment scorch_fault_delay 2>/dev/null; do :; done
+  while in_node "$nd" iptables -t mangle -D "${delay_rule[@]}" 2>/dev/null; do :; done
   if [[ -f $pidf ]]; then
     pkill -TERM -s "$(cat "$pidf")" 2>/dev/null || true
     rm -f "$pidf"
@@ -63,26 +77,17 @@ stop_delay() {
 }
 
 case $cmd in
-  kill)
-    # Everything in the node's namespaces but the holder, which keeps the node "powered"
-    # so that it can be entered again (a rerun, slurmd restarted by the test).
-    holder=$(cluster_holder "$node")
-    mapfile -t pids < <(cluster_node_pids "$node" | grep -vx "$holder")
-    ((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
-    echo "${#pids[@]}"
-    ;;
+  kill) kill_node "$node" ;;
   restart)
-    holder=$(cluster_holder "$node")
-    mapfile -t pids < <(cluster_node_pids "$node" | grep -vx "$holder")
-    ((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
+    kill_node "$node" >/dev/null
     # A reboot empties the node's tmpfs: /tmp (where Slurm's PMIx plugin keeps each step's
     # directory: one left behind makes the requeued step, of the same name, fail to launch)
     # and /dev/shm.
     # -xdev: what up.sh mounted back into the node (a repository or folder under the host's /tmp)
     # is another file system and stays untouched.
-    nsenter --target "$holder" --mount -- find /tmp /dev/shm -xdev -mindepth 1 -delete 2>/dev/null || true
+    nsenter --target "$(cluster_holder "$node")" --mount -- find /tmp /dev/shm -xdev -mindepth 1 -delete 2>/dev/null || true
     rm -rf "${cluster_dir:?}/slurm/spool/$node"
-    "$(dirname "${BASH_SOURCE[0]}")/exec.sh" "$node" slurmd -f "$cluster_dir/slurm/slurm.conf"
+    "$here/exec.sh" "$node" slurmd -f "$cluster_dir/slurm/slurm.conf"
     ;;
   cut) ip link set "sc-$node" down ;;
   heal) ip link set "sc-$node" up ;;
@@ -114,8 +119,7 @@ case $cmd in
         for _ in $(seq 50); do grep -q '^nfq_delay: queue' "$cluster_dir/$nd/delay.log" && break; sleep 0.1; done
         grep -q '^nfq_delay: queue' "$cluster_dir/$nd/delay.log" \
           || cluster_die "fault.sh: the delay on $nd did not start: $(cat "$cluster_dir/$nd/delay.log")"
-        in_node "$nd" iptables -t mangle -A POSTROUTING -o eth0 -d "$cluster_cidr" \
-          -j NFQUEUE --queue-num 0 --queue-bypass -m comment --comment scorch_fault_delay
+        in_node "$nd" iptables -t mangle -A "${delay_rule[@]}"
       fi
       if [[ -n $loss ]]; then
         in_node "$nd" nft -f - <<NFT

@@ -106,8 +106,9 @@ std::string cudnn_version() {
 int64_t cuda_peak_allocated(const torch::Device& device) {
 #ifdef SCORCH_HAVE_CUDA
   if (!device.is_cuda()) return 0;
+  // Element 0 is StatType::AGGREGATE; the enum's namespace moved in 2.6 (see the header).
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
-  return stats.allocated_bytes[static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE)].peak;
+  return stats.allocated_bytes[0].peak;
 #else
   (void)device;
   return 0;

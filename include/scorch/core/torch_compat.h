@@ -1,9 +1,46 @@
 // Every difference between the LibTorch versions scorch builds against (Debian's 1.13 CPU
 // build, a CUDA LibTorch 2.x from a PyTorch install) lives behind these few functions, so
-// no other file tests TORCH_VERSION. What differs: the autocast setters (per-device-type
-// functions since 2.4), and the autograd hook that fires once a leaf's gradient has been
-// accumulated (a post hook on its AccumulateGrad node in both; 2.x adds methods this
-// interface does not need).
+// no other file tests TORCH_VERSION.
+//
+// Audit of every LibTorch API scorch uses, against PyTorch 2.x's C++ headers (read in the
+// pytorch/pytorch repository; no 2.x build exists on the CPU machine, so the first GPU lease
+// compiles it: jobs/gpu_check.sh). Differences, and what scorch does about them:
+//  - autocast (ATen/autocast_mode.h): is_enabled/set_enabled, is_cpu_enabled/...,
+//    get/set_autocast_gpu_dtype/cpu_dtype became per-device-type functions
+//    is_autocast_enabled(DeviceType), set_autocast_enabled, get/set_autocast_dtype in 2.4;
+//    the old ones are deprecated wrappers that warn. AutocastGuard picks by version.
+//    increment_nesting/decrement_nesting/clear_cache: unchanged.
+//  - CUDACachingAllocator (c10/cuda/CUDACachingAllocator.h): DeviceStats, Stat and StatType
+//    moved out of c10::cuda::CUDACachingAllocator into c10/core/CachingDeviceAllocator.h
+//    (2.6; StatType later into c10::CachingAllocator), with only DeviceStats re-exported;
+//    getDeviceStats takes c10::DeviceIndex since 2.3 (int before). cuda_peak_allocated uses
+//    getDeviceStats(index).allocated_bytes[0] (0 = StatType::AGGREGATE in every version) and
+//    names no moved type.
+//  - TF32 (ATen/Context.h): setAllowTF32CuBLAS/setAllowTF32CuDNN kept; 2.9 adds
+//    setFloat32Precision(backend, op, precision) beside them. set_tf32 uses the kept pair.
+//  - The gradient-accumulated hook (torch/csrc/autograd/function.h): Node::add_post_hook
+//    returning a uintptr_t key, del_post_hook(key), FunctionPostHook::operator()(outputs,
+//    inputs) and impl::grad_accumulator are unchanged; 2.x adds
+//    FunctionPostHook::compiled_args (compiled autograd only, has a default).
+// Checked and unchanged from 1.13 to 2.x (no wrapper needed):
+//  - at::make_generator<at::CPUGeneratorImpl>, at::detail::getDefaultCPUGenerator,
+//    Context::defaultGenerator(Device), Generator::clone/set_current_seed/get_state/set_state;
+//  - torch::jit::Pickler(writer, tensor_table, type_renamer, class_types, get_tensor_id,
+//    tag_aggregates), protocol/pushIValue/stop/tensorData; torch::jit::writeArchiveAndTensors;
+//    caffe2::serialize::PyTorchStreamWriter(writer_func) and writeEndOfFile,
+//    PyTorchStreamReader(path), hasRecord, getRecord -> (DataPtr, size);
+//  - torch::jit::load(path, device), jit::Module::define/register_parameter/save, IValue
+//    toTuple/toTupleRef().elements(), c10::impl::GenericList/GenericDict, Tuple::create;
+//  - c10::cuda::getStreamFromPool(bool isHighPriority, index) (2.x adds an int-priority
+//    overload; scorch passes a bool), getCurrentCUDAStream, CUDAGuard, at::cuda::CUDAEvent
+//    record/block/query, CUDACachingAllocator::recordStream(DataPtr, stream),
+//    at::cuda::getDeviceProperties, torch::cuda::synchronize/is_available/device_count;
+//  - at::detail::getCUDAHooks().versionCuDNN() and Context::hasCuDNN();
+//  - ATen/record_function.h (the FLOP counter, core/flops.h): RecordFunctionCallback(start,
+//    end), needsInputs, addThreadLocalCallback, removeCallback, RecordFunction::name() as
+//    const char*, inputs() as ArrayRef<const IValue>.
+// Build: PyTorch wheels since 2.7 use the C++11 ABI, like Debian's fmt, spdlog and Boost;
+// older wheels (ABI 0) cannot link them (CMake stops with a message, see CMakeLists.txt).
 #pragma once
 #include <torch/torch.h>
 

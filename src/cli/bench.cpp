@@ -12,6 +12,7 @@
 //              step-time breakdown.
 #include <ATen/CPUGeneratorImpl.h>
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -33,6 +34,7 @@
 #include "scorch/core/torch_compat.h"
 #include "scorch/data/dataset.h"
 #include "scorch/data/source.h"
+#include "scorch/io/files.h"
 #include "scorch/io/tensorboard.h"
 #include "scorch/dist/backend.h"
 #include "scorch/dist/sharding.h"
@@ -202,11 +204,39 @@ int bench_data(const DataOptions& o, dist::Communicator& comm) {
   return 0;
 }
 
+// ---------------------------------------------------------------- figures for tools
+// --json FILE: the figures of a bench as one JSON object (written atomically by rank 0), for
+// scripts such as jobs/gpu_check.sh that collect them into a report.
+void write_figures(const std::string& path, const nlohmann::json& j, const dist::Communicator& comm) {
+  if (path.empty() || comm.rank() != 0) return;
+  io::write_text_atomically(path, j.dump(2) + "\n");
+}
+
+// The dense bf16 tensor-core peak (TFLOP/s) of the GPU `device` is, when known (H100/H200:
+// about 790, ../shared/GPU.md), else 0: model FLOPs utilisation is printed only against a
+// stated peak (--peak-tflops overrides).
+double known_peak_tflops(const torch::Device& device) {
+  if (!device.is_cuda()) return 0;
+  const std::string name = dist::describe_device(device);
+  return name.find("H100") != std::string::npos || name.find("H200") != std::string::npos ? 790.0 : 0.0;
+}
+
+// Model FLOPs per image of the job's network (forward, 2 per multiply-add; core/flops.h),
+// counted once on `device` from the layer shapes.
+int64_t model_flops_per_image(const Config& cfg, const torch::Device& device) {
+  auto net = models::make_model(cfg);
+  net->to(device);
+  net->eval();
+  return models::forward_flops_per_item(*net, cfg, device, 1);
+}
+
 // ---------------------------------------------------------------- bench net
 struct NetOptions {
   Common common;
   int64_t batch = 8, steps = 5, warmup = 1;
-  std::string precision = "fp32";
+  std::string precision = "fp32", json;
+  bool channels_last = false;
+  double peak_tflops = 0;
 };
 
 int bench_net(const NetOptions& b, dist::Communicator& comm) {
@@ -218,12 +248,21 @@ int bench_net(const NetOptions& b, dist::Communicator& comm) {
   auto net = models::make_model(cfg);
   net->to(device);
   net->train();
-  if (device.is_cuda()) compat::set_tf32(cfg.training.tf32);
+  const bool image = cfg.is_image_data();
+  SCORCH_CHECK(!b.channels_last || image, "bench net: --channels-last needs image data (this job has points)");
+  if (b.channels_last) {
+    torch::NoGradGuard ng;
+    for (auto& p : net->parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+  // tf32: float32 storage, TF32 tensor-core matmuls and convolutions (CUDA only).
+  if (device.is_cuda()) compat::set_tf32(b.precision == "tf32");
   auto sde = sde::make_sde(cfg);
   sde->to(device);
   auto score = models::make_score_fn(*net, *sde, cfg.training.continuous);
   auto x0 = torch::rand(with_batch(b.batch, cfg.item_shape()), torch::TensorOptions().device(device));
   if (cfg.data.centered) x0 = x0 * 2 - 1;
+  if (b.channels_last) x0 = x0.contiguous(torch::MemoryFormat::ChannelsLast);
   const bool bf16 = b.precision == "bf16";
   auto step = [&] {
     auto t = torch::rand({b.batch}, x0.options()) * (sde->T() - losses::kTrainEps) + losses::kTrainEps;
@@ -240,18 +279,46 @@ int bench_net(const NetOptions& b, dist::Communicator& comm) {
   };
   for (int64_t i = 0; i < b.warmup; ++i) step();
   const double rss_before = peak_rss_mib();
+  std::vector<double> times;
   auto t0 = clock_type::now();
-  for (int64_t i = 0; i < b.steps; ++i) step();
+  for (int64_t i = 0; i < b.steps; ++i) {
+    auto s0 = clock_type::now();
+    step();
+    times.push_back(std::chrono::duration<double>(clock_type::now() - s0).count());
+  }
   const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  const int64_t flops = model_flops_per_image(cfg, device);
   if (comm.rank() == 0) {
     const double per_image = secs / static_cast<double>(b.steps * b.batch);
+    const double ips = 1.0 / per_image;
+    const double peak = b.peak_tflops > 0 ? b.peak_tflops : known_peak_tflops(device);
+    const double achieved = 3.0 * static_cast<double>(flops) * ips / 1e12;  // training: forward + 2x backward
+    const int64_t gpu_peak = compat::cuda_peak_allocated(device);
+    const std::string layout = b.precision + (b.channels_last ? "+channels_last" : "");
     fmt::print("bench: {} ({} parameters), batch {}, {} on {}, {} threads\n",
-               b.common.config.empty() ? "defaults" : b.common.config, models::count_parameters(*net), b.batch,
-               b.precision, dist::describe_device(device), torch::get_num_threads());
-    fmt::print("bench: forward+backward {:.3f} s/step, {:.1f} ms/image, {:.2f} images/s over {} steps\n",
-               secs / static_cast<double>(b.steps), per_image * 1e3, 1.0 / per_image, b.steps);
-    fmt::print("bench: peak RSS {:.0f} MiB (model built: +{:.0f} MiB, training steps: +{:.0f} MiB over the model)\n",
-               peak_rss_mib(), rss_before - rss_before_model, peak_rss_mib() - rss_before);
+               b.common.config.empty() ? "defaults" : b.common.config, models::count_parameters(*net), b.batch, layout,
+               dist::describe_device(device), torch::get_num_threads());
+    fmt::print("bench: forward+backward {:.3f} s/step (median {:.3f}), {:.1f} ms/image, {:.2f} images/s over {} steps\n",
+               secs / static_cast<double>(b.steps), median(times), per_image * 1e3, ips, b.steps);
+    fmt::print("bench: model FLOPs {:.3f} GFLOP/image forward (convolutions and matrix products, 2 per multiply-add; "
+               "training step = 3x): {:.2f} TFLOP/s{}\n",
+               static_cast<double>(flops) / 1e9, achieved,
+               peak > 0 ? fmt::format(", MFU {:.1f}% of {:.0f} TFLOP/s dense bf16", 100 * achieved / peak, peak) : "");
+    if (device.is_cuda()) {
+      fmt::print("bench: peak GPU memory {:.0f} MiB allocated (CUDA caching allocator)\n", gpu_peak / 1048576.0);
+    } else {
+      fmt::print("bench: peak RSS {:.0f} MiB (model built: +{:.0f} MiB, training steps: +{:.0f} MiB over the model)\n",
+                 peak_rss_mib(), rss_before - rss_before_model, peak_rss_mib() - rss_before);
+    }
+    write_figures(b.json,
+                  {{"bench", "net"}, {"config", b.common.config}, {"model", cfg.model.name},
+                   {"parameters", models::count_parameters(*net)}, {"batch", b.batch}, {"precision", b.precision},
+                   {"channels_last", b.channels_last}, {"device", dist::describe_device(device)},
+                   {"threads", torch::get_num_threads()}, {"steps", b.steps}, {"step_s_median", median(times)},
+                   {"images_per_s", ips}, {"forward_flops_per_image", flops}, {"train_tflops_per_s", achieved},
+                   {"peak_tflops", peak}, {"mfu", peak > 0 ? nlohmann::json(achieved / peak) : nlohmann::json()},
+                   {"peak_gpu_mib", gpu_peak / 1048576.0}, {"peak_rss_mib", peak_rss_mib()}},
+                  comm);
   }
   return 0;
 }
@@ -363,6 +430,8 @@ int bench_allreduce(const AllreduceOptions& o, dist::Communicator& comm) {
 struct TrainOptions {
   Common common;
   int64_t steps = 10, warmup = 2, synthetic = 0;
+  double peak_tflops = 0;
+  std::string json;
 };
 
 struct TrainFigures {
@@ -456,26 +525,50 @@ int bench_train(const TrainOptions& o, dist::Communicator& comm) {
     off = time_training(c, comm, device, o);
   }
   synthetic.remove(comm);
+  const int64_t flops = model_flops_per_image(cfg, device);
+  const int64_t gpu_peak = compat::cuda_peak_allocated(device);
   if (comm.rank() == 0) {
+    const std::string precision = cfg.training.precision + (cfg.training.channels_last ? "+channels_last" : "") +
+                                  (device.is_cuda() && cfg.training.precision == "fp32" && cfg.training.tf32 ? "(tf32)" : "");
     fmt::print("# scorch bench train: {} ({}), {} ranks on {}, global batch {} ({} per rank{}), {}, {} threads\n",
                o.common.config.empty() ? "defaults" : o.common.config, cfg.model.name, comm.size(),
                dist::describe_device(device), cfg.training.batch_size, cfg.training.batch_size / comm.size(),
                cfg.training.grad_accum > 1 ? fmt::format(" in {} micro-batches", cfg.training.grad_accum) : "",
-               cfg.training.precision + (cfg.training.channels_last ? "+channels_last" : ""), torch::get_num_threads());
+               precision, torch::get_num_threads());
     fmt::print("# {} timed steps after {} warm-up; breakdown = medians of a second pass with the phases timed\n",
                o.steps, o.warmup);
     fmt::print("{:<8} {:>10} {:>9} | {:>8} {:>8} {:>8} {:>9} {:>8} | {:>7} {:>9}\n", "overlap", "images/s", "step ms",
                "data", "forward", "backward", "comm exp", "opt+ema", "buckets", "in bwd");
+    nlohmann::json rows = nlohmann::json::object();
     for (const auto& [label, f] : {std::pair{"on", on}, std::pair{"off", off}}) {
       fmt::print("{:<8} {:>10.2f} {:>9.1f} | {:>8.1f} {:>8.1f} {:>8.1f} {:>9.1f} {:>8.1f} | {:>7} {:>9}\n", label,
                  f.images_per_s, f.step * 1e3, f.med.data * 1e3, f.med.forward * 1e3, f.med.backward * 1e3,
                  f.med.comm * 1e3, f.med.optimizer * 1e3, f.buckets, f.in_backward);
+      rows[label] = {{"images_per_s", f.images_per_s}, {"step_ms", f.step * 1e3},         {"data_ms", f.med.data * 1e3},
+                     {"forward_ms", f.med.forward * 1e3}, {"backward_ms", f.med.backward * 1e3},
+                     {"comm_exposed_ms", f.med.comm * 1e3}, {"optimizer_ema_ms", f.med.optimizer * 1e3},
+                     {"buckets", f.buckets}, {"buckets_in_backward", f.in_backward}};
     }
     const double share_on = on.med.comm / std::max(on.med.data + on.med.forward + on.med.backward + on.med.comm + on.med.optimizer, 1e-12);
     const double share_off = off.med.comm / std::max(off.med.data + off.med.forward + off.med.backward + off.med.comm + off.med.optimizer, 1e-12);
     fmt::print("# exposed communication share of the step: overlap on {:.1f}%, off {:.1f}%; overlap on/off throughput "
                "{:.3f}x\n",
                100 * share_on, 100 * share_off, on.images_per_s / off.images_per_s);
+    const double peak = o.peak_tflops > 0 ? o.peak_tflops : known_peak_tflops(device);
+    const double achieved = 3.0 * static_cast<double>(flops) * on.images_per_s / 1e12;
+    fmt::print("# model FLOPs {:.3f} GFLOP/image forward, training {:.2f} TFLOP/s{}{}\n", static_cast<double>(flops) / 1e9,
+               achieved, peak > 0 ? fmt::format(", MFU {:.1f}% of {:.0f} TFLOP/s", 100 * achieved / peak, peak) : "",
+               device.is_cuda() ? fmt::format("; peak GPU memory {:.0f} MiB", gpu_peak / 1048576.0) : "");
+    write_figures(o.json,
+                  {{"bench", "train"}, {"config", o.common.config}, {"model", cfg.model.name},
+                   {"ranks", comm.size()}, {"device", dist::describe_device(device)},
+                   {"global_batch", cfg.training.batch_size}, {"precision", precision},
+                   {"threads", torch::get_num_threads()}, {"overlap", rows},
+                   {"comm_share_on", share_on}, {"comm_share_off", share_off},
+                   {"forward_flops_per_image", flops}, {"train_tflops_per_s", achieved}, {"peak_tflops", peak},
+                   {"mfu", peak > 0 ? nlohmann::json(achieved / peak) : nlohmann::json()},
+                   {"peak_gpu_mib", gpu_peak / 1048576.0}},
+                  comm);
   }
   return 0;
 }
@@ -589,10 +682,16 @@ Command bench_command() {
     n->add_option("--batch", net->batch, "images per step")->capture_default_str();
     n->add_option("--steps", net->steps, "timed steps")->capture_default_str();
     n->add_option("--warmup", net->warmup, "untimed steps first")->capture_default_str();
-    n->add_option("--precision", net->precision, "fp32, or bf16 (autocast)")
-        ->check(CLI::IsMember({"fp32", "bf16"}))
+    n->add_option("--precision", net->precision, "fp32, tf32 (fp32 with TF32 tensor cores, CUDA), or bf16 (autocast)")
+        ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
         ->capture_default_str();
-    n->footer("The device is dist.device (--set dist.device=cuda).");
+    n->add_flag("--channels-last", net->channels_last, "channels-last (NHWC) weights and images");
+    n->add_option("--peak-tflops", net->peak_tflops,
+                  "the device's dense bf16 peak for model FLOPs utilisation (default: 790 on H100/H200, else none)");
+    n->add_option("--json", net->json, "also write the figures to this JSON file");
+    n->footer("The device is dist.device (--set dist.device=cuda). Model FLOPs are counted once from the layer "
+              "shapes (convolutions and matrix products, 2 per multiply-add); MFU = 3 x forward FLOPs x images/s / "
+              "peak.");
     auto* a = app.add_subcommand("allreduce", "all-reduce time and bandwidth per size and backend (like nccl-tests)");
     a->add_option("--min-bytes", ar->min_bytes, "smallest message (suffix K, M, G)")->capture_default_str();
     a->add_option("--max-bytes", ar->max_bytes, "largest message; sizes double from the smallest")
@@ -613,6 +712,8 @@ Command bench_command() {
     t->add_option("--synthetic", tr->synthetic,
                   "use N random images of the job's shape instead of data.path (default when data.path is empty)")
         ->capture_default_str();
+    t->add_option("--peak-tflops", tr->peak_tflops, "the device's dense bf16 peak for MFU (default: 790 on H100/H200)");
+    t->add_option("--json", tr->json, "also write the figures to this JSON file");
     t->footer("Writes nothing but a temporary synthetic dataset; use --set for dist.*, training.precision, "
               "training.channels_last, training.grad_accum.");
     auto* k = app.add_subcommand("checkpoint", "checkpoint write throughput (against dd) and training stall, sync vs async");

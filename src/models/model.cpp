@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "scorch/core/error.h"
+#include "scorch/core/flops.h"
 #include "scorch/core/names.h"
 #include "scorch/models/score_fn.h"
 #include "scorch/sde/variants.h"
@@ -20,6 +21,19 @@ ScoreNetPtr make_model(const Config& cfg) {
   if (name == "mlp") return std::make_shared<MLPImpl>(cfg);
   if (name == "analytic_gmm") SCORCH_THROW("model 'analytic_gmm' is an exact score, not a network");
   SCORCH_THROW("model '{}' not found (model.name): valid are {}", name, names::joined(names::models(), ", "));
+}
+
+int64_t forward_flops_per_item(ScoreNet& net, const Config& cfg, const torch::Device& device, int64_t batch) {
+  SCORCH_CHECK(batch > 0, "forward_flops_per_item: batch must be positive");
+  std::vector<int64_t> shape = cfg.item_shape();
+  shape.insert(shape.begin(), batch);
+  const auto opts = torch::TensorOptions().device(device);
+  torch::NoGradGuard no_grad;
+  auto x = torch::zeros(shape, opts);
+  auto level = torch::full({batch}, 0.5, opts);
+  FlopCounter counter;
+  net.forward(x, level);
+  return counter.total() / batch;
 }
 
 ScoreFn make_score_fn(ScoreNet& net, const sde::SDE& s, bool continuous, const torch::Tensor& class_labels) {

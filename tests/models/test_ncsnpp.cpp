@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "common.h"
+#include "scorch/core/flops.h"
 #include "scorch/io/checkpoint.h"
 #include "scorch/io/reference_checkpoint.h"
 #include "scorch/io/torch_pickle.h"
@@ -68,6 +69,72 @@ BOOST_AUTO_TEST_CASE(parameter_counts_equal_the_reference) {
     auto net = models::make_model(load_config(job(name), {}));
     BOOST_TEST(models::count_parameters(*net) == count, name);
   }
+}
+
+// The FLOP counter against the multiply-adds of each layer kind written out by hand.
+BOOST_AUTO_TEST_CASE(flop_counter_counts_each_layer_kind_exactly) {
+  torch::NoGradGuard ng;
+  auto x = torch::randn({2, 3, 16, 16});
+  auto count = [](const std::function<void()>& f) {
+    FlopCounter c;
+    f();
+    return c.total();
+  };
+  // 3x3 convolution, 3 -> 8 channels, padding 1: 2 x [2 images, 8, 16, 16] outputs x 3 x 9 products.
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 8, 3).padding(1));
+  BOOST_TEST(count([&] { conv(x); }) == 2 * 2 * 8 * 16 * 16 * 3 * 9);
+  // 4x4, stride 2, padding 1, no bias: outputs 8x8.
+  torch::nn::Conv2d down(torch::nn::Conv2dOptions(3, 6, 4).stride(2).padding(1).bias(false));
+  BOOST_TEST(count([&] { down(x); }) == 2 * 2 * 6 * 8 * 8 * 3 * 16);
+  // Grouped 4 -> 6 in 2 groups, 3x3 with dilation 2 (no padding): outputs 12x12, 2 inputs each.
+  torch::nn::Conv2d grouped(torch::nn::Conv2dOptions(4, 6, 3).groups(2).dilation(2));
+  auto x4 = torch::randn({1, 4, 16, 16});
+  BOOST_TEST(count([&] { grouped(x4); }) == 2 * 1 * 6 * 12 * 12 * 2 * 9);
+  // Transposed 3 -> 5, 4x4 stride 2: every input element times 5 x 16 weights.
+  torch::nn::ConvTranspose2d up(torch::nn::ConvTranspose2dOptions(3, 5, 4).stride(2).padding(1));
+  BOOST_TEST(count([&] { up(x); }) == 2 * 2 * 3 * 16 * 16 * 5 * 16);
+  // Linear on [4,10] and [2,5,10] -> 20, attention-style bmm [2,3,4] x [2,4,5].
+  torch::nn::Linear lin(10, 20);
+  BOOST_TEST(count([&] { lin(torch::randn({4, 10})); }) == 2 * 4 * 10 * 20);
+  BOOST_TEST(count([&] { lin(torch::randn({2, 5, 10})); }) == 2 * 10 * 10 * 20);
+  BOOST_TEST(count([&] { torch::bmm(torch::randn({2, 3, 4}), torch::randn({2, 4, 5})); }) == 2 * 2 * 3 * 4 * 5);
+  // Element-wise work counts nothing; the counter stops with its scope.
+  BOOST_TEST(count([&] { (x * 2 + 1).relu(); }) == 0);
+  BOOST_TEST(count([] {}) == 0);
+}
+
+// A network's FLOPs per image do not depend on the batch; DDPM++ at twice the width costs
+// exactly 2x in attention (q^T k and the weighted sum are linear in the channels) and just
+// under 4x in convolutions and linear layers (twice the inputs and twice the outputs, but
+// the first and last convolutions have 3 image channels on one side).
+BOOST_AUTO_TEST_CASE(network_flops_per_image_scale_with_width_not_batch) {
+  Config cfg = load_config(job("cifar10_vp_ddpmpp_continuous"), {"model.nf=16", "model.num_res_blocks=1"});
+  auto flops = [&](int64_t nf) {
+    cfg.model.nf = nf;
+    auto net = models::make_model(cfg);
+    net->eval();
+    torch::NoGradGuard ng;
+    FlopCounter c;
+    net->forward(torch::zeros({1, 3, 32, 32}), torch::full({1}, 0.5));
+    return c.by_op();
+  };
+  auto narrow = flops(16), wide = flops(32);
+  BOOST_TEST(narrow.at("aten::bmm") > 0);
+  BOOST_TEST(wide.at("aten::bmm") == 2 * narrow.at("aten::bmm"));
+  const double conv = static_cast<double>(wide.at("aten::convolution")) / narrow.at("aten::convolution");
+  const double linear = static_cast<double>(wide.at("aten::addmm")) / narrow.at("aten::addmm");
+  BOOST_TEST_INFO("convolutions x" << conv << ", linear x" << linear);
+  BOOST_TEST(conv > 3.95);
+  BOOST_TEST(conv < 4.0);
+  BOOST_TEST(linear == 4.0);
+  cfg.model.nf = 16;
+  auto net = models::make_model(cfg);
+  net->eval();
+  const int64_t one = models::forward_flops_per_item(*net, cfg, torch::kCPU, 1);
+  int64_t sum = 0;
+  for (const auto& [op, f] : narrow) sum += f;
+  BOOST_TEST(one == sum);
+  BOOST_TEST(models::forward_flops_per_item(*net, cfg, torch::kCPU, 3) == one);
 }
 
 BOOST_AUTO_TEST_CASE(fir_resampling_equals_its_direct_definition) {

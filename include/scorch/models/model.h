@@ -36,6 +36,11 @@ ScoreNetPtr make_model(const Config& cfg);
 // Every parameter, trainable or not (the fixed Fourier W counts, as in the reference).
 int64_t count_parameters(const torch::nn::Module& m);
 
+// FLOPs of one forward pass per item (core/flops.h: convolutions and matrix products, 2 per
+// multiply-add), counted on a batch of `batch` items of the job's shape on `device` without
+// gradients. A training step costs about 3x this per image (backward: 2x forward).
+int64_t forward_flops_per_item(ScoreNet& net, const Config& cfg, const torch::Device& device, int64_t batch = 1);
+
 // Tensors by module path ("down0_res0.conv0.weight"), as checkpoints store them.
 using TensorMap = std::map<std::string, torch::Tensor>;
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;

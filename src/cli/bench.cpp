@@ -1,7 +1,8 @@
 // `scorch bench`: measurements users run on their own machines, each printing its figures
 // side by side from one run.
 //   net        forward+backward of a job's network on the DSM loss (no optimizer, no
-//              communication): time per image and peak memory, fp32 or bf16 autocast.
+//              communication): time per image, model FLOPs and MFU, peak memory; fp32,
+//              tf32 or bf16 autocast, optionally channels-last.
 //   allreduce  like nccl-tests' all_reduce_perf: sizes from --min-bytes to --max-bytes
 //              (x2), time, algorithm and bus bandwidth for each backend, beside a plain
 //              MPI_Allreduce loop; inputs are crafted so that every reduced value is exactly
@@ -10,7 +11,13 @@
 //   train      whole training steps of a job (data, forward, backward, exposed
 //              communication, optimizer + EMA) with overlap on and off: images/s and the
 //              step-time breakdown.
+//   sample     samplers (PC, fast solvers, RK45) on the job's network with random weights:
+//              images/s, NFE and time per score evaluation.
+//   eval       bits/dim of a batch and FID-statistics extraction through a feature network,
+//              on random images: images/s.
+// net, train, sample and eval take --json FILE for tools (jobs/gpu_check.sh reads them).
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/script.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -24,6 +31,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <numeric>
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
@@ -34,6 +42,10 @@
 #include "scorch/core/torch_compat.h"
 #include "scorch/data/dataset.h"
 #include "scorch/data/source.h"
+#include "scorch/eval/feature_net.h"
+#include "scorch/eval/features.h"
+#include "scorch/likelihood/likelihood.h"
+#include "scorch/sampling/sampler.h"
 #include "scorch/io/files.h"
 #include "scorch/io/tensorboard.h"
 #include "scorch/dist/backend.h"
@@ -662,6 +674,214 @@ int bench_checkpoint(const CheckpointOptions& o, dist::Communicator& comm) {
   return 0;
 }
 
+// ---------------------------------------------------------------- bench sample
+struct SampleOptions {
+  Common common;
+  int64_t batch = 16, max_steps = 0;
+  std::string methods, precision = "fp32", json;
+};
+
+// Thrown from the progress callback once --max-steps steps are timed.
+struct EnoughSteps {};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : s + ",") {
+    if (ch == ',') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else if (ch != ' ') {
+      cur += ch;
+    }
+  }
+  return out;
+}
+
+int bench_sample(const SampleOptions& o, dist::Communicator& comm) {
+  SCORCH_CHECK(o.batch > 0 && o.max_steps >= 0, "bench sample: --batch must be positive, --max-steps >= 0");
+  Config cfg = load_config(o.common.config, o.common.sets);
+  const auto device = dist::choose_device(cfg.dist.device, comm);
+  torch::manual_seed(static_cast<uint64_t>(cfg.seed));
+  auto net = models::make_model(cfg);
+  net->to(device);
+  net->eval();
+  if (device.is_cuda()) compat::set_tf32(o.precision == "tf32");
+  auto sde = sde::make_sde(cfg);
+  sde->to(device);
+  auto base = models::make_score_fn(*net, *sde, cfg.training.continuous);
+  int64_t calls = 0;
+  models::ScoreFn counted = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    ++calls;
+    return base(x, t);
+  };
+  const auto methods = o.methods.empty() ? std::vector<std::string>{cfg.sampling.method} : split_list(o.methods);
+  const auto shape = with_batch(o.batch, cfg.item_shape());
+  if (comm.rank() == 0) {
+    fmt::print("# scorch bench sample: {} ({}, {} parameters, random weights), batch {}, {} on {}\n",
+               o.common.config.empty() ? "defaults" : o.common.config, cfg.model.name, models::count_parameters(*net),
+               o.batch, o.precision, dist::describe_device(device));
+    fmt::print("# images/s of the whole sampler; with --max-steps K a longer schedule is timed over its first K steps "
+               "(median step after the first) and scaled to all its steps\n");
+    fmt::print("{:<34} {:>7} {:>7} {:>10} {:>10} {:>11} {:>9}\n", "sampler", "steps", "timed", "NFE/item", "s/batch",
+               "images/s", "ms/NFE");
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& m : methods) {
+    Config c = cfg;
+    c.sampling.method = m;
+    std::vector<clock_type::time_point> stamps;
+    int64_t total = 0;
+    sampling::Progress progress = [&](int64_t done, int64_t of) {
+      if (device.is_cuda()) torch::cuda::synchronize();
+      stamps.push_back(clock_type::now());
+      total = of;
+      if (o.max_steps > 0 && done >= o.max_steps && done < of) throw EnoughSteps{};
+    };
+    torch::NoGradGuard no_grad;
+    sampling::Noise noise(make_generator(device, static_cast<uint64_t>(cfg.eval.seed)));
+    calls = 0;
+    comm.barrier();
+    const auto t0 = clock_type::now();
+    bool whole = true;
+    int64_t nfe = 0;
+    try {
+      nfe = sampling::sample(c, *sde, counted, shape, noise, progress).nfe;
+    } catch (const EnoughSteps&) {
+      whole = false;
+    }
+    if (device.is_cuda()) torch::cuda::synchronize();
+    double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+    const int64_t timed = static_cast<int64_t>(stamps.size());
+    if (!whole) {
+      std::vector<double> steps;
+      for (size_t i = 1; i < stamps.size(); ++i) steps.push_back(std::chrono::duration<double>(stamps[i] - stamps[i - 1]).count());
+      secs = median(steps) * static_cast<double>(total);
+      nfe = calls * total / std::max<int64_t>(timed, 1);
+    }
+    secs = slowest(comm, secs);
+    const std::string name = sampling::short_name(c);
+    const double ips = static_cast<double>(o.batch) / secs;
+    if (comm.rank() == 0) {
+      fmt::print("{:<34} {:>7} {:>7} {:>10} {:>10.2f} {:>11.2f} {:>9.2f}\n", name, total > 0 ? fmt::format("{}", total) : "adaptive",
+                 whole ? "all" : fmt::format("{}", timed), nfe, secs, ips, nfe > 0 ? secs / static_cast<double>(nfe) * 1e3 : 0.0);
+    }
+    rows.push_back({{"sampler", name}, {"method", m}, {"steps", total}, {"timed_steps", whole ? total : timed},
+                    {"extrapolated", !whole}, {"nfe_per_item", nfe}, {"seconds_per_batch", secs}, {"images_per_s", ips}});
+  }
+  write_figures(o.json,
+                {{"bench", "sample"}, {"config", o.common.config}, {"model", cfg.model.name},
+                 {"parameters", models::count_parameters(*net)}, {"batch", o.batch}, {"precision", o.precision},
+                 {"device", dist::describe_device(device)}, {"samplers", rows},
+                 {"peak_gpu_mib", compat::cuda_peak_allocated(device) / 1048576.0}},
+                comm);
+  return 0;
+}
+
+// ---------------------------------------------------------------- bench eval
+struct EvalOptions {
+  Common common;
+  int64_t bpd_images = 64, fid_images = 10000, batch = 256;
+  std::string feature_net, json;
+};
+
+// A small random TorchScript feature network (two strided convolutions, ReLU, spatial mean;
+// 192 features and 10 logits) for timing feature extraction when no real one is given.
+std::string write_random_feature_net(const fs::path& dir) {
+  torch::jit::Module m("RandomFeatures");
+  auto g = at::make_generator<at::CPUGeneratorImpl>(11);
+  m.register_parameter("w1", torch::randn({64, 3, 3, 3}, g) * 0.2, false);
+  m.register_parameter("w2", torch::randn({192, 64, 3, 3}, g) * 0.05, false);
+  m.register_parameter("v", torch::randn({10, 192}, g) * 0.1, false);
+  m.define(R"(
+def forward(self, x):
+    h = torch.relu(torch.conv2d(x, self.w1, None, [2, 2], [1, 1]))
+    h = torch.relu(torch.conv2d(h, self.w2, None, [2, 2], [1, 1]))
+    f = torch.mean(h, [2, 3])
+    return (f, torch.matmul(f, self.v.t()))
+)");
+  const auto path = (dir / "random_features.pt").string();
+  m.save(path);
+  return path;
+}
+
+int bench_eval(const EvalOptions& o, dist::Communicator& comm) {
+  SCORCH_CHECK(o.bpd_images >= 0 && o.fid_images >= 0 && o.batch > 0, "bench eval: image counts >= 0, --batch > 0");
+  Config cfg = load_config(o.common.config, o.common.sets);
+  SCORCH_CHECK(cfg.is_image_data(), "bench eval: needs an image job");
+  const auto device = dist::choose_device(cfg.dist.device, comm);
+  const auto tmp = fs::temp_directory_path() / fmt::format("scorch_bench_eval_{}_{}", getpid(), comm.rank());
+  fs::create_directories(tmp);
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+  } cleanup{tmp};
+  const auto item = cfg.item_shape();
+  const int64_t D = std::accumulate(item.begin(), item.end(), int64_t{1}, std::multiplies<int64_t>());
+  // Random uint8 images of the job's shape, made on the CPU (as a data set would arrive).
+  auto images = [&](int64_t begin, int64_t count) {
+    auto g = at::make_generator<at::CPUGeneratorImpl>(1000 + static_cast<uint64_t>(begin));
+    return torch::randint(0, 256, {count, cfg.data.image_size, cfg.data.image_size, cfg.data.num_channels}, g,
+                          torch::kInt64).to(torch::kUInt8);
+  };
+  nlohmann::json j{{"bench", "eval"}, {"config", o.common.config}, {"device", dist::describe_device(device)}};
+  if (comm.rank() == 0)
+    fmt::print("# scorch bench eval: {} on {}, {} ranks, random images of shape [{}]\n",
+               o.common.config.empty() ? "defaults" : o.common.config, dist::describe_device(device), comm.size(),
+               fmt::join(item, ","));
+  if (o.bpd_images > 0) {
+    torch::manual_seed(static_cast<uint64_t>(cfg.seed));
+    auto net = models::make_model(cfg);
+    net->to(device);
+    net->eval();
+    auto sde = sde::make_sde(cfg);
+    sde->to(device);
+    auto score = models::make_score_fn(*net, *sde, cfg.training.continuous);
+    auto gen = make_generator(device, 5);
+    const auto on = torch::TensorOptions().device(device);
+    auto x = data::scale(data::images_to_unit(images(0, o.bpd_images).to(device),
+                                              torch::rand(with_batch(o.bpd_images, item), gen, on.dtype(torch::kFloat32))),
+                         cfg.data.centered);
+    auto e = likelihood::rademacher(with_batch(o.bpd_images, item), gen);
+    comm.barrier();
+    const auto t0 = clock_type::now();
+    auto res = likelihood::logp_ode(score, *sde, x, e, {cfg.eval.rtol, cfg.eval.atol});
+    if (device.is_cuda()) torch::cuda::synchronize();
+    const double secs = slowest(comm, std::chrono::duration<double>(clock_type::now() - t0).count());
+    const double bpd = likelihood::bits_per_dim(res.logp, D, cfg.data.centered ? 7.0 : 8.0).mean().item<double>();
+    if (comm.rank() == 0)
+      fmt::print("bits/dim: {} images in one batch, {} drift evaluations (forward + vector-Jacobian product), {:.2f} s, "
+                 "{:.2f} images/s (mean {:.3f} bits/dim of a random network on random images)\n",
+                 o.bpd_images, res.nfe, secs, o.bpd_images / secs, bpd);
+    j["bpd"] = {{"images", o.bpd_images}, {"nfe", res.nfe}, {"seconds", secs}, {"images_per_s", o.bpd_images / secs},
+                {"bits_per_dim", bpd}, {"rtol", cfg.eval.rtol}, {"atol", cfg.eval.atol}};
+  }
+  if (o.fid_images > 0) {
+    const std::string path = o.feature_net.empty() ? write_random_feature_net(tmp) : o.feature_net;
+    auto fnet = eval::load_feature_net(path, device);
+    comm.barrier();
+    const auto t0 = clock_type::now();
+    auto feats = eval::compute_features(comm, *fnet, device, o.fid_images, o.batch, (tmp / "features").string(),
+                                        "dynamic", [&](int64_t begin, int64_t count) {
+                                          auto x = data::images_to_unit(images(begin, count));
+                                          return x.size(1) == 1 ? x.repeat({1, 3, 1, 1}) : x;
+                                        });
+    const double secs = slowest(comm, std::chrono::duration<double>(clock_type::now() - t0).count());
+    if (comm.rank() == 0)
+      fmt::print("FID statistics: {} images through {} ({} features), batch {}, {:.2f} s, {:.1f} images/s (moments over "
+                 "{} images)\n",
+                 o.fid_images, fnet->describe(), feats.dim, o.batch, secs, o.fid_images / secs, feats.moments.n);
+    j["fid_stats"] = {{"images", o.fid_images}, {"feature_net", fnet->describe()}, {"features", feats.dim},
+                      {"batch", o.batch}, {"seconds", secs}, {"images_per_s", o.fid_images / secs}};
+  }
+  j["peak_gpu_mib"] = compat::cuda_peak_allocated(device) / 1048576.0;
+  write_figures(o.json, j, comm);
+  return 0;
+}
+
 }  // namespace
 
 Command bench_command() {
@@ -670,11 +890,14 @@ Command bench_command() {
   auto tr = std::make_shared<TrainOptions>();
   auto ck = std::make_shared<CheckpointOptions>();
   auto da = std::make_shared<DataOptions>();
-  auto apps = std::make_shared<std::array<CLI::App*, 5>>();
+  auto sa = std::make_shared<SampleOptions>();
+  auto ev = std::make_shared<EvalOptions>();
+  auto apps = std::make_shared<std::array<CLI::App*, 7>>();
   Command c;
   c.name = "bench";
   c.help = "benchmarks: net (forward+backward of a network), allreduce (collectives), train (whole training steps), "
-             "checkpoint (write throughput and training stall), data (the loader per data.source)";
+             "checkpoint (write throughput and training stall), data (the loader per data.source), sample "
+             "(samplers), eval (bits/dim and FID-statistics throughput)";
   c.declare = [=](CLI::App& app) {
     app.require_subcommand(1);
     auto* n = app.add_subcommand("net", "forward+backward time per image and peak memory of a job's network (DSM loss)");
@@ -737,13 +960,39 @@ Command bench_command() {
         ->capture_default_str();
     dd->footer("Each rank reads its share of training.batch_size per step through the prefetch thread, as training "
                "does on a CPU; run it twice to measure from a warm page cache.");
-    *apps = {n, a, t, k, dd};
+    auto* sm = app.add_subcommand("sample", "images/s, NFE and time per score evaluation of samplers on a job's network");
+    add_common(*sm, sa->common, false);
+    sm->add_option("--batch", sa->batch, "images per batch")->capture_default_str();
+    sm->add_option("--method", sa->methods, "comma-separated sampling.method values (default: the job's)");
+    sm->add_option("--max-steps", sa->max_steps,
+                   "time a longer schedule over its first K steps and scale to all its steps (0: run all)")
+        ->capture_default_str();
+    sm->add_option("--precision", sa->precision, "fp32, or tf32 (TF32 tensor cores, CUDA)")
+        ->check(CLI::IsMember({"fp32", "tf32"}))
+        ->capture_default_str();
+    sm->add_option("--json", sa->json, "also write the figures to this JSON file");
+    sm->footer("The network has random weights (no checkpoint needed): step counts and times are those of a trained "
+               "network, but an adaptive solver's (ode) NFE is not. Set sampler keys with --set sampling.*, "
+               "e.g. --set model.num_scales=1000 --set sampling.steps=20.");
+    auto* e = app.add_subcommand("eval", "bits/dim and FID-statistics throughput on random images of a job's shape");
+    add_common(*e, ev->common, false);
+    e->add_option("--bpd-images", ev->bpd_images, "images in the bits/dim batch (0: skip)")->capture_default_str();
+    e->add_option("--fid-images", ev->fid_images, "images through the feature network (0: skip)")->capture_default_str();
+    e->add_option("--batch", ev->batch, "feature-extraction batch")->capture_default_str();
+    e->add_option("--feature-net", ev->feature_net,
+                  "TorchScript feature network (default: a small random one written to a temporary folder)");
+    e->add_option("--json", ev->json, "also write the figures to this JSON file");
+    e->footer("bits/dim through the probability-flow ODE (eval.rtol, eval.atol) with a random network; features "
+              "through the farm into a temporary cache, removed afterwards.");
+    *apps = {n, a, t, k, dd, sm, e};
   };
   c.run = [=](dist::Communicator& comm) {
     if (*(*apps)[0]) return bench_net(*net, comm);
     if (*(*apps)[1]) return bench_allreduce(*ar, comm);
     if (*(*apps)[3]) return bench_checkpoint(*ck, comm);
     if (*(*apps)[4]) return bench_data(*da, comm);
+    if (*(*apps)[5]) return bench_sample(*sa, comm);
+    if (*(*apps)[6]) return bench_eval(*ev, comm);
     return bench_train(*tr, comm);
   };
   return c;

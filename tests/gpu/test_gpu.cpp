@@ -33,13 +33,14 @@ BOOST_AUTO_TEST_CASE(gpu_training_follows_cpu_training) {
   Config cfg = test::tiny_image_config(d / "img.h5", 64);
   cfg.model.dropout = 0.0;
   cfg.training.tf32 = false;
+  // 20 steps in fp32 (TF32 off): the parameters agree to 1e-3 (float32 reductions differ in order).
   train::Trainer cpu(cfg, *self, d / "cpu", torch::kCPU);
-  cpu.run(4);
+  cpu.run(20);
   train::Trainer gpu(cfg, *self, d / "gpu", kGpu);
-  gpu.run(4);
+  gpu.run(20);
   BOOST_TEST(gpu.trainable().front().second.is_cuda());
   const double diff = max_diff(cpu.trainable(), gpu.trainable());
-  BOOST_TEST_INFO("max |gpu - cpu| = " << diff);
+  BOOST_TEST_MESSAGE("max |gpu - cpu| over the parameters after 20 steps = " << diff << " (tolerance 1e-3)");
   BOOST_TEST(diff < 1e-3);
 }
 

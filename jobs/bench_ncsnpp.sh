@@ -11,7 +11,7 @@ THREADS=${THREADS:-$(nproc)}
 run() {  # job device precision batch -> "ms/image images/s peakMiB"
   build/scorch --threads "$THREADS" bench net --config "jobs/$1.toml" --set dist.device="$2" --precision "$3" --batch "$4" \
     --steps "$STEPS" --warmup 1 2>/dev/null |
-    awk '/forward\+backward/ {ms=$5; ips=$7} /peak RSS/ {rss=$4} END {print ms, ips, rss}'
+    awk '/forward\+backward/ {ms=$7; ips=$9} /peak RSS/ {rss=$4} END {print ms, ips, rss}'
 }
 printf "%-34s %-6s %-5s %6s %10s %10s %10s\n" job device prec batch ms/image images/s peakMiB
 for job in cifar10_vp_ddpmpp_continuous cifar10_ve_ncsnpp_continuous; do

@@ -201,7 +201,7 @@ build_targets() {
 st_build_core() {
   local targets=(scorch scorch_gpu_tests)
   ((LIGHT)) && targets=()
-  if ((REHEARSE)) && ninja -C "$BUILD" -t targets all 2>/dev/null | grep -q '^scorch_cuda_compile_check:'; then
+  if ((REHEARSE)) && [[ $(ninja -C "$BUILD" -t targets all 2>/dev/null) == *$'\n'scorch_cuda_compile_check:* ]]; then
     targets+=(scorch_cuda_compile_check)
   fi
   ((${#targets[@]})) || { echo "nothing to build"; return 0; }

@@ -46,11 +46,11 @@ r = json.load(open(sys.argv[1]))
 f = r["figures"][sys.argv[2]]
 assert f.get("images_per_s", 0) > 0 or f.get("samplers") or f.get("bpd") or f.get("overlap"), f' "$R" "$f" || fail "figure $f missing from report.json"
 done
-tar -tzf "$TMP/a/logs.tar.gz" | grep -q "report.md" || fail "logs.tar.gz lacks the report"
+[[ $(tar -tzf "$TMP/a/logs.tar.gz") == *report.md* ]] || fail "logs.tar.gz lacks the report"
 echo "rehearsal: $(stage_field "$R" build-core seconds) s build, total $(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["total_s"])' "$R") s"
 
 echo "== 2. planted compile errors and a stage over its limit"
-if ! ninja -C "$ROOT/build-gpu-rehearsal" -t targets all 2>/dev/null | grep -q '^scorch_cuda_compile_check:'; then
+if [[ $(ninja -C "$ROOT/build-gpu-rehearsal" -t targets all 2>/dev/null) != *$'\n'scorch_cuda_compile_check:* ]]; then
   echo "no CUDA toolkit and nccl.h here: the CUDA-only sources are not compiled, part 2 is skipped"
   exit 0
 fi

@@ -14,8 +14,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TMP=$(mktemp -d /tmp/scorch_gpu_check_XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
-if ! compgen -G "$ROOT/third_party/debs/*.deb" >/dev/null || ! bash "$ROOT/jobs/gpu_deps.sh" fetch > "$TMP/fetch.log" 2>&1; then
-  bash "$ROOT/jobs/gpu_deps.sh" fetch > "$TMP/fetch.log" 2>&1 || { tail -3 "$TMP/fetch.log"; echo "cannot fetch the .deb files"; exit 77; }
+if ! bash "$ROOT/jobs/gpu_deps.sh" fetch > "$TMP/fetch.log" 2>&1; then
+  # A machine whose packages were all installed may have no package lists yet.
+  { apt-get update -qq && bash "$ROOT/jobs/gpu_deps.sh" fetch; } > "$TMP/fetch.log" 2>&1 ||
+    { tail -3 "$TMP/fetch.log"; echo "cannot fetch the .deb files (apt-get download)"; exit 77; }
 fi
 
 # stage_field REPORT STAGE FIELD: a stage's field from report.json (read with Python's json).

@@ -5,7 +5,8 @@
 #  2. on a copy with compile errors planted in two CUDA-only files and one stage given a
 #     3-second limit: the build stage fails naming both files (ninja -k 0 lists every error),
 #     the stages after it still run, the stage over its limit is killed and reported as a
-#     timeout, and the stage after that runs too.
+#     timeout, and the stage after that runs too: the dependency check, which must name the
+#     package (nlohmann-json3-dev) taken out of the copy's carried list.
 # Needs the carried .deb files (fetched with apt-get download when missing; skipped, exit 77,
 # when they cannot be).
 set -euo pipefail
@@ -62,6 +63,8 @@ git -C "$ROOT" ls-files -z | tar -C "$ROOT" --null -T - -cf - | tar -C "$COPY" -
 ln -s "$ROOT/third_party/debs" "$COPY/third_party/debs"
 echo 'static_assert(false, "planted in nccl_communicator");' >> "$COPY/src/dist/nccl_communicator.cpp"
 echo 'int planted_error_in_torch_compat = undefined_name;' >> "$COPY/src/core/torch_compat.cpp"
+# And a carried package taken out of the list: the dependency check must name it.
+sed -i 's/ nlohmann-json3-dev//' "$COPY/jobs/gpu_deps.sh"
 rc=0
 bash "$COPY/jobs/gpu_check.sh" --rehearse --light --bin-build "$BUILD" --out "$TMP/b" \
   --only environment,unpack,configure,build-core,net,cpu-tests,dependencies --limit cpu-tests=3 || rc=$?
@@ -76,7 +79,9 @@ grep -q "undefined_name" "$TMP"/b/logs/*_build-core.log || fail "the build log l
 [[ $(stage_field "$R" cpu-tests status) == timeout ]] || fail "cpu-tests with a 3 s limit: $(stage_field "$R" cpu-tests status)"
 secs=$(stage_field "$R" cpu-tests seconds)
 /usr/bin/python3 -c "import sys; sys.exit(0 if float('$secs') < 10 else 1)" || fail "cpu-tests ran $secs s past its 3 s limit"
-[[ $(stage_field "$R" dependencies status) == passed ]] || fail "the stage after the timeout: $(stage_field "$R" dependencies status)"
+[[ $(stage_field "$R" dependencies status) == failed ]] || fail "the stage after the timeout: $(stage_field "$R" dependencies status)"
+[[ $(stage_field "$R" dependencies note) == *nlohmann-json3-dev* ]] ||
+  fail "the dependency check does not name the package left out: $(stage_field "$R" dependencies note)"
 grep -q "| cpu-tests | timeout |" "$TMP/b/report.md" || fail "report.md does not show the timeout"
 pgrep -f "$COPY" >/dev/null && fail "processes of the timed-out stage are still running"
 echo "PASS: gpu_check rehearsal"

@@ -190,9 +190,8 @@ build_targets() {
   source "$ROOT/third_party/env.sh"
   local rc=0
   ninja -C "$BUILD" -k 0 -j"$NPROC" "$@" || rc=$?
-  local log errors files
+  local log files
   log=$STAGE_LOG
-  errors=$(grep -c ' error: \|^FAILED: ' "$log" || true)
   files=$(grep -o '^FAILED: [^ ]*' "$log" | sed 's/^FAILED: //; s|.*/\([^/]*\)\.o$|\1|' | sort -u | paste -sd' ' - || true)
   if ((rc)); then summary "$(grep -c '^FAILED: ' "$log") targets failed: $files ($(grep -c ' error: ' "$log") errors)"
   else summary "built $*"; fi

@@ -233,14 +233,37 @@ double known_peak_tflops(const torch::Device& device) {
   return name.find("H100") != std::string::npos || name.find("H200") != std::string::npos ? 790.0 : 0.0;
 }
 
-// Model FLOPs per image of the job's network (forward, 2 per multiply-add; core/flops.h),
-// counted once on `device` from the layer shapes.
-int64_t model_flops_per_image(const Config& cfg, const torch::Device& device) {
-  auto net = models::make_model(cfg);
-  net->to(device);
-  net->eval();
-  return models::forward_flops_per_item(*net, cfg, device, 1);
-}
+// Training throughput in FLOPs: forward FLOPs per image x 3 (backward is 2x forward) x
+// images/s, against the peak (--peak-tflops, else known_peak_tflops; 0: unknown).
+struct Utilisation {
+  double achieved_tflops = 0, peak_tflops = 0;
+  Utilisation(int64_t forward_flops, double images_per_s, double peak_override, const torch::Device& device)
+      : achieved_tflops(3.0 * static_cast<double>(forward_flops) * images_per_s / 1e12),
+        peak_tflops(peak_override > 0 ? peak_override : known_peak_tflops(device)) {}
+  // ", MFU 41.0% of 790 TFLOP/s", or "" without a peak.
+  std::string mfu_text() const {
+    return peak_tflops > 0 ? fmt::format(", MFU {:.1f}% of {:.0f} TFLOP/s", 100 * achieved_tflops / peak_tflops, peak_tflops)
+                           : "";
+  }
+  nlohmann::json mfu_json() const { return peak_tflops > 0 ? nlohmann::json(achieved_tflops / peak_tflops) : nlohmann::json(); }
+};
+
+// A job's network with random weights (seeded by `seed`), in eval mode on `device`, its SDE
+// and score: what bench sample and bench eval run.
+struct RandomScoreModel {
+  models::ScoreNetPtr net;
+  std::unique_ptr<sde::SDE> sde;
+  models::ScoreFn score;
+  RandomScoreModel(const Config& cfg, const torch::Device& device) {
+    torch::manual_seed(static_cast<uint64_t>(cfg.seed));
+    net = models::make_model(cfg);
+    net->to(device);
+    net->eval();
+    sde = sde::make_sde(cfg);
+    sde->to(device);
+    score = models::make_score_fn(*net, *sde, cfg.training.continuous);
+  }
+};
 
 // ---------------------------------------------------------------- bench net
 struct NetOptions {
@@ -262,11 +285,7 @@ int bench_net(const NetOptions& b, dist::Communicator& comm) {
   net->train();
   const bool image = cfg.is_image_data();
   SCORCH_CHECK(!b.channels_last || image, "bench net: --channels-last needs image data (this job has points)");
-  if (b.channels_last) {
-    torch::NoGradGuard ng;
-    for (auto& p : net->parameters())
-      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
-  }
+  if (b.channels_last) models::to_channels_last(*net);
   // tf32: float32 storage, TF32 tensor-core matmuls and convolutions (CUDA only).
   if (device.is_cuda()) compat::set_tf32(b.precision == "tf32");
   auto sde = sde::make_sde(cfg);
@@ -299,12 +318,11 @@ int bench_net(const NetOptions& b, dist::Communicator& comm) {
     times.push_back(std::chrono::duration<double>(clock_type::now() - s0).count());
   }
   const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
-  const int64_t flops = model_flops_per_image(cfg, device);
+  const int64_t flops = models::forward_flops_per_item(*net, cfg, device, 1);
   if (comm.rank() == 0) {
     const double per_image = secs / static_cast<double>(b.steps * b.batch);
     const double ips = 1.0 / per_image;
-    const double peak = b.peak_tflops > 0 ? b.peak_tflops : known_peak_tflops(device);
-    const double achieved = 3.0 * static_cast<double>(flops) * ips / 1e12;  // training: forward + 2x backward
+    const Utilisation use(flops, ips, b.peak_tflops, device);
     const int64_t gpu_peak = compat::cuda_peak_allocated(device);
     const std::string layout = b.precision + (b.channels_last ? "+channels_last" : "");
     fmt::print("bench: {} ({} parameters), batch {}, {} on {}, {} threads\n",
@@ -314,8 +332,7 @@ int bench_net(const NetOptions& b, dist::Communicator& comm) {
                secs / static_cast<double>(b.steps), median(times), per_image * 1e3, ips, b.steps);
     fmt::print("bench: model FLOPs {:.3f} GFLOP/image forward (convolutions and matrix products, 2 per multiply-add; "
                "training step = 3x): {:.2f} TFLOP/s{}\n",
-               static_cast<double>(flops) / 1e9, achieved,
-               peak > 0 ? fmt::format(", MFU {:.1f}% of {:.0f} TFLOP/s dense bf16", 100 * achieved / peak, peak) : "");
+               static_cast<double>(flops) / 1e9, use.achieved_tflops, use.mfu_text());
     if (device.is_cuda()) {
       fmt::print("bench: peak GPU memory {:.0f} MiB allocated (CUDA caching allocator)\n", gpu_peak / 1048576.0);
     } else {
@@ -327,8 +344,8 @@ int bench_net(const NetOptions& b, dist::Communicator& comm) {
                    {"parameters", models::count_parameters(*net)}, {"batch", b.batch}, {"precision", b.precision},
                    {"channels_last", b.channels_last}, {"device", dist::describe_device(device)},
                    {"threads", torch::get_num_threads()}, {"steps", b.steps}, {"step_s_median", median(times)},
-                   {"images_per_s", ips}, {"forward_flops_per_image", flops}, {"train_tflops_per_s", achieved},
-                   {"peak_tflops", peak}, {"mfu", peak > 0 ? nlohmann::json(achieved / peak) : nlohmann::json()},
+                   {"images_per_s", ips}, {"forward_flops_per_image", flops},
+                   {"train_tflops_per_s", use.achieved_tflops}, {"peak_tflops", use.peak_tflops}, {"mfu", use.mfu_json()},
                    {"peak_gpu_mib", gpu_peak / 1048576.0}, {"peak_rss_mib", peak_rss_mib()}},
                   comm);
   }
@@ -537,7 +554,8 @@ int bench_train(const TrainOptions& o, dist::Communicator& comm) {
     off = time_training(c, comm, device, o);
   }
   synthetic.remove(comm);
-  const int64_t flops = model_flops_per_image(cfg, device);
+  // The timed networks are gone with their trainers: FLOPs are counted on a fresh one.
+  const int64_t flops = models::forward_flops_per_item(*RandomScoreModel(cfg, device).net, cfg, device, 1);
   const int64_t gpu_peak = compat::cuda_peak_allocated(device);
   if (comm.rank() == 0) {
     const std::string precision = cfg.training.precision + (cfg.training.channels_last ? "+channels_last" : "") +
@@ -566,10 +584,9 @@ int bench_train(const TrainOptions& o, dist::Communicator& comm) {
     fmt::print("# exposed communication share of the step: overlap on {:.1f}%, off {:.1f}%; overlap on/off throughput "
                "{:.3f}x\n",
                100 * share_on, 100 * share_off, on.images_per_s / off.images_per_s);
-    const double peak = o.peak_tflops > 0 ? o.peak_tflops : known_peak_tflops(device);
-    const double achieved = 3.0 * static_cast<double>(flops) * on.images_per_s / 1e12;
+    const Utilisation use(flops, on.images_per_s, o.peak_tflops, device);
     fmt::print("# model FLOPs {:.3f} GFLOP/image forward, training {:.2f} TFLOP/s{}{}\n", static_cast<double>(flops) / 1e9,
-               achieved, peak > 0 ? fmt::format(", MFU {:.1f}% of {:.0f} TFLOP/s", 100 * achieved / peak, peak) : "",
+               use.achieved_tflops, use.mfu_text(),
                device.is_cuda() ? fmt::format("; peak GPU memory {:.0f} MiB", gpu_peak / 1048576.0) : "");
     write_figures(o.json,
                   {{"bench", "train"}, {"config", o.common.config}, {"model", cfg.model.name},
@@ -577,8 +594,8 @@ int bench_train(const TrainOptions& o, dist::Communicator& comm) {
                    {"global_batch", cfg.training.batch_size}, {"precision", precision},
                    {"threads", torch::get_num_threads()}, {"overlap", rows},
                    {"comm_share_on", share_on}, {"comm_share_off", share_off},
-                   {"forward_flops_per_image", flops}, {"train_tflops_per_s", achieved}, {"peak_tflops", peak},
-                   {"mfu", peak > 0 ? nlohmann::json(achieved / peak) : nlohmann::json()},
+                   {"forward_flops_per_image", flops}, {"train_tflops_per_s", use.achieved_tflops},
+                   {"peak_tflops", use.peak_tflops}, {"mfu", use.mfu_json()},
                    {"peak_gpu_mib", gpu_peak / 1048576.0}},
                   comm);
   }
@@ -702,24 +719,18 @@ int bench_sample(const SampleOptions& o, dist::Communicator& comm) {
   SCORCH_CHECK(o.batch > 0 && o.max_steps >= 0, "bench sample: --batch must be positive, --max-steps >= 0");
   Config cfg = load_config(o.common.config, o.common.sets);
   const auto device = dist::choose_device(cfg.dist.device, comm);
-  torch::manual_seed(static_cast<uint64_t>(cfg.seed));
-  auto net = models::make_model(cfg);
-  net->to(device);
-  net->eval();
   if (device.is_cuda()) compat::set_tf32(o.precision == "tf32");
-  auto sde = sde::make_sde(cfg);
-  sde->to(device);
-  auto base = models::make_score_fn(*net, *sde, cfg.training.continuous);
+  RandomScoreModel m(cfg, device);
   int64_t calls = 0;
   models::ScoreFn counted = [&](const torch::Tensor& x, const torch::Tensor& t) {
     ++calls;
-    return base(x, t);
+    return m.score(x, t);
   };
   const auto methods = o.methods.empty() ? std::vector<std::string>{cfg.sampling.method} : split_list(o.methods);
   const auto shape = with_batch(o.batch, cfg.item_shape());
   if (comm.rank() == 0) {
     fmt::print("# scorch bench sample: {} ({}, {} parameters, random weights), batch {}, {} on {}\n",
-               o.common.config.empty() ? "defaults" : o.common.config, cfg.model.name, models::count_parameters(*net),
+               o.common.config.empty() ? "defaults" : o.common.config, cfg.model.name, models::count_parameters(*m.net),
                o.batch, o.precision, dist::describe_device(device));
     fmt::print("# images/s of the whole sampler; with --max-steps K a longer schedule is timed over its first K steps "
                "(median step after the first) and scaled to all its steps\n");
@@ -727,9 +738,9 @@ int bench_sample(const SampleOptions& o, dist::Communicator& comm) {
                "images/s", "ms/NFE");
   }
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto& m : methods) {
+  for (const auto& method : methods) {
     Config c = cfg;
-    c.sampling.method = m;
+    c.sampling.method = method;
     std::vector<clock_type::time_point> stamps;
     int64_t total = 0;
     sampling::Progress progress = [&](int64_t done, int64_t of) {
@@ -746,7 +757,7 @@ int bench_sample(const SampleOptions& o, dist::Communicator& comm) {
     bool whole = true;
     int64_t nfe = 0;
     try {
-      nfe = sampling::sample(c, *sde, counted, shape, noise, progress).nfe;
+      nfe = sampling::sample(c, *m.sde, counted, shape, noise, progress).nfe;
     } catch (const EnoughSteps&) {
       whole = false;
     }
@@ -766,12 +777,12 @@ int bench_sample(const SampleOptions& o, dist::Communicator& comm) {
       fmt::print("{:<34} {:>7} {:>7} {:>10} {:>10.2f} {:>11.2f} {:>9.2f}\n", name, total > 0 ? fmt::format("{}", total) : "adaptive",
                  whole ? "all" : fmt::format("{}", timed), nfe, secs, ips, nfe > 0 ? secs / static_cast<double>(nfe) * 1e3 : 0.0);
     }
-    rows.push_back({{"sampler", name}, {"method", m}, {"steps", total}, {"timed_steps", whole ? total : timed},
+    rows.push_back({{"sampler", name}, {"method", method}, {"steps", total}, {"timed_steps", whole ? total : timed},
                     {"extrapolated", !whole}, {"nfe_per_item", nfe}, {"seconds_per_batch", secs}, {"images_per_s", ips}});
   }
   write_figures(o.json,
                 {{"bench", "sample"}, {"config", o.common.config}, {"model", cfg.model.name},
-                 {"parameters", models::count_parameters(*net)}, {"batch", o.batch}, {"precision", o.precision},
+                 {"parameters", models::count_parameters(*m.net)}, {"batch", o.batch}, {"precision", o.precision},
                  {"device", dist::describe_device(device)}, {"samplers", rows},
                  {"peak_gpu_mib", compat::cuda_peak_allocated(device) / 1048576.0}},
                 comm);
@@ -833,13 +844,7 @@ int bench_eval(const EvalOptions& o, dist::Communicator& comm) {
                o.common.config.empty() ? "defaults" : o.common.config, dist::describe_device(device), comm.size(),
                fmt::join(item, ","));
   if (o.bpd_images > 0) {
-    torch::manual_seed(static_cast<uint64_t>(cfg.seed));
-    auto net = models::make_model(cfg);
-    net->to(device);
-    net->eval();
-    auto sde = sde::make_sde(cfg);
-    sde->to(device);
-    auto score = models::make_score_fn(*net, *sde, cfg.training.continuous);
+    RandomScoreModel m(cfg, device);
     auto gen = make_generator(device, 5);
     const auto on = torch::TensorOptions().device(device);
     auto x = data::scale(data::images_to_unit(images(0, o.bpd_images).to(device),
@@ -848,10 +853,10 @@ int bench_eval(const EvalOptions& o, dist::Communicator& comm) {
     auto e = likelihood::rademacher(with_batch(o.bpd_images, item), gen);
     comm.barrier();
     const auto t0 = clock_type::now();
-    auto res = likelihood::logp_ode(score, *sde, x, e, {cfg.eval.rtol, cfg.eval.atol});
+    auto res = likelihood::logp_ode(m.score, *m.sde, x, e, {cfg.eval.rtol, cfg.eval.atol});
     if (device.is_cuda()) torch::cuda::synchronize();
     const double secs = slowest(comm, std::chrono::duration<double>(clock_type::now() - t0).count());
-    const double bpd = likelihood::bits_per_dim(res.logp, D, cfg.data.centered ? 7.0 : 8.0).mean().item<double>();
+    const double bpd = likelihood::bits_per_dim(res.logp, D, likelihood::bits_per_dim_offset(cfg)).mean().item<double>();
     if (comm.rank() == 0)
       fmt::print("bits/dim: {} images in one batch, {} drift evaluations (forward + vector-Jacobian product), {:.2f} s, "
                  "{:.2f} images/s (mean {:.3f} bits/dim of a random network on random images)\n",
@@ -866,8 +871,7 @@ int bench_eval(const EvalOptions& o, dist::Communicator& comm) {
     const auto t0 = clock_type::now();
     auto feats = eval::compute_features(comm, *fnet, device, o.fid_images, o.batch, (tmp / "features").string(),
                                         "dynamic", [&](int64_t begin, int64_t count) {
-                                          auto x = data::images_to_unit(images(begin, count));
-                                          return x.size(1) == 1 ? x.repeat({1, 3, 1, 1}) : x;
+                                          return data::images_to_unit(images(begin, count));
                                         });
     const double secs = slowest(comm, std::chrono::duration<double>(clock_type::now() - t0).count());
     if (comm.rank() == 0)

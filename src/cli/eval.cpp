@@ -54,7 +54,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
   const auto item = cfg.item_shape();
   int64_t D = 1;
   for (auto d : item) D *= d;
-  const double offset = cfg.is_image_data() ? (cfg.data.centered ? 7.0 : 8.0) : 0.0;
+  const double offset = likelihood::bits_per_dim_offset(cfg);
   const auto on = torch::TensorOptions().device(l.device);
   const std::string settings =
       fmt::format("data = {}\nitems = {}\nrepeats = {}\nrtol = {}\natol = {}\nhutchinson = {}\nseed = {}\nbatch = {}\n",

@@ -60,7 +60,6 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
   FlopCounter* c = t_counter;
   if (c == nullptr) return nullptr;
   const std::string name = fn.name();
-  c->seen(name);
   const auto in = fn.inputs();
   if (name == "aten::convolution") {
     c->add(name, convolution_flops(in));
@@ -92,6 +91,5 @@ int64_t FlopCounter::total() const {
 }
 
 void FlopCounter::add(const std::string& op, int64_t flops) { by_op_[op] += flops; }
-void FlopCounter::seen(const std::string& op) { ++calls_[op]; }
 
 }  // namespace scorch

@@ -38,6 +38,10 @@ torch::Tensor rademacher(at::IntArrayRef shape, at::Generator& gen) {
   return torch::randint(0, 2, shape, gen, torch::TensorOptions().dtype(torch::kFloat32).device(gen.device())) * 2.0 - 1.0;
 }
 
+double bits_per_dim_offset(const Config& cfg) {
+  return cfg.is_image_data() ? (cfg.data.centered ? 7.0 : 8.0) : 0.0;
+}
+
 torch::Tensor bits_per_dim(const torch::Tensor& logp, int64_t D, double offset) {
   return -logp / (static_cast<double>(D) * std::log(2.0)) + offset;
 }

@@ -23,6 +23,12 @@ ScoreNetPtr make_model(const Config& cfg) {
   SCORCH_THROW("model '{}' not found (model.name): valid are {}", name, names::joined(names::models(), ", "));
 }
 
+void to_channels_last(torch::nn::Module& m) {
+  torch::NoGradGuard ng;
+  for (auto& p : m.parameters())
+    if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
 int64_t forward_flops_per_item(ScoreNet& net, const Config& cfg, const torch::Device& device, int64_t batch) {
   SCORCH_CHECK(batch > 0, "forward_flops_per_item: batch must be positive");
   std::vector<int64_t> shape = cfg.item_shape();

@@ -122,11 +122,7 @@ Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdi
   for (auto& b : model_->buffers()) all.push_back(b);
   dist::broadcast_tensors(comm_, all);
   model_->to(device_);
-  if (cfg_.training.channels_last) {
-    torch::NoGradGuard ng;
-    for (auto& p : model_->parameters())
-      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
-  }
+  if (cfg_.training.channels_last) models::to_channels_last(*model_);
   if (device_.is_cuda()) compat::set_tf32(cfg_.training.tf32);
   for (auto& [name, p] : models::named(model_->named_parameters()))
     if (p.requires_grad()) trainable_.emplace_back(name, p);

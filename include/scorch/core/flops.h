@@ -26,15 +26,12 @@ class FlopCounter {
   // FLOPs so far (2 per multiply-add), in total and by operator name ("aten::convolution").
   int64_t total() const;
   const std::map<std::string, int64_t>& by_op() const { return by_op_; }
-  // Calls seen per operator name (all operators, counted or not).
-  const std::map<std::string, int64_t>& calls() const { return calls_; }
 
   // Used by the callback.
   void add(const std::string& op, int64_t flops);
-  void seen(const std::string& op);
 
  private:
-  std::map<std::string, int64_t> by_op_, calls_;
+  std::map<std::string, int64_t> by_op_;
   uint64_t handle_ = 0;
 };
 

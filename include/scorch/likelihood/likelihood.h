@@ -29,5 +29,7 @@ torch::Tensor rademacher(at::IntArrayRef shape, at::Generator& gen);
 // bits/dim from log p (nats) of D-dimensional items, plus `offset` (8 for [0,1] images,
 // 7 for [-1,1] images, 0 for point data).
 torch::Tensor bits_per_dim(const torch::Tensor& logp, int64_t D, double offset);
+// That offset for a job's data: 8 for [0,1] images, 7 for centred [-1,1] ones, 0 for points.
+double bits_per_dim_offset(const Config& cfg);
 
 }  // namespace scorch::likelihood

@@ -36,6 +36,9 @@ ScoreNetPtr make_model(const Config& cfg);
 // Every parameter, trainable or not (the fixed Fourier W counts, as in the reference).
 int64_t count_parameters(const torch::nn::Module& m);
 
+// Puts every 4-d parameter of `m` (convolution weights) in channels-last (NHWC) memory.
+void to_channels_last(torch::nn::Module& m);
+
 // FLOPs of one forward pass per item (core/flops.h: convolutions and matrix products, 2 per
 // multiply-add), counted on a batch of `batch` items of the job's shape on `device` without
 // gradients. A training step costs about 3x this per image (backward: 2x forward).

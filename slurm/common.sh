@@ -10,6 +10,14 @@ export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
 if [[ $(id -u) -eq 0 ]]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
+# PMIx clients read the job's data over the slurmstepd socket (gds "hash") rather than from
+# the shared-memory store (gds ds21/ds12). After a node failure the requeued job restarts with
+# the same job and step ids while the killed step's store may linger on the surviving node,
+# and a client mapping it crashed in MPI_Init (seen on the namespace cluster: SIGSEGV at
+# address 0 on node1, 2 s into the restart; PMIx's ds21 lock set-up has a history of this).
+# The hash store costs nothing that matters at a few ranks per node. Set PMIX_MCA_gds to
+# override.
+export PMIX_MCA_gds=${PMIX_MCA_gds:-hash}
 echo "scorch/slurm: job ${SLURM_JOB_ID:-?} ($SLURM_JOB_NAME) restart ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-?}:" \
      "${SLURM_NTASKS:-1} ranks x ${OMP_NUM_THREADS} threads, $(date -Iseconds)"
 

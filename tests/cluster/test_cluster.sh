@@ -45,7 +45,7 @@ declare -A figure
 check() {  # description, then a command that must succeed
   local what=$1
   shift
-  if "$@"; then echo "  ok   $what"; else echo "  FAIL $what"; fail=1; fi
+  if "$@"; then echo "  ok   $what"; else echo "  FAIL $what"; fail=1; return 1; fi
 }
 cleanup() {
   "$C/down.sh" >/dev/null 2>&1
@@ -421,7 +421,7 @@ wait_jobs "$sdeath"
 # PMIx step directory left in its /tmp made this restart fail to launch before.
 check "once node2 is back the requeued job resumed at step $(step_of "$newest") on 2 nodes and finished" \
   bash -c "grep -q 'resumed from .*at step $(step_of "$newest")' '$W/sdeath.out' && test -f '$(ckpt "$W/sdeath" 400)' && \
-           test '$(job_field "$sdeath" JobState)' = COMPLETED"
+           test '$(job_field "$sdeath" JobState)' = COMPLETED" || tail -n 25 "$W/sdeath.out"
 
 echo "== cluster: 4 nodes"
 t0=$(now)

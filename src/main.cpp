@@ -35,7 +35,17 @@ int main(int argc, char** argv) {
                        "and HDF5 versions it was built with, and exit");
   int threads = 0;
   app.add_option("--threads", threads, "intra-op CPU threads per rank (default: OMP_NUM_THREADS or all cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            try {
+              size_t used = 0;
+              const long n = std::stol(v, &used);
+              if (used == v.size() && n >= 1 && n <= 65536) return "";
+            } catch (const std::exception&) {
+            }
+            return "--threads takes a whole number of threads from 1 to 65536, got '" + v + "'";
+          },
+          "N"));
   app.footer("Environment: SCORCH_MALLOC_TUNING=0 keeps glibc's default malloc thresholds.");
   std::vector<CLI::App*> subs;
   for (const auto& c : commands) {
@@ -58,8 +68,7 @@ int main(int argc, char** argv) {
       if (*subs[i]) return commands[i].run(*comm);
     }
   } catch (const std::exception& e) {
-    auto* c10e = dynamic_cast<const c10::Error*>(&e);
-    std::string msg = c10e ? c10e->what_without_backtrace() : e.what();
+    std::string msg = scorch::message_of(e);
     if (msg.rfind("[rank", 0) != 0) msg = fmt::format("[rank {}] {}", comm->rank(), msg);
     // Print once: an error every rank hits (a bad config) is printed by rank 0, whose abort
     // ends the others first; a rank that fails alone still prints, a moment later.

@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -35,11 +36,51 @@ void add_common(CLI::App& app, Common& c, bool ckpt) {
   if (ckpt) app.add_option("--ckpt", c.ckpt, "checkpoint file (default: the newest in --workdir/checkpoints)");
 }
 
+namespace {
+
+// defaults <- `toml` (a checkpoint's /config or a workdir's config.toml), derived.
+Config config_of(const std::string& toml, const std::string& source) {
+  Config c;
+  c.sources.push_back("defaults");
+  apply_toml_string(c, toml, source);
+  derive(c);
+  return c;
+}
+
+std::string changes_text(const std::vector<KeyChange>& changes, const char* before, const char* after) {
+  std::string s;
+  for (const auto& c : changes) s += fmt::format("{}{} = {} ({}), {} ({})", s.empty() ? "" : "; ", c.key, c.before,
+                                                 before, c.after, after);
+  return s;
+}
+
+}  // namespace
+
+std::string usable_checkpoint_hint(const std::string& workdir, const std::string& bad) {
+  for (const auto& [step, path] : [&] {
+         auto all = io::list_checkpoints(workdir);
+         std::reverse(all.begin(), all.end());
+         return all;
+       }()) {
+    std::error_code ec;
+    if (path == bad || fs::equivalent(path, bad, ec)) continue;
+    try {
+      if (io::checkpoint_problem(io::load_checkpoint(path), path).empty()) {
+        return fmt::format("the newest checkpoint that verifies is {} (step {}): pass --ckpt {} (train sets the "
+                           "damaged file aside itself)", path, step, path);
+      }
+    } catch (const std::exception&) {
+    }
+  }
+  return fmt::format("no other checkpoint in '{}/checkpoints' verifies", workdir);
+}
+
 Resolved resolve(const Common& opt, bool need_ckpt) {
   Resolved r;
   r.workdir = opt.workdir;
   r.ckpt = opt.ckpt;
-  if (r.ckpt.empty() && !r.workdir.empty()) r.ckpt = io::latest_checkpoint(r.workdir);
+  const bool implicit = r.ckpt.empty() && !r.workdir.empty();
+  if (implicit) r.ckpt = io::latest_checkpoint(r.workdir);
   if (r.workdir.empty() && !r.ckpt.empty()) {
     auto dir = fs::absolute(r.ckpt).parent_path();
     r.workdir = (dir.filename() == "checkpoints" ? dir.parent_path() : dir).string();
@@ -47,7 +88,26 @@ Resolved resolve(const Common& opt, bool need_ckpt) {
   Config cfg;
   cfg.sources.push_back("defaults");
   if (!r.ckpt.empty()) {
-    apply_toml_string(cfg, io::load_checkpoint_header(r.ckpt).config_toml, r.ckpt + ":/config");
+    std::string stored;
+    try {
+      stored = io::load_checkpoint_header(r.ckpt).config_toml;
+    } catch (const std::exception& e) {
+      if (!implicit) throw;
+      SCORCH_THROW("the newest checkpoint of '{}' cannot be used: {}. {}", r.workdir, e.what(),
+                   usable_checkpoint_hint(r.workdir, r.ckpt));
+    }
+    apply_toml_string(cfg, stored, r.ckpt + ":/config");
+    // A checkpoint of another model among this run's: its network keys must be the run's
+    // (<workdir>/config.toml, written by train).
+    const std::string run_toml = r.workdir + "/config.toml";
+    if (fs::is_regular_file(run_toml)) {
+      std::ifstream in(run_toml);
+      const std::string text((std::istreambuf_iterator<char>(in)), {});
+      const auto diff = fixed_key_changes(config_of(text, run_toml), config_of(stored, r.ckpt + ":/config"));
+      SCORCH_CHECK(diff.empty(), "{} is not a checkpoint of the run in '{}': {}. It belongs to another model; pass "
+                   "the --workdir it was trained in{}", r.ckpt, r.workdir, changes_text(diff, "config.toml", "checkpoint"),
+                   implicit ? fmt::format(", or move it out of {}/checkpoints", r.workdir) : std::string());
+    }
   }
   if (!opt.config.empty()) apply_toml_file(cfg, opt.config);
   for (const auto& s : opt.sets) apply_override(cfg, s);
@@ -111,6 +171,8 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
   if (comm.rank() == 0) spdlog::info("{}", build_info_line());
   Loaded l;
   l.r = resolve(opt, /*need_ckpt=*/true);
+  // Outputs go under the workdir: a read-only one fails now, not after loading the model.
+  if (!l.r.workdir.empty()) io::require_writable_dir(l.r.workdir, "the workdir");
   comm.set_timeout(l.r.cfg.dist.timeout_s);
   l.device = dist::choose_device(l.r.cfg.dist.device, comm);
   l.sde = sde::make_sde(l.r.cfg);
@@ -127,10 +189,18 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
     setup_guidance(l);
     return l;
   }
-  auto st = io::load_checkpoint(l.r.ckpt);
-  const auto bad = io::first_nonfinite(st);
-  SCORCH_CHECK(bad.empty(), "{}: tensor '{}' holds NaN or Inf (the run diverged before it was written): no samples or "
-               "likelihoods can come from it; use an earlier checkpoint (--ckpt)", l.r.ckpt, bad);
+  // Read and verified completely; a file that fails, holds NaN/Inf or whose name disagrees
+  // with its step is refused naming the earlier checkpoint that is usable.
+  io::TrainState st;
+  std::string problem;
+  try {
+    st = io::load_checkpoint(l.r.ckpt);
+    problem = io::checkpoint_problem(st, l.r.ckpt);
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  SCORCH_CHECK(problem.empty(), "checkpoint {} cannot be used: {}; no samples or likelihoods can come from it. {}",
+               l.r.ckpt, problem, usable_checkpoint_hint(l.r.workdir, l.r.ckpt));
   l.step = st.step;
   l.net = models::make_model(l.r.cfg);
   models::load_weights(*l.net, io::weights(st, /*use_ema=*/true), st.buffers);

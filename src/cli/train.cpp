@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 
@@ -43,7 +44,35 @@ void write_status(const std::string& workdir, const std::string& state, int64_t 
   io::write_text_atomically(workdir + "/status.json", j.dump(2) + "\n");
 }
 
-int train(const Common& opt, dist::Communicator& comm) {
+struct TrainOptions : Common {
+  bool discard_newer = false;  // --discard-newer
+};
+
+// --ckpt OLDER while the workdir holds checkpoints of later steps: a second branch among
+// them would leave two histories in one directory. Refused unless --discard-newer, which
+// moves the newer ones (and nothing else) to <workdir>/checkpoints/discarded-<time>/.
+// Rank 0, holding the lock.
+void settle_newer_checkpoints(const std::string& workdir, const std::string& ckpt, bool discard) {
+  const int64_t step = io::load_checkpoint_header(ckpt).step;
+  std::vector<std::string> newer;
+  for (const auto& [s, path] : io::list_checkpoints(workdir)) {
+    if (s > step) newer.push_back(path);
+  }
+  if (newer.empty()) return;
+  SCORCH_CHECK(discard, "--ckpt {} is of step {}, but '{}/checkpoints' holds {} newer checkpoint(s) (up to {}): training "
+               "from it would start a second history among them. Resume from the newest (drop --ckpt), or pass "
+               "--discard-newer to move the newer ones aside (never deleted) and train from step {}",
+               ckpt, step, workdir, newer.size(), newer.back(), step);
+  std::string when = local_time_iso8601();
+  when.erase(std::remove(when.begin(), when.end(), ':'), when.end());
+  std::string dir = fmt::format("{}/checkpoints/discarded-{}", workdir, when);
+  for (int i = 1; fs::exists(dir); ++i) dir = fmt::format("{}/checkpoints/discarded-{}.{}", workdir, when, i);
+  fs::create_directories(dir);
+  for (const auto& p : newer) fs::rename(p, fs::path(dir) / fs::path(p).filename());
+  spdlog::warn("--discard-newer: moved {} checkpoint(s) newer than step {} to {}", newer.size(), step, dir);
+}
+
+int train(const TrainOptions& opt, dist::Communicator& comm) {
   // Before anything slow (config, data): a signal from now on means "checkpoint and stop".
   install_stop_handlers();
   SCORCH_CHECK(!opt.workdir.empty(), "train needs --workdir DIR (checkpoints and logs go there)");
@@ -71,10 +100,41 @@ int train(const Common& opt, dist::Communicator& comm) {
     // aside and reported), unless --ckpt names one.
     Common o = opt;
     train::ResumePoint from{opt.ckpt, {}};
+    std::string settle_error;
+    if (!opt.ckpt.empty() && root) {
+      try {
+        settle_newer_checkpoints(opt.workdir, opt.ckpt, opt.discard_newer);
+      } catch (const std::exception& e) {
+        settle_error = e.what();
+      }
+    }
+    settle_error = dist::broadcast_string(comm, settle_error, 0);
+    if (!settle_error.empty()) throw Error(settle_error);
     if (o.ckpt.empty()) from = train::find_resume_point(comm, opt.workdir);
     o.ckpt = from.path;
     // defaults <- the checkpoint's config (a resumed or imported run) <- --config <- --set
     Config cfg = resolve(o, /*need_ckpt=*/false).cfg;
+    if (!from.path.empty()) {
+      // Keys that change what the network means must be the checkpoint's.
+      Config stored;
+      stored.sources.push_back("defaults");
+      apply_toml_string(stored,
+                        from.state.source == from.path ? from.state.config_toml
+                                                       : io::load_checkpoint_header(from.path).config_toml,
+                        from.path + ":/config");
+      derive(stored);
+      const auto diff = fixed_key_changes(stored, cfg);
+      std::string list;
+      for (const auto& c : diff) {
+        list += fmt::format("{}  {}: {} in the checkpoint, {} now", list.empty() ? "" : "\n", c.key, c.before, c.after);
+      }
+      SCORCH_CHECK(diff.empty(), "cannot resume from {} (step {}) with {} key(s) that change what the network means "
+                   "(from {}):\n{}\nThese keys are the checkpoint's for the whole run; train another model in a new "
+                   "--workdir. Keys such as optim.lr, training.n_iters, training.log_freq, training.snapshot_freq and "
+                   "checkpoint.* may change on resume",
+                   from.path, io::load_checkpoint_header(from.path).step, diff.size(),
+                   fmt::join(std::vector<std::string>(cfg.sources.begin() + 1, cfg.sources.end()), ", "), list);
+    }
     SCORCH_CHECK(cfg.model.name != "analytic_gmm",
                  "model.name = \"analytic_gmm\" is an exact score with nothing to train: use it with sample, eval, "
                  "encode and decode directly (--config JOB --workdir DIR)");
@@ -89,8 +149,11 @@ int train(const Common& opt, dist::Communicator& comm) {
     if (root) {
       write_status(opt.workdir, finished ? "finished" : "stopped", trainer.step(), code,
                    finished ? "" : "stopped by a signal after checkpointing: resume by running the same command");
+      // The checkpoint of the step reached (what a resume starts from), not merely the newest name.
+      const auto reached = io::checkpoint_path(opt.workdir, trainer.step());
       fmt::print("train: step {} in {} (checkpoint {}){}\n", trainer.step(), opt.workdir,
-                 io::latest_checkpoint(opt.workdir), finished ? "" : " - stopped early by a signal");
+                 fs::exists(reached) ? reached : io::latest_checkpoint(opt.workdir),
+                 finished ? "" : " - stopped early by a signal");
     }
     return code;
   } catch (const std::exception& e) {
@@ -107,11 +170,14 @@ int train(const Common& opt, dist::Communicator& comm) {
 }  // namespace
 
 Command train_command() {
-  return make_command<Common>(
+  return make_command<TrainOptions>(
       "train",
       "train a score model; resumes from the newest usable checkpoint in --workdir (and takes its config as the base)",
-      [](CLI::App& app, Common& opt) {
+      [](CLI::App& app, TrainOptions& opt) {
         add_common(app, opt, true);
+        app.add_flag("--discard-newer", opt.discard_newer,
+                     "with --ckpt FILE older than the workdir's newest checkpoint: move the newer checkpoints to "
+                     "<workdir>/checkpoints/discarded-<time>/ (never deleted) and train from FILE");
         app.footer(fmt::format(
             "Exit status: 0 finished; {} stopped by SIGUSR1/SIGTERM/SIGINT after committing a checkpoint (run the same "
             "command to resume: Slurm scripts requeue on it); anything else failed. <workdir>/status.json says the "
@@ -120,14 +186,15 @@ Command train_command() {
             "which turns SIGTERM and Ctrl-C into SIGUSR1.\n"
             "Checkpoints: every training.snapshot_freq steps and at the end, written in the background "
             "(checkpoint.async); checkpoint.keep = K keeps the newest K plus every training.snapshot_keep_freq-th. A "
-            "corrupt newest checkpoint is renamed *.corrupt and the previous one used. Non-finite gradients: "
+            "newest checkpoint that is corrupt, holds NaN/Inf or whose name disagrees with its step is renamed *.corrupt, "
+            "*.nonfinite or *.misnamed and the previous one used. Non-finite gradients: "
             "training.on_nonfinite = skip | stop, training.max_nonfinite. One run per workdir (<workdir>/.lock).\n"
             "Devices and communication: dist.device (auto | cpu | cuda: one GPU per rank), dist.backend "
             "(auto | mpi | nccl), dist.bucket_mb, dist.overlap; training.grad_accum, training.precision (fp32 | bf16), "
             "training.channels_last. `scorch info --keys` lists every key.",
             kStoppedExitCode));
       },
-      [](const Common& opt, dist::Communicator& comm) { return train(opt, comm); });
+      [](const TrainOptions& opt, dist::Communicator& comm) { return train(opt, comm); });
 }
 
 }  // namespace scorch::cli

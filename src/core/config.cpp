@@ -32,7 +32,14 @@ struct Field {
   bool lo_open = false;
   bool hi_open = false;
   std::vector<std::string> choices;
+  // Changes what a trained network means (its shape, its SDE, its objective, its data
+  // scaling): refused when a run resumes from a checkpoint that holds another value.
+  bool fixed = false;
+  // A string key that also takes a TOML integer, stored as its decimal text (class_label = 7).
+  bool integer_text = false;
 
+  Field& fix() { fixed = true; return *this; }
+  Field& or_integer() { integer_text = true; return *this; }
   Field& min(double v, bool open = false) { lo = v; lo_open = open; return *this; }
   Field& max(double v, bool open = false) { hi = v; hi_open = open; return *this; }
   Field& one_of(std::vector<std::string> c) { choices = std::move(c); return *this; }
@@ -47,12 +54,15 @@ std::vector<Field> schema(Config& c) {
   f.reserve(96);
   add("seed", &c.seed, "global random seed").min(0);
 
-  add("training.sde", &c.training.sde, "SDE: " + names::joined(names::sdes())).one_of(names::sdes());
+  add("training.sde", &c.training.sde, "SDE: " + names::joined(names::sdes())).one_of(names::sdes())
+      .fix();
   add("training.loss", &c.training.loss,
       "continuous-time objective: dsm (denoising score matching) | ssm (sliced score matching)")
-      .one_of(names::losses());
+      .one_of(names::losses())
+      .fix();
   add("training.ssm_projection", &c.training.ssm_projection, "ssm: projection vectors: rademacher | gaussian")
-      .one_of({"rademacher", "gaussian"});
+      .one_of({"rademacher", "gaussian"})
+      .fix();
   add("training.label_dropout", &c.training.label_dropout,
       "with model.num_classes: probability of replacing a row's class by the null label (classifier-free guidance)")
       .min(0)
@@ -67,9 +77,12 @@ std::vector<Field> schema(Config& c) {
       "samples per snapshot (the same noise every time: grids compare across steps)")
       .min(1);
   add("training.log_freq", &c.training.log_freq, "progress line every N steps").min(1);
-  add("training.continuous", &c.training.continuous, "continuous-time DSM; false: SMLD (vesde) / DDPM (vpsde)");
-  add("training.reduce_mean", &c.training.reduce_mean, "loss: mean over data dims (else 0.5*sum)");
-  add("training.likelihood_weighting", &c.training.likelihood_weighting, "loss weight g(t)^2 instead of sigma^2");
+  add("training.continuous", &c.training.continuous, "continuous-time DSM; false: SMLD (vesde) / DDPM (vpsde)")
+      .fix();
+  add("training.reduce_mean", &c.training.reduce_mean, "loss: mean over data dims (else 0.5*sum)")
+      .fix();
+  add("training.likelihood_weighting", &c.training.likelihood_weighting, "loss weight g(t)^2 instead of sigma^2")
+      .fix();
   add("training.grad_accum", &c.training.grad_accum,
       "micro-batches per optimiser step: each rank computes its share of batch_size in this many passes")
       .min(1);
@@ -102,8 +115,9 @@ std::vector<Field> schema(Config& c) {
       "classifier-free guidance w: score = (1+w) s(x,t,c) - w s(x,t,null) (needs model.num_classes)")
       .min(0);
   add("sampling.class_label", &c.sampling.class_label,
-      "class of conditional samples: a label 0..num_classes-1, 'balanced' (sample i gets i mod num_classes), "
-      "or 'none' (unconditional)");
+      "class of conditional samples: a label 0..num_classes-1 (7 or \"7\"), 'balanced' (sample i gets i mod "
+      "num_classes), or 'none' (unconditional)")
+      .or_integer();
   add("sampling.classifier", &c.sampling.classifier,
       "classifier guidance: a noise-conditional classifier checkpoint (train-classifier --noise-conditional), or "
       "'exact' for analytic_gmm's posterior");
@@ -119,44 +133,71 @@ std::vector<Field> schema(Config& c) {
 
   add("model.name", &c.model.name,
       "network: ncsnpp (NCSN++/DDPM++) | unet (small U-Net) | mlp (points) | analytic_gmm (exact score)")
-      .one_of(names::models());
+      .one_of(names::models())
+      .fix();
   add("model.num_classes", &c.model.num_classes,
       "class-conditional network with this many classes (0: unconditional); label num_classes is the null label")
-      .min(0);
-  add("model.nf", &c.model.nf, "base channel count / hidden width").min(1);
-  add("model.ch_mult", &c.model.ch_mult, "channel multiplier per resolution").min(1);
-  add("model.num_res_blocks", &c.model.num_res_blocks, "residual blocks per resolution").min(1);
-  add("model.attn_resolutions", &c.model.attn_resolutions, "resolutions with self-attention").min(1);
+      .min(0)
+      .fix();
+  add("model.nf", &c.model.nf, "base channel count / hidden width").min(1)
+      .fix();
+  add("model.ch_mult", &c.model.ch_mult, "channel multiplier per resolution").min(1)
+      .fix();
+  add("model.num_res_blocks", &c.model.num_res_blocks, "residual blocks per resolution").min(1)
+      .fix();
+  add("model.attn_resolutions", &c.model.attn_resolutions, "resolutions with self-attention").min(1)
+      .fix();
   add("model.dropout", &c.model.dropout, "dropout probability").min(0).max(1, true);
   add("model.embedding_type", &c.model.embedding_type, "time embedding: positional | fourier")
-      .one_of({"positional", "fourier"});
-  add("model.fourier_scale", &c.model.fourier_scale, "std of the fixed Fourier features").min(0, true);
-  add("model.scale_by_sigma", &c.model.scale_by_sigma, "VE: divide the network output by sigma");
-  add("model.conditional", &c.model.conditional, "ncsnpp: condition residual blocks on the time embedding");
-  add("model.resamp_with_conv", &c.model.resamp_with_conv, "ncsnpp: convolutions in up/down-sampling layers");
-  add("model.fir", &c.model.fir, "ncsnpp: FIR-filtered up/down-sampling (StyleGAN2)");
-  add("model.fir_kernel", &c.model.fir_kernel, "ncsnpp: 1-D FIR kernel, applied separably").min(0);
-  add("model.skip_rescale", &c.model.skip_rescale, "ncsnpp: divide residual sums by sqrt(2)");
+      .one_of({"positional", "fourier"})
+      .fix();
+  add("model.fourier_scale", &c.model.fourier_scale, "std of the fixed Fourier features").min(0, true)
+      .fix();
+  add("model.scale_by_sigma", &c.model.scale_by_sigma, "VE: divide the network output by sigma")
+      .fix();
+  add("model.conditional", &c.model.conditional, "ncsnpp: condition residual blocks on the time embedding")
+      .fix();
+  add("model.resamp_with_conv", &c.model.resamp_with_conv, "ncsnpp: convolutions in up/down-sampling layers")
+      .fix();
+  add("model.fir", &c.model.fir, "ncsnpp: FIR-filtered up/down-sampling (StyleGAN2)")
+      .fix();
+  add("model.fir_kernel", &c.model.fir_kernel, "ncsnpp: 1-D FIR kernel, applied separably").min(0)
+      .fix();
+  add("model.skip_rescale", &c.model.skip_rescale, "ncsnpp: divide residual sums by sqrt(2)")
+      .fix();
   add("model.resblock_type", &c.model.resblock_type, "ncsnpp: residual block: biggan | ddpm")
-      .one_of({"biggan", "ddpm"});
+      .one_of({"biggan", "ddpm"})
+      .fix();
   add("model.progressive", &c.model.progressive, "ncsnpp: output pyramid: none | output_skip | residual")
-      .one_of({"none", "output_skip", "residual"});
+      .one_of({"none", "output_skip", "residual"})
+      .fix();
   add("model.progressive_input", &c.model.progressive_input, "ncsnpp: input pyramid: none | input_skip | residual")
-      .one_of({"none", "input_skip", "residual"});
+      .one_of({"none", "input_skip", "residual"})
+      .fix();
   add("model.progressive_combine", &c.model.progressive_combine, "ncsnpp: input_skip combiner: sum | cat")
-      .one_of({"sum", "cat"});
+      .one_of({"sum", "cat"})
+      .fix();
   add("model.init_scale", &c.model.init_scale, "ncsnpp: init scale of each block's last layer (0: 1e-10)").min(0);
   add("model.nonlinearity", &c.model.nonlinearity, "ncsnpp: activation: swish | relu | lrelu | elu")
-      .one_of({"swish", "relu", "lrelu", "elu"});
+      .one_of({"swish", "relu", "lrelu", "elu"})
+      .fix();
   add("model.ema_rate", &c.model.ema_rate, "EMA decay of the weights").min(0).max(1);
-  add("model.sigma_min", &c.model.sigma_min, "VE sigma_min").min(0, true);
-  add("model.sigma_max", &c.model.sigma_max, "VE sigma_max").min(0, true);
-  add("model.beta_min", &c.model.beta_min, "VP beta_min").min(0, true);
-  add("model.beta_max", &c.model.beta_max, "VP beta_max").min(0, true);
-  add("model.num_scales", &c.model.num_scales, "N: discretisation / sampler steps").min(2);
-  add("model.gmm_means", &c.model.gmm_means, "analytic_gmm: component means [K][D]");
-  add("model.gmm_stds", &c.model.gmm_stds, "analytic_gmm: component stds [K] (isotropic)").min(0, true);
-  add("model.gmm_weights", &c.model.gmm_weights, "analytic_gmm: component weights [K]").min(0, true);
+  add("model.sigma_min", &c.model.sigma_min, "VE sigma_min").min(0, true)
+      .fix();
+  add("model.sigma_max", &c.model.sigma_max, "VE sigma_max").min(0, true)
+      .fix();
+  add("model.beta_min", &c.model.beta_min, "VP beta_min").min(0, true)
+      .fix();
+  add("model.beta_max", &c.model.beta_max, "VP beta_max").min(0, true)
+      .fix();
+  add("model.num_scales", &c.model.num_scales, "N: discretisation / sampler steps").min(2)
+      .fix();
+  add("model.gmm_means", &c.model.gmm_means, "analytic_gmm: component means [K][D]")
+      .fix();
+  add("model.gmm_stds", &c.model.gmm_stds, "analytic_gmm: component stds [K] (isotropic)").min(0, true)
+      .fix();
+  add("model.gmm_weights", &c.model.gmm_weights, "analytic_gmm: component weights [K]").min(0, true)
+      .fix();
 
   add("optim.optimizer", &c.optim.optimizer, "optimiser: Adam").one_of({"Adam"});
   add("optim.lr", &c.optim.lr, "learning rate").min(0, true);
@@ -170,10 +211,14 @@ std::vector<Field> schema(Config& c) {
   add("data.dataset", &c.data.dataset, "dataset name (informational)");
   add("data.path", &c.data.path, "training data file (HDF5)");
   add("data.eval_path", &c.data.eval_path, "evaluation data file (default: data.path)");
-  add("data.image_size", &c.data.image_size, "image height = width").min(1);
-  add("data.num_channels", &c.data.num_channels, "image channels").min(1);
-  add("data.dim", &c.data.dim, "point-data dimension (0: image data)").min(0);
-  add("data.centered", &c.data.centered, "scale images to [-1,1] instead of [0,1]");
+  add("data.image_size", &c.data.image_size, "image height = width").min(1)
+      .fix();
+  add("data.num_channels", &c.data.num_channels, "image channels").min(1)
+      .fix();
+  add("data.dim", &c.data.dim, "point-data dimension (0: image data)").min(0)
+      .fix();
+  add("data.centered", &c.data.centered, "scale images to [-1,1] instead of [0,1]")
+      .fix();
   add("data.uniform_dequantization", &c.data.uniform_dequantization, "add U[0,1)/256 to 8-bit data in training");
   add("data.random_flip", &c.data.random_flip, "random horizontal flips in training");
   add("data.source", &c.data.source,
@@ -296,6 +341,10 @@ void set_field(Field& f, const toml::node& n, const std::string& at) {
           if (!n.is_boolean()) wrong_type();
           *p = n.as_boolean()->get();
         } else if constexpr (std::is_same_v<T, std::string>) {
+          if (f.integer_text && n.is_integer()) {
+            *p = std::to_string(n.as_integer()->get());
+            return;
+          }
           if (!n.is_string()) wrong_type();
           std::string v = n.as_string()->get();
           if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), v) == f.choices.end()) {
@@ -622,6 +671,36 @@ std::string toml_array(const std::vector<T>& v) {
 
 }  // namespace
 
+// A field's value as TOML text ("vpsde" quoted, [1, 2], 0.01).
+std::string value_text(const Field& f) {
+  return std::visit(
+      [](auto* p) -> std::string {
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<double>> ||
+                      std::is_same_v<T, std::vector<std::vector<double>>>) {
+          return toml_array(*p);
+        } else {
+          return toml_scalar(*p);
+        }
+      },
+      f.ptr);
+}
+
+std::vector<KeyChange> fixed_key_changes(const Config& before_in, const Config& after_in) {
+  Config before = before_in, after = after_in;
+  auto a = schema(before), b = schema(after);
+  std::vector<KeyChange> out;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!a[i].fixed) continue;
+    // N is the training discretisation only for the discrete objectives (SMLD, DDPM); a
+    // continuous-time network never saw it, and samplers may take another.
+    if (a[i].key == "model.num_scales" && before.training.continuous && after.training.continuous) continue;
+    auto x = value_text(a[i]), y = value_text(b[i]);
+    if (x != y) out.push_back({a[i].key, x, y});
+  }
+  return out;
+}
+
 std::string to_toml(const Config& cfg_in) {
   Config cfg = cfg_in;
   auto fields = schema(cfg);
@@ -636,17 +715,7 @@ std::string to_toml(const Config& cfg_in) {
       key = key.substr(dot + 1);
     }
     if (!body.count(sec)) order.push_back(sec);
-    std::visit(
-        [&](auto* p) {
-          using T = std::remove_pointer_t<decltype(p)>;
-          if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<double>> ||
-                        std::is_same_v<T, std::vector<std::vector<double>>>) {
-            body[sec] += key + " = " + toml_array(*p) + "\n";
-          } else {
-            body[sec] += key + " = " + toml_scalar(*p) + "\n";
-          }
-        },
-        f.ptr);
+    body[sec] += key + " = " + value_text(f) + "\n";
   }
   std::ostringstream os;
   os << "# scorch resolved configuration (every key; defaults included)\n";

@@ -103,8 +103,9 @@ DatasetInfo inspect(const std::string& path, int64_t limit, bool check_memory) {
   info.image = has_images;
   const std::string name = has_images ? "images" : "points";
   if (has_images) {
-    const auto dt = h5::stored_dtype(f.id(), name, path);
-    SCORCH_CHECK(dt == torch::kUInt8, "{}: /images must be uint8 (stored as {})", path, c10::toString(dt));
+    const auto words = h5::stored_type_words(f.id(), name, path);
+    SCORCH_CHECK(words.rfind("uint8 ", 0) == 0, "{}: /images must be uint8 (0..255 per channel), stored as {}", path,
+                 words);
   }
   info.shape = h5::shape(f.id(), name);
   SCORCH_CHECK(info.shape.size() == (has_images ? 4u : 2u), "{}: /{} must be {} (got {} dims)", path, name,

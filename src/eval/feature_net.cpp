@@ -26,7 +26,7 @@ class ScriptNet final : public FeatureNet {
     try {
       module_ = torch::jit::load(path, device);
     } catch (const std::exception& e) {
-      SCORCH_THROW("{}: not a TorchScript module ({})", path, std::string(e.what()).substr(0, 300));
+      SCORCH_THROW("{}: not a TorchScript module ({})", path, message_of(e).substr(0, 300));
     }
     module_.eval();
   }

@@ -39,8 +39,15 @@ bool batch_file_complete(const Batch& b, const std::string& attr, const std::str
       return false;
     }
     auto idx = h5::read_tensor(f.id(), "index", b.path);
-    return idx.scalar_type() == torch::kInt64 && idx.dim() == 1 && idx.size(0) == b.count &&
-           idx.equal(torch::arange(b.begin, b.begin + b.count, torch::kInt64));
+    if (!(idx.scalar_type() == torch::kInt64 && idx.dim() == 1 && idx.size(0) == b.count &&
+          idx.equal(torch::arange(b.begin, b.begin + b.count, torch::kInt64)))) {
+      return false;
+    }
+    f.close();
+    // A right index says nothing of the data: read every dataset back (checksums verified),
+    // so that a damaged batch is computed again here, not found by the next reader.
+    h5::verify_file(b.path);
+    return true;
   } catch (const std::exception& e) {
     spdlog::warn("{} cannot be read ({}): it will be computed again", b.path, e.what());
     return false;
@@ -122,12 +129,24 @@ Report run(dist::Communicator& comm, const Plan& plan, const std::function<bool(
   const auto all = batches(plan);
   const int64_t B = static_cast<int64_t>(all.size());
   const int rank = comm.rank(), world = comm.size();
+  // One run per run directory: a second identical command would compute every batch again
+  // beside the first. Rank 0 holds <dir>/.lock until the dealing ends (a dead holder's lock
+  // is taken over); runs of other settings have other directories and go on side by side.
+  std::unique_ptr<io::WorkdirLock> lock;
+  std::string lock_error;
   if (rank == 0) {
-    fs::create_directories(plan.dir);
-    const int n = io::remove_stale_temps(plan.dir);
-    if (n > 0) spdlog::info("removed {} temporary file(s) that an interrupted run left in {}", n, plan.dir);
+    try {
+      lock = std::make_unique<io::WorkdirLock>(plan.dir, fmt::format("scorch {} ({} ranks)", plan.what, world),
+                                               "run directory",
+                                               "the same batches would be computed twice");
+      const int n = io::remove_stale_temps(plan.dir);
+      if (n > 0) spdlog::info("removed {} temporary file(s) that an interrupted run left in {}", n, plan.dir);
+    } catch (const std::exception& e) {
+      lock_error = e.what();
+    }
   }
-  comm.barrier();
+  lock_error = dist::broadcast_string(comm, lock_error, 0);
+  SCORCH_CHECK(lock_error.empty(), "{}", lock_error);
 
   // Which batches are finished: each rank checks every world-th one; a sum combines them.
   auto done = torch::zeros({std::max<int64_t>(B, 1)}, torch::kInt64);

@@ -166,31 +166,53 @@ std::string latest_checkpoint(const std::string& workdir) {
   return all.empty() ? "" : all.back().second;
 }
 
+std::string checkpoint_problem(const TrainState& st, const std::string& path) {
+  static const std::regex re(R"(ckpt_(\d+)\.h5)");
+  std::smatch m;
+  const std::string name = fs::path(path).filename().string();
+  if (std::regex_match(name, m, re) && std::stoll(m[1]) != st.step) {
+    return fmt::format("its name says step {} but it holds step {} (renamed or copied from another run)",
+                       std::stoll(m[1]), st.step);
+  }
+  const auto bad = first_nonfinite(st);
+  if (!bad.empty()) return fmt::format("tensor '{}' holds NaN or Inf (the run had diverged when it was written)", bad);
+  return "";
+}
+
 Resumable newest_loadable_checkpoint(const std::string& workdir) {
   Resumable r;
   auto all = list_checkpoints(workdir);
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    std::string why, suffix = ".corrupt";
     try {
       r.state = load_checkpoint(it->second);
-      r.path = it->second;
-      return r;
+      why = checkpoint_problem(r.state, it->second);
+      if (why.empty()) {
+        r.path = it->second;
+        return r;
+      }
+      // It verifies, but resuming from it would fail at the next snapshot (non-finite) or
+      // mislabel every later step (a name that disagrees with its step).
+      suffix = first_nonfinite(r.state).empty() ? ".misnamed" : ".nonfinite";
+      r.state = TrainState{};
     } catch (const std::exception& e) {
-      std::string aside = it->second + ".corrupt";
-      for (int i = 1; fs::exists(aside); ++i) aside = fmt::format("{}.corrupt.{}", it->second, i);
-      std::error_code ec;
-      fs::rename(it->second, aside, ec);
-      spdlog::error("checkpoint {} cannot be used and is set aside as {}{}: {}", it->second, aside,
-                    ec ? fmt::format(" (rename failed: {})", ec.message()) : "", e.what());
-      r.set_aside.push_back(aside);
-      r.reasons.push_back(e.what());
+      why = e.what();
     }
+    std::string aside = it->second + suffix;
+    for (int i = 1; fs::exists(aside); ++i) aside = fmt::format("{}{}.{}", it->second, suffix, i);
+    std::error_code ec;
+    fs::rename(it->second, aside, ec);
+    spdlog::error("checkpoint {} cannot be used and is set aside as {}{}: {}", it->second, aside,
+                  ec ? fmt::format(" (rename failed: {})", ec.message()) : "", why);
+    r.set_aside.push_back(aside);
+    r.reasons.push_back(why);
   }
   return r;
 }
 
 std::string Resumable::failure(const std::string& workdir) const {
   if (!path.empty() || set_aside.empty()) return "";
-  return fmt::format("no usable checkpoint in '{}/checkpoints': {} set aside as corrupt ({}); the newest failed with: {}. "
+  return fmt::format("no usable checkpoint in '{}/checkpoints': {} set aside as unusable ({}); the newest failed with: {}. "
                      "Nothing was loaded: check the files (a new run in this workdir would start from step 0), or "
                      "pass --ckpt FILE",
                      workdir, set_aside.size(), fmt::join(set_aside, ", "), reasons.front());

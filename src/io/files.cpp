@@ -146,7 +146,20 @@ int remove_stale_temps(const std::string& dir) {
   return n;
 }
 
-WorkdirLock::WorkdirLock(const std::string& workdir, const std::string& what) : path_(workdir + "/.lock") {
+void require_writable_dir(const std::string& dir, const std::string& what) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  SCORCH_CHECK(!ec, "{} '{}' cannot be created: {}", what, dir, ec.message());
+  const std::string probe = fmt::format("{}/.scorch-write-probe.{}", dir, ::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  SCORCH_CHECK(fd >= 0, "{} '{}' is not writable: {} (nothing was computed)", what, dir, errno_text(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+WorkdirLock::WorkdirLock(const std::string& workdir, const std::string& what, const std::string& noun,
+                         const std::string& why)
+    : path_(workdir + "/.lock") {
   std::error_code ec;
   fs::create_directories(workdir, ec);
   SCORCH_CHECK(!ec, "cannot create workdir '{}': {}", workdir, ec.message());
@@ -159,9 +172,9 @@ WorkdirLock::WorkdirLock(const std::string& workdir, const std::string& what) : 
     ::close(fd_);
     fd_ = -1;
     if (e == EWOULDBLOCK) {
-      SCORCH_THROW("workdir '{}' is in use by another scorch process ({}): two runs would overwrite each other's "
-                   "checkpoints. Wait for it to end or stop it; the lock ({}) is released when it exits",
-                   workdir, holder.empty() ? "holder unknown" : holder, path_);
+      SCORCH_THROW("{} '{}' is in use by another scorch process ({}): {}. Wait for it to end or stop it; the lock "
+                   "({}) is released when it exits",
+                   noun, workdir, holder.empty() ? "holder unknown" : holder, why, path_);
     }
     SCORCH_THROW("cannot lock '{}': {}", path_, errno_text(e));
   }

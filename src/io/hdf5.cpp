@@ -58,6 +58,21 @@ hid_t h5_type(torch::ScalarType t) {
   }
 }
 
+// "int8 (signed 8-bit integers)", "16-bit floats", "strings", ... for messages.
+std::string type_words(hid_t dtype) {
+  const H5T_class_t cls = H5Tget_class(dtype);
+  const size_t bits = H5Tget_size(dtype) * 8;
+  if (cls == H5T_INTEGER) {
+    const bool sign = H5Tget_sign(dtype) != H5T_SGN_NONE;
+    return fmt::format("{}int{} ({} {}-bit integers)", sign ? "" : "u", bits, sign ? "signed" : "unsigned", bits);
+  }
+  if (cls == H5T_FLOAT) return fmt::format("float{} ({}-bit floats)", bits, bits);
+  if (cls == H5T_STRING) return "strings";
+  if (cls == H5T_COMPOUND) return "compound records";
+  if (cls == H5T_ENUM) return "enumerations (h5py stores booleans so)";
+  return fmt::format("HDF5 class {} of {} bytes", static_cast<int>(cls), bits / 8);
+}
+
 torch::ScalarType torch_type(hid_t dtype, const std::string& what) {
   H5T_class_t cls = H5Tget_class(dtype);
   size_t size = H5Tget_size(dtype);
@@ -66,7 +81,8 @@ torch::ScalarType torch_type(hid_t dtype, const std::string& what) {
   if (cls == H5T_INTEGER && size == 1 && H5Tget_sign(dtype) == H5T_SGN_NONE) return torch::kUInt8;
   if (cls == H5T_INTEGER && size == 8) return torch::kInt64;
   if (cls == H5T_INTEGER && size == 4) return torch::kInt32;
-  SCORCH_THROW("{}: unsupported HDF5 element type (class {}, {} bytes)", what, static_cast<int>(cls), size);
+  SCORCH_THROW("{}: elements are {}, which scorch does not read (uint8, int32, int64, float32 or float64)", what,
+               type_words(dtype));
 }
 
 // Creates the missing groups on the way to `name` ("a/b/c" -> a, a/b) without timestamps,
@@ -246,6 +262,12 @@ torch::ScalarType stored_dtype(hid_t loc, const std::string& name, const std::st
   Handle d = open_dataset(loc, name, file);
   Handle type(H5Dget_type(d.id()), H5Tclose);
   return torch_type(type.id(), fmt::format("{}: dataset '{}'", file, name));
+}
+
+std::string stored_type_words(hid_t loc, const std::string& name, const std::string& file) {
+  Handle d = open_dataset(loc, name, file);
+  Handle type(H5Dget_type(d.id()), H5Tclose);
+  return type_words(type.id());
 }
 
 void check_stored(hid_t loc, const std::string& name, const std::string& file) {

@@ -440,4 +440,58 @@ BOOST_AUTO_TEST_CASE(colorize_keeps_the_grey_levels_through_the_farm) {
   BOOST_TEST(r.code != 0);
 }
 
+// Hostile reruns: a batch file whose index is right but whose data are damaged is computed
+// again (not counted as done, then failing every reader); a second identical run into the
+// same run directory is refused while the first holds it, and a run of other settings in
+// the same workdir goes on beside it.
+BOOST_AUTO_TEST_CASE(damaged_batch_data_are_computed_again_and_one_run_directory_has_one_run) {
+  test::TempDir d("farmhostile");
+  auto c = mixture(40, 10);  // 4 batches
+  const auto base = job(d, c);
+  const auto w = d / "w";
+  auto r = run(scorch_cmd(1) + " sample" + base + " --workdir " + w);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const auto good = test::read_sample_run(w);
+  const auto dir = test::newest_sample_run(w).first;
+  const std::string victim = dir + "/batch_000001.h5";
+  {  // flip one byte inside the first chunk of /samples (its Fletcher-32 no longer matches)
+    auto f = h5::File::open_read(victim);
+    h5::Handle ds(H5Dopen2(f.id(), "samples", H5P_DEFAULT), H5Dclose);
+    h5::Handle space(H5Dget_space(ds.id()), H5Sclose);
+    haddr_t addr = 0;
+    hsize_t size = 0;
+    BOOST_REQUIRE(H5Dget_chunk_info(ds.id(), space.id(), 0, nullptr, nullptr, &addr, &size) >= 0);
+    f.close();
+    std::fstream io(victim, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekg(static_cast<std::streamoff>(addr + size / 2));
+    char ch = 0;
+    io.get(ch);
+    io.seekp(static_cast<std::streamoff>(addr + size / 2));
+    io.put(static_cast<char>(ch ^ 0x5a));
+  }
+  r = run(scorch_cmd(2) + " sample" + base + " --workdir " + w);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find(victim + " cannot be read") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("4 batches (3 already done), 1 computed") != std::string::npos, r.out);
+  BOOST_TEST(torch::equal(test::read_sample_run(w), good));
+
+  // One run directory, one run: the second identical command is refused while the first works.
+  auto slow = mixture(2000, 50);
+  slow.model.num_scales = 3000;
+  const auto sjob = job(d, slow, "slow.toml");
+  const auto w2 = d / "w2";
+  const std::string count = "$(ls " + w2 + "/samples/*/batch_*.h5 2>/dev/null | wc -l)";
+  r = run("bash -c '" + scorch_cmd(1) + " sample" + sjob + " --workdir " + w2 + " > " + d / "first.log" +
+          " 2>&1 & pid=$!; for i in $(seq 900); do [ " + count + " -ge 2 ] && break; sleep 0.05; done; " +
+          scorch_cmd(1) + " sample" + sjob + " --workdir " + w2 + "; echo second=$?; " + scorch_cmd(1) + " sample" +
+          sjob + " --workdir " + w2 + " --set eval.seed=7 --set eval.num_samples=100; echo other=$?; wait $pid; "
+          "echo first=$?'");
+  BOOST_TEST(r.out.find("second=1") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("is in use by another scorch process (scorch sample") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("other=0") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("first=0") != std::string::npos, r.out);
+  const auto log = test::read_file(d / "first.log");
+  BOOST_TEST(log.find("40 batches (0 already done), 40 computed") != std::string::npos, log);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

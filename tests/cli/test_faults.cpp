@@ -170,6 +170,22 @@ std::string state_of(const std::string& w) {
   return std::regex_search(s, m, std::regex(R"re("state": "(\w+)")re")) ? m[1].str() : "";
 }
 
+// Writes NaN over dataset `group/name` (the first of `group`'s) of a checkpoint in place;
+// HDF5 recomputes the chunk checksum, so the file still verifies.
+void plant_nan(const std::string& path, const std::string& group = "ema") {
+  auto st = io::load_checkpoint(path);
+  const auto& m = group == "ema" ? st.ema : st.params;
+  const auto name = m.begin()->first;
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  BOOST_REQUIRE(f >= 0);
+  const std::string ds_name = (group == "ema" ? "ema/" : "model/params/") + name;
+  hid_t ds = H5Dopen2(f, ds_name.c_str(), H5P_DEFAULT);
+  auto nan = torch::full_like(m.begin()->second, std::nanf(""));
+  BOOST_REQUIRE(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, nan.data_ptr()) >= 0);
+  H5Dclose(ds);
+  H5Fclose(f);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(faults)
@@ -356,17 +372,7 @@ BOOST_AUTO_TEST_CASE(non_finite_steps_are_skipped_or_stop_and_never_checkpointed
   // A NaN planted in a good checkpoint's weights (HDF5 recomputes the chunk checksum).
   BOOST_REQUIRE(run(train_cmd(1, job, d / "good")).code == 0);
   const auto path = io::latest_checkpoint(d / "good");
-  {
-    auto st = io::load_checkpoint(path);
-    const auto name = st.ema.begin()->first;
-    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    BOOST_REQUIRE(f >= 0);
-    hid_t ds = H5Dopen2(f, ("ema/" + name).c_str(), H5P_DEFAULT);
-    auto nan = torch::full_like(st.ema.begin()->second, std::nanf(""));
-    BOOST_REQUIRE(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, nan.data_ptr()) >= 0);
-    H5Dclose(ds);
-    H5Fclose(f);
-  }
+  plant_nan(path);
   r = run(scorch_cmd(1) + " sample --ckpt " + path);
   BOOST_TEST_INFO(r.out);
   BOOST_TEST(r.code == 1);
@@ -533,6 +539,126 @@ BOOST_AUTO_TEST_CASE(train_log_and_tensorboard_after_kill_and_resume) {
   }
   BOOST_TEST(mismatched == 0);
   BOOST_TEST(compared == 60 * 11);
+}
+
+// Hostile rerun: a newest checkpoint holding NaN (valid checksums, e.g. from an older scorch)
+// is set aside as *.nonfinite and training resumes from the newest finite one, saying so; a
+// checkpoint whose name disagrees with its step is set aside as *.misnamed.
+BOOST_AUTO_TEST_CASE(nonfinite_or_misnamed_newest_checkpoint_is_set_aside_on_resume) {
+  test::TempDir d("nanresume");
+  auto job = points_job(d);
+  const std::string w = d / "run";
+  BOOST_REQUIRE(run(train_cmd(1, job, w, "--set training.snapshot_freq=10")).code == 0);
+  const std::string c30 = w + "/checkpoints/ckpt_000000030.h5";
+  plant_nan(c30, "params");
+  auto r = run(train_cmd(2, job, w, "--set training.snapshot_freq=10 --set training.n_iters=40"));
+  BOOST_TEST_INFO(r.out);
+  BOOST_TEST(r.code == 0);
+  BOOST_TEST(r.out.find("checkpoint " + c30 + " cannot be used and is set aside as " + c30 + ".nonfinite") !=
+             std::string::npos);
+  BOOST_TEST(r.out.find("holds NaN or Inf") != std::string::npos);
+  BOOST_TEST(r.out.find("resumed from " + w + "/checkpoints/ckpt_000000020.h5 at step 20") != std::string::npos);
+  BOOST_TEST(fs::exists(c30 + ".nonfinite"));
+  BOOST_TEST(io::list_checkpoints(w).back().first == 40);
+  BOOST_TEST(all_checkpoints_load(w) == 4);
+  BOOST_TEST(state_of(w) == "finished");
+
+  // A copy named for step 90 that holds step 40: set aside, not resumed from as step 90.
+  const std::string c90 = w + "/checkpoints/ckpt_000000090.h5";
+  fs::copy_file(w + "/checkpoints/ckpt_000000040.h5", c90);
+  r = run(scorch_cmd(1) + " sample --workdir " + w);
+  BOOST_TEST_INFO(r.out);
+  BOOST_TEST(r.code == 1);
+  BOOST_TEST(r.out.find("its name says step 90 but it holds step 40") != std::string::npos);
+  BOOST_TEST(r.out.find("pass --ckpt " + w + "/checkpoints/ckpt_000000040.h5") != std::string::npos);
+  r = run(train_cmd(1, job, w, "--set training.snapshot_freq=10 --set training.n_iters=50"));
+  BOOST_TEST_INFO(r.out);
+  BOOST_TEST(r.code == 0);
+  BOOST_TEST(r.out.find("set aside as " + c90 + ".misnamed") != std::string::npos);
+  BOOST_TEST(r.out.find("resumed from " + w + "/checkpoints/ckpt_000000040.h5 at step 40") != std::string::npos);
+}
+
+// Hostile rerun: sample and eval on a corrupt newest checkpoint name the earlier one that
+// verifies and --ckpt; a checkpoint of another model placed as the newest is refused by
+// sample and eval, naming the key and both values.
+BOOST_AUTO_TEST_CASE(sample_and_eval_refuse_a_bad_newest_checkpoint_naming_the_usable_one) {
+  test::TempDir d("badnewest");
+  auto job = points_job(d);
+  const std::string w = d / "run", other = d / "other";
+  BOOST_REQUIRE(run(train_cmd(1, job, w)).code == 0);                           // steps 20, 30
+  BOOST_REQUIRE(run(train_cmd(1, job, other, "--set model.nf=16")).code == 0);  // another network
+  const std::string c30 = w + "/checkpoints/ckpt_000000030.h5", c20 = w + "/checkpoints/ckpt_000000020.h5";
+  fs::copy_file(c30, d / "c30.h5");
+  fs::resize_file(c30, fs::file_size(c30) / 2);
+  for (const std::string cmd : {" sample", " eval bpd"}) {
+    auto r = run(scorch_cmd(1) + cmd + " --workdir " + w);
+    BOOST_TEST_INFO(r.out);
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(r.out.find(c30) != std::string::npos);
+    BOOST_TEST(r.out.find("the newest checkpoint that verifies is " + c20 + " (step 20): pass --ckpt " + c20) !=
+               std::string::npos);
+  }
+  fs::remove(c30);
+  fs::copy_file(other + "/checkpoints/ckpt_000000030.h5", c30);
+  for (const std::string cmd : {" sample", " eval bpd"}) {
+    auto r = run(scorch_cmd(1) + cmd + " --workdir " + w);
+    BOOST_TEST_INFO(r.out);
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(r.out.find(c30 + " is not a checkpoint of the run in '" + w + "': model.nf = 32 (config.toml), 16 "
+                          "(checkpoint)") != std::string::npos);
+    BOOST_TEST(!fs::exists(w + "/samples"));
+  }
+  fs::remove(c30);
+  fs::copy_file(d / "c30.h5", c30);
+  BOOST_TEST(run(scorch_cmd(1) + " sample --workdir " + w).code == 0);
+}
+
+// Hostile rerun: train --ckpt OLDER among newer checkpoints is refused unless --discard-newer
+// (which moves them aside, never deletes, and names the right checkpoint at the end); keys
+// that change what the network means are refused on resume, safe ones pass.
+BOOST_AUTO_TEST_CASE(resume_refuses_older_ckpt_among_newer_and_semantic_key_changes) {
+  test::TempDir d("branch");
+  auto job = points_job(d);
+  const std::string w = d / "run";
+  BOOST_REQUIRE(run(train_cmd(1, job, w, "--set training.snapshot_freq=10 --set training.n_iters=40")).code == 0);
+  const std::string c20 = w + "/checkpoints/ckpt_000000020.h5";
+  const auto log_before = test::read_file(w + "/train_log.csv");
+  auto r = run(train_cmd(2, job, w, "--ckpt " + c20 + " --set training.n_iters=60"));
+  BOOST_TEST_INFO(r.out);
+  BOOST_TEST(r.code == 1);
+  BOOST_TEST(r.out.find("holds 2 newer checkpoint(s)") != std::string::npos);
+  BOOST_TEST(r.out.find("--discard-newer") != std::string::npos);
+  BOOST_TEST(io::list_checkpoints(w).size() == 4u);
+  BOOST_TEST(test::read_file(w + "/train_log.csv") == log_before);
+  r = run(train_cmd(2, job, w, "--ckpt " + c20 + " --discard-newer --set training.n_iters=25"));
+  BOOST_TEST_INFO(r.out);
+  BOOST_TEST(r.code == 0);
+  BOOST_TEST(r.out.find("moved 2 checkpoint(s) newer than step 20 to " + w + "/checkpoints/discarded-") !=
+             std::string::npos);
+  BOOST_TEST(r.out.find("train: step 25 in " + w + " (checkpoint " + w + "/checkpoints/ckpt_000000025.h5)") !=
+             std::string::npos);
+  auto left = io::list_checkpoints(w);
+  BOOST_REQUIRE(left.size() == 3u);
+  BOOST_TEST(left.back().first == 25);
+  r = run("ls " + w + "/checkpoints/discarded-*/");
+  BOOST_TEST(r.out.find("ckpt_000000030.h5") != std::string::npos);
+  BOOST_TEST(r.out.find("ckpt_000000040.h5") != std::string::npos);
+
+  // Semantic keys: refused naming key, stored and new value; nothing trained.
+  r = run(train_cmd(1, job, w, "--set training.sde=vesde --set model.sigma_max=5 --set training.n_iters=50"));
+  BOOST_TEST_INFO(r.out);
+  BOOST_TEST(r.code == 1);
+  BOOST_TEST(r.out.find("training.sde: 'vpsde' in the checkpoint, 'vesde' now") != std::string::npos);
+  BOOST_TEST(r.out.find("model.sigma_max: 50.0 in the checkpoint, 5.0 now") != std::string::npos);
+  BOOST_TEST(io::list_checkpoints(w).back().first == 25);
+  r = run(train_cmd(1, job, w, "--set training.continuous=false --set training.n_iters=50"));
+  BOOST_TEST(r.code == 1);
+  BOOST_TEST(r.out.find("training.continuous: true in the checkpoint, false now") != std::string::npos, r.out);
+  // Safe keys pass.
+  r = run(train_cmd(1, job, w, "--set optim.lr=1e-3 --set training.n_iters=35 --set training.log_freq=5"));
+  BOOST_TEST_INFO(r.out);
+  BOOST_TEST(r.code == 0);
+  BOOST_TEST(io::list_checkpoints(w).back().first == 35);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -41,7 +41,13 @@ struct Resolved {
   std::string ckpt;     // "" when none was given or found
   std::string workdir;  // --workdir, or the run directory holding --ckpt
 };
+// Throws naming the file when the newest checkpoint of --workdir cannot be read (with the
+// newest one that verifies), or when the checkpoint's network keys differ from those of
+// <workdir>/config.toml (a checkpoint of another model).
 Resolved resolve(const Common& opt, bool need_ckpt);
+// "the newest checkpoint that verifies is P (step S): pass --ckpt P ..." for a checkpoint
+// `bad` of `workdir` that cannot be used, or that none other does.
+std::string usable_checkpoint_hint(const std::string& workdir, const std::string& bad);
 
 // A score function on this rank's device: a network with the EMA weights of a checkpoint,
 // or the exact analytic_gmm model (no checkpoint; step 0). Chooses the device (collective:

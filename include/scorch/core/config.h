@@ -189,6 +189,16 @@ void validate(const Config& cfg);
 // The full resolved configuration as a TOML document (every key, defaults included).
 std::string to_toml(const Config& cfg);
 
+// The keys that change what a trained network means (its architecture, its SDE and the SDE's
+// parameters, training.continuous and the loss, model.num_classes, the data's shape and
+// scaling) whose values differ between `before` (a checkpoint's config) and `after`, with
+// both values as TOML text. A resumed run refuses any; the rest (learning rate, iterations,
+// logging, checkpoint policy, dropout, EMA rate, ...) may change.
+struct KeyChange {
+  std::string key, before, after;
+};
+std::vector<KeyChange> fixed_key_changes(const Config& before, const Config& after);
+
 // All keys "section.key" with their one-line descriptions, for --help and errors.
 std::vector<std::pair<std::string, std::string>> config_keys();
 

@@ -20,6 +20,10 @@ int error_rank();
 
 [[noreturn]] void throw_error(const char* file, int line, const std::string& message);
 
+// The message of `e` without LibTorch's C++ stack dump (c10::Error carries one): what a user
+// reads in an error that wraps a library failure.
+std::string message_of(const std::exception& e);
+
 }  // namespace scorch
 
 // SCORCH_THROW("bad value {} for {}", v, key): throws scorch::Error "[rank r] ... (file.cpp:42)".

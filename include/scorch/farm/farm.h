@@ -76,7 +76,8 @@ std::string batch_path(const std::string& dir, int64_t id);
 
 // Whether `b.path` is a finished batch file: /index int64 [b.count] holding b.begin, ...,
 // and (when `attr` is not empty) a string attribute `attr` equal to `value` (the settings
-// the batch was made with). A file that cannot be read counts as unfinished (logged).
+// the batch was made with), every dataset reading back with its checksum. A file that
+// cannot be read, or whose data fail their checksums, counts as unfinished (logged).
 bool batch_file_complete(const Batch& b, const std::string& attr = "", const std::string& value = "");
 // Writes b's file atomically: /index int64 (b.begin, ..., b.begin + b.count - 1), the string
 // attribute `attr` = `value` (what batch_file_complete checks) and what `fill(file)` adds.

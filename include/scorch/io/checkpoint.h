@@ -71,10 +71,15 @@ std::string latest_checkpoint(const std::string& workdir);
 // Every ckpt_<step>.h5 of <workdir>/checkpoints as (step, path), oldest first.
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& workdir);
 
-// The newest checkpoint that loads and verifies completely, with the state it holds (so it
-// is not read again). Each newer one that does not is reported (its path and why) and renamed
-// aside to "<name>.corrupt" (never deleted). `path` is "" if none is left. Call on one rank
-// only, holding the workdir lock.
+// Why a checkpoint that loaded and verified still must not be used, or "" if it may: its
+// file name (ckpt_<step>.h5) disagrees with its stored step, or a tensor holds NaN/Inf.
+std::string checkpoint_problem(const TrainState& st, const std::string& path);
+
+// The newest checkpoint that loads, verifies completely and passes checkpoint_problem, with
+// the state it holds (so it is not read again). Each newer one that does not is reported
+// (its path and why) and renamed aside (never deleted) to "<name>.corrupt" (unreadable or
+// failing a checksum), "<name>.nonfinite" (NaN/Inf) or "<name>.misnamed" (name vs step).
+// `path` is "" if none is left. Call on one rank only, holding the workdir lock.
 struct Resumable {
   std::string path;
   TrainState state;                    // the checkpoint at `path`, verified

@@ -32,6 +32,11 @@ void write_bytes(const std::string& path, const char* data, size_t size);
 // Text content, written and read back byte for byte.
 void write_text_atomically(const std::string& path, const std::string& content);
 
+// Creates `dir` if missing and proves it writable by creating and removing a probe file in
+// it (a read-only mount, missing permission, a full inode table): throws naming `dir`,
+// `what` it is for and the reason, before any expensive work starts.
+void require_writable_dir(const std::string& dir, const std::string& what);
+
 // Removes leftover temporaries of earlier runs in `dir` (call only while holding the
 // workdir lock). Returns how many were removed.
 int remove_stale_temps(const std::string& dir);
@@ -39,10 +44,12 @@ int remove_stale_temps(const std::string& dir);
 // An exclusive lock on a workdir: "<workdir>/.lock" holds host, pid and start time, and a
 // flock() on it is held for the life of the object. The kernel drops the flock when the
 // process dies (kill -9, node reboot), so a lock left by a dead run is stale and taken
-// over; a live holder makes the constructor throw naming its host and pid.
+// over; a live holder makes the constructor throw naming its host and pid. `what` names the
+// holder in the file ("scorch train (4 ranks)"); `noun` and `why` word the refusal.
 class WorkdirLock {
  public:
-  explicit WorkdirLock(const std::string& workdir, const std::string& what);
+  explicit WorkdirLock(const std::string& workdir, const std::string& what, const std::string& noun = "workdir",
+                       const std::string& why = "two runs would overwrite each other's checkpoints");
   ~WorkdirLock();
   WorkdirLock(const WorkdirLock&) = delete;
   WorkdirLock& operator=(const WorkdirLock&) = delete;

@@ -68,6 +68,8 @@ void check_stored(hid_t loc, const std::string& name, const std::string& file);
 size_t element_size(hid_t loc, const std::string& name);
 // The tensor dtype dataset `name` is stored as; throws naming `file` for a type scorch does not read.
 torch::ScalarType stored_dtype(hid_t loc, const std::string& name, const std::string& file);
+// The stored element type in words ("int8 (signed 8-bit integers)"), for messages.
+std::string stored_type_words(hid_t loc, const std::string& name, const std::string& file);
 
 // Writes a contiguous CPU tensor (uint8, int64, float32, float64) at `name`, creating
 // intermediate groups. Row chunks of at most `chunk_bytes` (at least one row), each

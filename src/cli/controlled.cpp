@@ -41,7 +41,8 @@ int run_controlled(const Common& common, dist::Communicator& comm, const Control
   const int64_t n = c.count > 0 ? std::min(c.count, shape[0]) : shape[0];
   SCORCH_CHECK(n > 0, "{}: no rows to {}", c.data, c.kind);
   const std::string out =
-      c.out.empty() ? fmt::format("{}/samples/{}_{:09d}-{}.h5", l.r.workdir, c.kind, l.step, sampling::short_name(cfg))
+      c.out.empty() ? fmt::format("{}/samples/{}_{:09d}-{}{}.h5", l.r.workdir, c.kind, l.step,
+                                  sampling::short_name(cfg), c.tag.empty() ? "" : "-" + c.tag)
                     : c.out;
   if (comm.rank() == 0 && fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
   farm::Plan plan;

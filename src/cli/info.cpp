@@ -1,12 +1,17 @@
-// `scorch info`: the parameter count of a job's network, a checkpoint's step and the
-// resolved configuration; `--keys` lists every configuration key with its meaning.
+// `scorch info`: the parameter count of a job's network, a checkpoint's step, the state of
+// the workdir's run (a dead run told from a live one by its lock) and the resolved
+// configuration; `--keys` lists every configuration key with its meaning.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
 #include "scorch/core/torch_compat.h"
 #include "scorch/dist/backend.h"
 #include "scorch/io/checkpoint.h"
+#include "scorch/io/files.h"
 #include "scorch/models/model.h"
 
 namespace scorch::cli {
@@ -25,6 +30,34 @@ std::string grouped(int64_t v) {  // 62758915 -> 62,758,915
   return out;
 }
 
+// "run           running (...)" or "dead (...)" from <workdir>/status.json and its lock: a run
+// killed by SIGKILL or a lost node cannot mark itself, but the kernel dropped its flock.
+std::string run_state_text(const std::string& workdir) {
+  const std::string path = workdir + "/status.json";
+  std::ifstream in(path);
+  if (!in) return "";
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    return fmt::format("run           status.json cannot be read ({})\n", e.what());
+  }
+  const auto state = j.value("state", std::string("?"));
+  const auto who = fmt::format("pid {} on host {}, started {}", j.value("pid", 0), j.value("host", std::string("?")),
+                               j.value("started", j.value("time", std::string("?"))));
+  if (state != "running") {
+    return fmt::format("run           {} at step {} (exit status {}){}\n", state, j.value("step", int64_t{-1}),
+                       j.value("exit_code", -1),
+                       j.value("message", std::string()).empty() ? "" : ": " + j.value("message", std::string()));
+  }
+  const auto lock = io::probe_lock(workdir);
+  if (lock.held) return fmt::format("run           running ({}; holds {}/.lock)\n", who, workdir);
+  return fmt::format("run           dead: status.json says running ({}) but no process holds {}/.lock: it was killed "
+                     "(SIGKILL, a lost node, a launcher that ended it) before it could say so. Run the same train "
+                     "command to resume from the newest checkpoint\n",
+                     who, workdir);
+}
+
 int info(const InfoOptions& opt, dist::Communicator& comm) {
   if (comm.rank() != 0) return 0;
   if (opt.keys) {
@@ -32,6 +65,7 @@ int info(const InfoOptions& opt, dist::Communicator& comm) {
     return 0;
   }
   auto r = resolve(opt.common, /*need_ckpt=*/false);
+  if (!r.workdir.empty()) fmt::print("{}", run_state_text(r.workdir));
   if (r.cfg.model.name == "analytic_gmm") {
     fmt::print("model         analytic_gmm ({} components, exact score, no parameters)\n", r.cfg.model.gmm_means.size());
   } else {

@@ -26,6 +26,23 @@ struct InpaintOptions {
   int64_t count = 0;
 };
 
+// An HDF5 /mask as float, every entry 0 (free) or 1 (known). A fractional mask would blend
+// the known data with the sample, which score_sde's inpainter does not define, and a NaN
+// would poison every row: both are refused, counted, with an example.
+torch::Tensor binary_mask(const torch::Tensor& raw, const std::string& spec) {
+  auto t = raw.to(torch::kFloat64);
+  const auto nan = torch::isnan(t);
+  const int64_t n_nan = nan.sum().item<int64_t>();
+  SCORCH_CHECK(n_nan == 0, "{}: /mask holds NaN in {} of {} entries: a mask is 0 (free) or 1 (known)", spec, n_nan,
+               t.numel());
+  const auto other = (t != 0) & (t != 1);
+  const int64_t n_other = other.sum().item<int64_t>();
+  SCORCH_CHECK(n_other == 0, "{}: /mask holds {} of {} entries that are neither 0 nor 1 (e.g. {}): a mask is 0 (free) "
+               "or 1 (known); round or threshold it first", spec, n_other, t.numel(),
+               t.masked_select(other)[0].item<double>());
+  return t.to(torch::kFloat32);
+}
+
 // The mask in the model's layout, [1,C,H,W] or [1,D] float (1 known, 0 free).
 torch::Tensor load_mask(const std::string& spec, const Config& cfg) {
   const auto item = cfg.item_shape();
@@ -44,7 +61,7 @@ torch::Tensor load_mask(const std::string& spec, const Config& cfg) {
       if (h5::is_hdf5(spec)) {
         auto f = h5::File::open_read(spec);
         SCORCH_CHECK(h5::exists(f.id(), "mask"), "{}: no /mask", spec);
-        auto t = h5::read_tensor(f.id(), "mask", spec).to(torch::kFloat32);
+        auto t = binary_mask(h5::read_tensor(f.id(), "mask", spec), spec);
         if (t.dim() == 2) t = t.unsqueeze(-1);
         SCORCH_CHECK(t.dim() == 3 && t.size(0) == H && t.size(1) == W && (t.size(2) == 1 || t.size(2) == C),
                      "{}: /mask must be [H,W] or [H,W,C] = [{},{},{}] (got [{}])", spec, H, W, C,
@@ -63,7 +80,7 @@ torch::Tensor load_mask(const std::string& spec, const Config& cfg) {
   SCORCH_CHECK(fs::exists(spec) && h5::is_hdf5(spec), "--mask {}: point data need an HDF5 file with /mask [{}]", spec, D);
   auto f = h5::File::open_read(spec);
   SCORCH_CHECK(h5::exists(f.id(), "mask"), "{}: no /mask", spec);
-  auto t = h5::read_tensor(f.id(), "mask", spec).to(torch::kFloat32).flatten();
+  auto t = binary_mask(h5::read_tensor(f.id(), "mask", spec), spec).flatten();
   SCORCH_CHECK(t.numel() == D, "{}: /mask has {} entries but the points have {} coordinates", spec, t.numel(), D);
   return (t > 0).to(torch::kFloat32).unsqueeze(0);
 }
@@ -79,6 +96,12 @@ int inpaint(const InpaintOptions& opt, dist::Communicator& comm) {
   c.out = opt.out;
   c.count = opt.count;
   c.mask_id = fs::exists(opt.mask) ? fs::absolute(opt.mask).string() + " " + file_fnv1a64_hex(opt.mask) : opt.mask;
+  {  // the default output is named after the mask's content: runs with other masks keep theirs
+    auto bytes = (mask > 0.5).to(torch::kUInt8).contiguous();
+    c.tag = "mask" + fnv1a64_hex(std::string(reinterpret_cast<const char*>(bytes.data_ptr()),
+                                             static_cast<size_t>(bytes.numel())))
+                         .substr(0, 8);
+  }
   c.make = [mask](const torch::Tensor& x0) {
     return sampling::Constraint::inpainting(x0, mask.to(x0.device()).expand_as(x0));
   };
@@ -98,11 +121,11 @@ Command inpaint_command() {
             ->check(CLI::ExistingFile);
         app.add_option("--mask", opt.mask,
                        "what is known: a PNG of the image size (white = known), an HDF5 file with /mask ([H,W], "
-                       "[H,W,C] or [D], nonzero = known), or right-half | bottom-half | center (that part unknown)")
+                       "[H,W,C] or [D], every entry 0 or 1; 1 = known), or right-half | bottom-half | center (that part unknown)")
             ->required();
         app.add_option("--count", opt.count, "rows to complete (default: all)");
         app.add_option("--out", opt.out,
-                       "output (default <workdir>/samples/inpaint_<step>-<sampler>.h5): /samples, /index, and for "
+                       "output (default <workdir>/samples/inpaint_<step>-<sampler>-mask<hash of the mask>.h5): /samples, /index, and for "
                        "images /images uint8 and a PNG grid masked input | result | original");
         app.footer("Known values are replaced by the data forward-noised to the current time after every sampler "
                    "update (score_sde's get_pc_inpainter; PC, ode and the fast methods alike) and set exactly at the "

@@ -38,6 +38,28 @@ int sample(const Common& opt, dist::Communicator& comm) {
   const auto item = cfg.item_shape();
   const std::string what = cfg.is_image_data() ? "images" : "samples";
   const auto ckpt = l.r.ckpt.empty() ? std::string("analytic_gmm (exact score)") : l.r.ckpt;
+  {
+    // Refused before anything is computed: an output the file system cannot hold, or a
+    // batch whose sampler state alone (x, noise, drift, score, mean: ~8 copies of the batch
+    // in float32) exceeds the memory this node has available.
+    int64_t numel = 1;
+    for (auto v : item) numel *= v;
+    const double item_bytes = static_cast<double>(numel) * (4 + (cfg.is_image_data() ? 1 : 0)) + 8;
+    const double need = item_bytes * static_cast<double>(cfg.eval.num_samples);
+    std::error_code ec;
+    const auto space = fs::space(l.r.workdir, ec);
+    SCORCH_CHECK(ec || need <= static_cast<double>(space.available),
+                 "eval.num_samples = {}: the samples need about {} ({} per sample), but the file system of '{}' has "
+                 "{} free: lower eval.num_samples or free space (nothing was computed)",
+                 cfg.eval.num_samples, format_bytes(need), format_bytes(item_bytes), l.r.workdir,
+                 format_bytes(static_cast<double>(space.available)));
+    const double batch_state = 8.0 * static_cast<double>(numel) * 4 * static_cast<double>(cfg.eval.batch_size);
+    const double mem = data::available_memory();
+    SCORCH_CHECK(l.device.is_cuda() || mem <= 0 || batch_state <= mem,
+                 "eval.batch_size = {}: one batch's sampler state needs about {} before the network's own, but {} of "
+                 "memory is available: lower eval.batch_size (nothing was computed)",
+                 cfg.eval.batch_size, format_bytes(batch_state), format_bytes(mem));
+  }
   if (comm.rank() == 0) {
     spdlog::info("sample run {} ({}, N = {}, eval.seed {}, batches of {}, {} rank(s) on {})", run.dir,
                  sampling::short_name(cfg), cfg.model.num_scales, cfg.eval.seed, cfg.eval.batch_size, comm.size(),

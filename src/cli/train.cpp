@@ -29,8 +29,17 @@ namespace scorch::cli {
 
 namespace {
 
+// When this process started (the first call, made before training): the holder's start
+// time in status.json, as in the workdir lock.
+const std::string& process_start_time() {
+  static const std::string t = local_time_iso8601();
+  return t;
+}
+
 // <workdir>/status.json: {"state": running | finished | stopped | failed, "step", "checkpoint",
-// "exit_code", "message", "pid", "host", "time"}. Rank 0 only.
+// "exit_code", "message", "pid", "host", "started", "time"}. Rank 0 only. A run killed
+// outright stays "running" here; `scorch info --workdir` tells it is dead (nothing holds
+// the lock) and jobs/launch.sh and the Slurm scripts mark it failed with the exit status.
 void write_status(const std::string& workdir, const std::string& state, int64_t step, int exit_code,
                   const std::string& message = "") {
   nlohmann::json j{{"state", state},
@@ -40,6 +49,7 @@ void write_status(const std::string& workdir, const std::string& state, int64_t 
                    {"message", message},
                    {"host", host_name()},
                    {"pid", ::getpid()},
+                   {"started", process_start_time()},
                    {"time", local_time_iso8601()}};
   io::write_text_atomically(workdir + "/status.json", j.dump(2) + "\n");
 }
@@ -75,6 +85,7 @@ void settle_newer_checkpoints(const std::string& workdir, const std::string& ckp
 int train(const TrainOptions& opt, dist::Communicator& comm) {
   // Before anything slow (config, data): a signal from now on means "checkpoint and stop".
   install_stop_handlers();
+  (void)process_start_time();
   SCORCH_CHECK(!opt.workdir.empty(), "train needs --workdir DIR (checkpoints and logs go there)");
   const bool root = comm.rank() == 0;
   // One run per workdir: rank 0 takes the lock and every rank learns whether it got it.

@@ -25,16 +25,11 @@ void throw_error(const char* file, int line, const std::string& message) {
   throw Error(fmt::format("{} ({}:{})", message, base, line));
 }
 
-namespace {
-
-// A path for a message: long ones (a 6 kB --workdir) shortened to their ends.
 std::string shown_path(const std::string& p) {
   if (p.size() <= 160) return "'" + p + "'";
   return fmt::format("'{}...{}' ({} characters; Linux allows {} in a path and {} in one name)", p.substr(0, 60),
                      p.substr(p.size() - 60), p.size(), PATH_MAX, NAME_MAX);
 }
-
-}  // namespace
 
 std::string message_of(const std::exception& e) {
   if (const auto* fe = dynamic_cast<const std::filesystem::filesystem_error*>(&e)) {

@@ -146,13 +146,25 @@ int remove_stale_temps(const std::string& dir) {
   return n;
 }
 
+LockState probe_lock(const std::string& dir) {
+  LockState st;
+  const std::string path = dir + "/.lock";
+  st.holder = read_small(path);
+  while (!st.holder.empty() && (st.holder.back() == '\n' || st.holder.back() == ' ')) st.holder.pop_back();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return st;
+  st.held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // drops the probe's own shared lock, if it got one
+  return st;
+}
+
 void require_writable_dir(const std::string& dir, const std::string& what) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  SCORCH_CHECK(!ec, "{} '{}' cannot be created: {}", what, dir, ec.message());
+  SCORCH_CHECK(!ec, "{} {} cannot be created: {}", what, shown_path(dir), ec.message());
   const std::string probe = fmt::format("{}/.scorch-write-probe.{}", dir, ::getpid());
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  SCORCH_CHECK(fd >= 0, "{} '{}' is not writable: {} (nothing was computed)", what, dir, errno_text(errno));
+  SCORCH_CHECK(fd >= 0, "{} {} is not writable: {} (nothing was computed)", what, shown_path(dir), errno_text(errno));
   ::close(fd);
   ::unlink(probe.c_str());
 }

@@ -1,6 +1,8 @@
 // The `scorch` binary end to end, as a user runs it: --help, errors for bad job files
 // (naming key and file, also under mpirun without hanging), and train -> info -> sample ->
 // eval bpd on 2 ranks, with sampling independent of the number of ranks.
+#include <unistd.h>
+
 #include <array>
 #include <cmath>
 #include <fstream>
@@ -407,6 +409,66 @@ BOOST_AUTO_TEST_CASE(prepare_images_is_rank_invariant) {
   auto one = data::load(d / "r1.h5").images, two = data::load(d / "r2.h5").images;
   BOOST_TEST(one.sizes() == torch::IntArrayRef({7, 8, 8, 3}));
   BOOST_TEST(torch::equal(one, two));
+}
+
+// Hostile rerun: the README's integer class label is accepted; an output the disk cannot
+// hold, a batch memory cannot hold, int8 images, --threads -5, a 6 kB path and a read-only
+// workdir each fail at once with a message naming the value, the key or the file.
+BOOST_AUTO_TEST_CASE(hostile_inputs_fail_at_once_naming_the_problem) {
+  test::TempDir d("hostile");
+  test::write_file(d / "gmm.toml", to_toml(test::mixture_2d()));
+  const std::string gmm = " --config " + d / "gmm.toml";
+  Config cfg;
+  apply_override(cfg, "sampling.class_label=7");
+  BOOST_TEST(cfg.sampling.class_label == "7");
+  apply_override(cfg, "sampling.class_label=\"3\"");
+  BOOST_TEST(cfg.sampling.class_label == "3");
+  BOOST_TEST(test::error_of([&] { apply_override(cfg, "sampling.class_label=1.5"); }).find("must be a string") !=
+             std::string::npos);
+
+  auto r = run(scorch_cmd(1) + " sample" + gmm + " --workdir " + d / "w" + " --set eval.num_samples=1000000000000000");
+  BOOST_TEST(r.code == 1);
+  BOOST_TEST(std::regex_search(r.out, std::regex(R"(the samples need about [0-9.e+]+ TB \(16 B per sample\), but the file system of .* has [0-9.]+ [kMGT]?B free)")),
+             r.out);
+  BOOST_TEST(!fs::exists(d / "w/samples"));
+  r = run(scorch_cmd(1) + " sample" + gmm + " --workdir " + d / "w" +
+          " --set eval.num_samples=10 --set eval.batch_size=100000000000000");
+  BOOST_TEST(r.code == 1);
+  BOOST_TEST(r.out.find("eval.batch_size = 100000000000000: one batch's sampler state needs about") != std::string::npos,
+             r.out);
+
+  r = run(scorch_cmd(1) + " --threads -5 info --keys");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("--threads takes a whole number of threads from 1 to 65536, got '-5'") != std::string::npos,
+             r.out);
+  BOOST_TEST(r.out.find("1.79") == std::string::npos, r.out);
+
+  const std::string deep = d / std::string(6000, 'x');
+  r = run(scorch_cmd(1) + " sample" + gmm + " --workdir " + deep + " --set eval.num_samples=10");
+  BOOST_TEST(r.code == 1);
+  BOOST_TEST(r.out.find("File name too long") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("characters; Linux allows 4096 in a path and 255 in one name") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("filesystem error") == std::string::npos, r.out);
+
+  h5::write_atomically(d / "int8.h5", [](hid_t f) {
+    h5::Handle space(H5Screate_simple(4, std::array<hsize_t, 4>{2, 4, 4, 1}.data(), nullptr), H5Sclose);
+    h5::Handle ds(H5Dcreate2(f, "images", H5T_NATIVE_INT8, space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+    std::array<int8_t, 32> v{};
+    H5Dwrite(ds.id(), H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+  });
+  BOOST_TEST(test::error_of([&] { data::inspect(d / "int8.h5", 0, false); })
+                 .find("int8.h5: /images must be uint8 (0..255 per channel), stored as int8 (signed 8-bit integers)") !=
+             std::string::npos);
+
+  // A read-only workdir (a read-only bind mount: root ignores permission bits).
+  fs::create_directories(d / "ro");
+  if (::getuid() == 0 && run("mount --bind " + d / "ro" + " " + d / "ro" + " && mount -o remount,bind,ro " + d / "ro").code == 0) {
+    r = run(scorch_cmd(1) + " sample" + gmm + " --workdir " + d / "ro" + " --set eval.num_samples=10");
+    run("umount " + d / "ro");
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(r.out.find("the workdir '" + d / "ro" + "' is not writable: Read-only file system") != std::string::npos,
+               r.out);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -391,6 +391,25 @@ BOOST_AUTO_TEST_CASE(inpaint_keeps_the_known_coordinates_through_the_farm) {
           d / "bad.h5");
   BOOST_TEST(r.code != 0);
   BOOST_TEST(r.out.find("bad.h5: /mask has 3 entries") != std::string::npos, r.out);
+  // NaN and fractional masks are refused, counted; nothing is written.
+  const std::string base = scorch_cmd(1) + " inpaint" + jobfile + " --workdir " + d / "w" + " --data " + d / "pts.h5";
+  h5::write_atomically(d / "nan.h5", [](hid_t f) { h5::write_tensor(f, "mask", torch::tensor({std::nanf(""), 0.0f})); });
+  r = run(base + " --mask " + d / "nan.h5");
+  BOOST_TEST(r.code == 1);
+  BOOST_TEST(r.out.find("nan.h5: /mask holds NaN in 1 of 2 entries") != std::string::npos, r.out);
+  h5::write_atomically(d / "half.h5", [](hid_t f) { h5::write_tensor(f, "mask", torch::tensor({0.5f, 0.0f})); });
+  r = run(base + " --mask " + d / "half.h5");
+  BOOST_TEST(r.code == 1);
+  BOOST_TEST(r.out.find("half.h5: /mask holds 1 of 2 entries that are neither 0 nor 1 (e.g. 0.5)") != std::string::npos,
+             r.out);
+  BOOST_TEST(!fs::exists(d / "w/samples"));
+  // Default outputs are named after the mask: two masks, two files.
+  h5::write_atomically(d / "other.h5", [](hid_t f) { h5::write_tensor(f, "mask", torch::tensor({0.0f, 1.0f})); });
+  BOOST_REQUIRE(run(base + " --mask " + d / "mask.h5").code == 0);
+  BOOST_REQUIRE(run(base + " --mask " + d / "other.h5").code == 0);
+  r = run("ls " + d / "w/samples/");
+  BOOST_TEST(std::regex_search(r.out, std::regex(R"(inpaint_\d+-[a-z_-]+-mask[0-9a-f]{8}\.h5\n(.|\n)*inpaint_\d+-[a-z_-]+-mask[0-9a-f]{8}\.h5)")),
+             r.out);
 }
 
 // A noise-conditional classifier trains on perturbed images (2 ranks) and is refused as a

@@ -661,4 +661,20 @@ BOOST_AUTO_TEST_CASE(resume_refuses_older_ckpt_among_newer_and_semantic_key_chan
   BOOST_TEST(io::list_checkpoints(w).back().first == 35);
 }
 
+// Hostile rerun: a run killed with SIGKILL leaves status.json "running"; `scorch info` tells
+// it from a live one (the lock) and names the holder it recorded.
+BOOST_AUTO_TEST_CASE(info_tells_a_killed_run_from_a_live_one) {
+  test::TempDir d("deadrun");
+  auto job = points_job(d);
+  const std::string w = d / "run";
+  auto r = run("bash -c '" + train_cmd(1, job, w, "--set training.n_iters=100000000 --set training.snapshot_freq=1000") +
+               " > " + d / "train.log" + " 2>&1 & pid=$!; " + wait_for_rows(w, 1) + scorch_cmd(1) + " info --workdir " +
+               w + "; kill -9 $pid; wait $pid; echo rc=$?; " + scorch_cmd(1) + " info --workdir " + w + "'");
+  BOOST_TEST_INFO(r.out);
+  BOOST_TEST(r.out.find("rc=137") != std::string::npos);
+  BOOST_TEST(std::regex_search(r.out, std::regex(R"(run +running \(pid \d+ on host .*, started )")));
+  BOOST_TEST(std::regex_search(r.out, std::regex(R"(run +dead: status.json says running \(pid \d+ on host )")));
+  BOOST_TEST(state_of(w) == "running");  // what the killed process left; info only reports
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -92,8 +92,9 @@ inline SampleRun sample_run(const Loaded& l) { return sample_run(l.r, l.step); }
 struct Controlled {
   std::string kind;     // "inpaint" | "colorize"
   std::string data;     // the data file (scorch schema)
-  std::string out;      // output file ("" = <workdir>/samples/<kind>_<step>-<sampler>.h5)
+  std::string out;      // output file ("" = <workdir>/samples/<kind>_<step>-<sampler>[-<tag>].h5)
   std::string mask_id;  // what the settings record of the mask (its file and hash)
+  std::string tag;      // in the default output name (inpaint: "mask" + the mask's hash), or ""
   int64_t count = 0;    // rows to complete (0: all)
   // The constraint of a batch x0 [B,...] (model space, on the device).
   std::function<sampling::Constraint(const torch::Tensor& x0)> make;

@@ -23,6 +23,9 @@ int error_rank();
 // The message of `e` without LibTorch's C++ stack dump (c10::Error carries one): what a user
 // reads in an error that wraps a library failure.
 std::string message_of(const std::exception& e);
+// A path quoted for a message; one over 160 characters (a 6 kB --workdir) shown by its ends,
+// its length and Linux's limits.
+std::string shown_path(const std::string& path);
 
 }  // namespace scorch
 

@@ -9,7 +9,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -36,9 +35,6 @@ void add_common(CLI::App& app, Common& c, bool ckpt) {
   if (ckpt) app.add_option("--ckpt", c.ckpt, "checkpoint file (default: the newest in --workdir/checkpoints)");
 }
 
-namespace {
-
-// defaults <- `toml` (a checkpoint's /config or a workdir's config.toml), derived.
 Config config_of(const std::string& toml, const std::string& source) {
   Config c;
   c.sources.push_back("defaults");
@@ -46,6 +42,8 @@ Config config_of(const std::string& toml, const std::string& source) {
   derive(c);
   return c;
 }
+
+namespace {
 
 std::string changes_text(const std::vector<KeyChange>& changes, const char* before, const char* after) {
   std::string s;
@@ -57,11 +55,9 @@ std::string changes_text(const std::vector<KeyChange>& changes, const char* befo
 }  // namespace
 
 std::string usable_checkpoint_hint(const std::string& workdir, const std::string& bad) {
-  for (const auto& [step, path] : [&] {
-         auto all = io::list_checkpoints(workdir);
-         std::reverse(all.begin(), all.end());
-         return all;
-       }()) {
+  const auto all = io::list_checkpoints(workdir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    const auto& [step, path] = *it;
     std::error_code ec;
     if (path == bad || fs::equivalent(path, bad, ec)) continue;
     try {
@@ -88,14 +84,16 @@ Resolved resolve(const Common& opt, bool need_ckpt) {
   Config cfg;
   cfg.sources.push_back("defaults");
   if (!r.ckpt.empty()) {
-    std::string stored;
     try {
-      stored = io::load_checkpoint_header(r.ckpt).config_toml;
+      const auto header = io::load_checkpoint_header(r.ckpt);
+      r.ckpt_config = header.config_toml;
+      r.ckpt_step = header.step;
     } catch (const std::exception& e) {
       if (!implicit) throw;
       SCORCH_THROW("the newest checkpoint of '{}' cannot be used: {}. {}", r.workdir, e.what(),
                    usable_checkpoint_hint(r.workdir, r.ckpt));
     }
+    const std::string& stored = r.ckpt_config;
     apply_toml_string(cfg, stored, r.ckpt + ":/config");
     // A checkpoint of another model among this run's: its network keys must be the run's
     // (<workdir>/config.toml, written by train).
@@ -195,7 +193,7 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
   std::string problem;
   try {
     st = io::load_checkpoint(l.r.ckpt);
-    problem = io::checkpoint_problem(st, l.r.ckpt);
+    problem = io::checkpoint_problem(st, l.r.ckpt).why;
   } catch (const std::exception& e) {
     problem = e.what();
   }

@@ -43,15 +43,15 @@ std::string run_state_text(const std::string& workdir) {
     return fmt::format("run           status.json cannot be read ({})\n", e.what());
   }
   const auto state = j.value("state", std::string("?"));
+  const auto message = j.value("message", std::string());
   const auto who = fmt::format("pid {} on host {}, started {}", j.value("pid", 0), j.value("host", std::string("?")),
                                j.value("started", j.value("time", std::string("?"))));
   if (state != "running") {
     return fmt::format("run           {} at step {} (exit status {}){}\n", state, j.value("step", int64_t{-1}),
                        j.value("exit_code", -1),
-                       j.value("message", std::string()).empty() ? "" : ": " + j.value("message", std::string()));
+                       message.empty() ? "" : ": " + message);
   }
-  const auto lock = io::probe_lock(workdir);
-  if (lock.held) return fmt::format("run           running ({}; holds {}/.lock)\n", who, workdir);
+  if (io::lock_is_held(workdir)) return fmt::format("run           running ({}; holds {}/.lock)\n", who, workdir);
   return fmt::format("run           dead: status.json says running ({}) but no process holds {}/.lock: it was killed "
                      "(SIGKILL, a lost node, a launcher that ended it) before it could say so. Run the same train "
                      "command to resume from the newest checkpoint\n",

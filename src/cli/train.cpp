@@ -90,51 +90,31 @@ int train(const TrainOptions& opt, dist::Communicator& comm) {
   const bool root = comm.rank() == 0;
   // One run per workdir: rank 0 takes the lock and every rank learns whether it got it.
   std::unique_ptr<io::WorkdirLock> lock;
-  std::string lock_error;
-  if (root) {
-    try {
-      lock = std::make_unique<io::WorkdirLock>(opt.workdir, fmt::format("scorch train ({} ranks)", comm.size()));
-      if (!lock->stale_holder().empty()) {
-        spdlog::warn("took over the workdir lock of a run that is gone ({})", lock->stale_holder());
-      }
-      const int stale = io::remove_stale_temps(opt.workdir + "/checkpoints") + io::remove_stale_temps(opt.workdir);
-      if (stale > 0) spdlog::warn("removed {} temporary file(s) left by an interrupted write", stale);
-    } catch (const std::exception& e) {
-      lock_error = e.what();
+  dist::on_root_or_throw(comm, [&] {
+    lock = std::make_unique<io::WorkdirLock>(opt.workdir, fmt::format("scorch train ({} ranks)", comm.size()));
+    if (!lock->stale_holder().empty()) {
+      spdlog::warn("took over the workdir lock of a run that is gone ({})", lock->stale_holder());
     }
-  }
-  lock_error = dist::broadcast_string(comm, lock_error, 0);
-  if (!lock_error.empty()) throw Error(lock_error);
+    const int stale = io::remove_stale_temps(opt.workdir + "/checkpoints") + io::remove_stale_temps(opt.workdir);
+    if (stale > 0) spdlog::warn("removed {} temporary file(s) left by an interrupted write", stale);
+  });
 
   try {
     // The newest checkpoint that verifies (under the lock: corrupt newer ones are renamed
     // aside and reported), unless --ckpt names one.
     Common o = opt;
     train::ResumePoint from{opt.ckpt, {}};
-    std::string settle_error;
-    if (!opt.ckpt.empty() && root) {
-      try {
-        settle_newer_checkpoints(opt.workdir, opt.ckpt, opt.discard_newer);
-      } catch (const std::exception& e) {
-        settle_error = e.what();
-      }
+    if (!opt.ckpt.empty()) {
+      dist::on_root_or_throw(comm, [&] { settle_newer_checkpoints(opt.workdir, opt.ckpt, opt.discard_newer); });
     }
-    settle_error = dist::broadcast_string(comm, settle_error, 0);
-    if (!settle_error.empty()) throw Error(settle_error);
     if (o.ckpt.empty()) from = train::find_resume_point(comm, opt.workdir);
     o.ckpt = from.path;
     // defaults <- the checkpoint's config (a resumed or imported run) <- --config <- --set
-    Config cfg = resolve(o, /*need_ckpt=*/false).cfg;
+    const Resolved res = resolve(o, /*need_ckpt=*/false);
+    const Config& cfg = res.cfg;
     if (!from.path.empty()) {
       // Keys that change what the network means must be the checkpoint's.
-      Config stored;
-      stored.sources.push_back("defaults");
-      apply_toml_string(stored,
-                        from.state.source == from.path ? from.state.config_toml
-                                                       : io::load_checkpoint_header(from.path).config_toml,
-                        from.path + ":/config");
-      derive(stored);
-      const auto diff = fixed_key_changes(stored, cfg);
+      const auto diff = fixed_key_changes(config_of(res.ckpt_config, from.path + ":/config"), cfg);
       std::string list;
       for (const auto& c : diff) {
         list += fmt::format("{}  {}: {} in the checkpoint, {} now", list.empty() ? "" : "\n", c.key, c.before, c.after);
@@ -143,7 +123,7 @@ int train(const TrainOptions& opt, dist::Communicator& comm) {
                    "(from {}):\n{}\nThese keys are the checkpoint's for the whole run; train another model in a new "
                    "--workdir. Keys such as optim.lr, training.n_iters, training.log_freq, training.snapshot_freq and "
                    "checkpoint.* may change on resume",
-                   from.path, io::load_checkpoint_header(from.path).step, diff.size(),
+                   from.path, res.ckpt_step, diff.size(),
                    fmt::join(std::vector<std::string>(cfg.sources.begin() + 1, cfg.sources.end()), ", "), list);
     }
     SCORCH_CHECK(cfg.model.name != "analytic_gmm",

@@ -52,6 +52,19 @@ std::string broadcast_string(Communicator& comm, const std::string& s, int root)
   return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(bytes.numel()));
 }
 
+void on_root_or_throw(Communicator& comm, const std::function<void()>& work) {
+  std::string error;
+  if (comm.rank() == 0) {
+    try {
+      work();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  error = broadcast_string(comm, error, 0);
+  if (!error.empty()) throw Error(error);
+}
+
 torch::Tensor bit_checksum(const std::vector<torch::Tensor>& tensors) {
   torch::NoGradGuard ng;
   // Each element's bits are split into 16-bit halves, weighted by position-dependent odd

@@ -133,20 +133,12 @@ Report run(dist::Communicator& comm, const Plan& plan, const std::function<bool(
   // beside the first. Rank 0 holds <dir>/.lock until the dealing ends (a dead holder's lock
   // is taken over); runs of other settings have other directories and go on side by side.
   std::unique_ptr<io::WorkdirLock> lock;
-  std::string lock_error;
-  if (rank == 0) {
-    try {
-      lock = std::make_unique<io::WorkdirLock>(plan.dir, fmt::format("scorch {} ({} ranks)", plan.what, world),
-                                               "run directory",
-                                               "the same batches would be computed twice");
-      const int n = io::remove_stale_temps(plan.dir);
-      if (n > 0) spdlog::info("removed {} temporary file(s) that an interrupted run left in {}", n, plan.dir);
-    } catch (const std::exception& e) {
-      lock_error = e.what();
-    }
-  }
-  lock_error = dist::broadcast_string(comm, lock_error, 0);
-  SCORCH_CHECK(lock_error.empty(), "{}", lock_error);
+  dist::on_root_or_throw(comm, [&] {
+    lock = std::make_unique<io::WorkdirLock>(plan.dir, fmt::format("scorch {} ({} ranks)", plan.what, world),
+                                             "run directory", "the same batches would be computed twice");
+    const int n = io::remove_stale_temps(plan.dir);
+    if (n > 0) spdlog::info("removed {} temporary file(s) that an interrupted run left in {}", n, plan.dir);
+  });
 
   // Which batches are finished: each rank checks every world-th one; a sum combines them.
   // (Plain memory, one tensor op: a million batches must not cost a million tensor ops.)

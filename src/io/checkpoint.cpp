@@ -166,17 +166,20 @@ std::string latest_checkpoint(const std::string& workdir) {
   return all.empty() ? "" : all.back().second;
 }
 
-std::string checkpoint_problem(const TrainState& st, const std::string& path) {
+CheckpointProblem checkpoint_problem(const TrainState& st, const std::string& path) {
   static const std::regex re(R"(ckpt_(\d+)\.h5)");
   std::smatch m;
   const std::string name = fs::path(path).filename().string();
   if (std::regex_match(name, m, re) && std::stoll(m[1]) != st.step) {
-    return fmt::format("its name says step {} but it holds step {} (renamed or copied from another run)",
-                       std::stoll(m[1]), st.step);
+    return {fmt::format("its name says step {} but it holds step {} (renamed or copied from another run)",
+                        std::stoll(m[1]), st.step),
+            ".misnamed"};
   }
   const auto bad = first_nonfinite(st);
-  if (!bad.empty()) return fmt::format("tensor '{}' holds NaN or Inf (the run had diverged when it was written)", bad);
-  return "";
+  if (!bad.empty()) {
+    return {fmt::format("tensor '{}' holds NaN or Inf (the run had diverged when it was written)", bad), ".nonfinite"};
+  }
+  return {};
 }
 
 Resumable newest_loadable_checkpoint(const std::string& workdir) {
@@ -186,14 +189,15 @@ Resumable newest_loadable_checkpoint(const std::string& workdir) {
     std::string why, suffix = ".corrupt";
     try {
       r.state = load_checkpoint(it->second);
-      why = checkpoint_problem(r.state, it->second);
-      if (why.empty()) {
+      const auto problem = checkpoint_problem(r.state, it->second);
+      if (problem.empty()) {
         r.path = it->second;
         return r;
       }
       // It verifies, but resuming from it would fail at the next snapshot (non-finite) or
       // mislabel every later step (a name that disagrees with its step).
-      suffix = first_nonfinite(r.state).empty() ? ".misnamed" : ".nonfinite";
+      why = problem.why;
+      suffix = problem.suffix;
       r.state = TrainState{};
     } catch (const std::exception& e) {
       why = e.what();

@@ -146,16 +146,12 @@ int remove_stale_temps(const std::string& dir) {
   return n;
 }
 
-LockState probe_lock(const std::string& dir) {
-  LockState st;
-  const std::string path = dir + "/.lock";
-  st.holder = read_small(path);
-  while (!st.holder.empty() && (st.holder.back() == '\n' || st.holder.back() == ' ')) st.holder.pop_back();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return st;
-  st.held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+bool lock_is_held(const std::string& dir) {
+  const int fd = ::open((dir + "/.lock").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   ::close(fd);  // drops the probe's own shared lock, if it got one
-  return st;
+  return held;
 }
 
 void require_writable_dir(const std::string& dir, const std::string& what) {

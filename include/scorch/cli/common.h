@@ -40,7 +40,12 @@ struct Resolved {
   Config cfg;
   std::string ckpt;     // "" when none was given or found
   std::string workdir;  // --workdir, or the run directory holding --ckpt
+  std::string ckpt_config;  // the checkpoint's own /config (TOML), "" without a checkpoint
+  int64_t ckpt_step = 0;    // the step it holds
 };
+// defaults <- `toml` (a checkpoint's /config or a workdir's config.toml), derived; `source`
+// names it in errors.
+Config config_of(const std::string& toml, const std::string& source);
 // Throws naming the file when the newest checkpoint of --workdir cannot be read (with the
 // newest one that verifies), or when the checkpoint's network keys differ from those of
 // <workdir>/config.toml (a checkpoint of another model).

@@ -3,6 +3,7 @@
 // of global indices; ranks only pick their part.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,9 @@ Range batch_share(int64_t global_batch, int rank, int world, int64_t micro_batch
 void broadcast_tensors(Communicator& comm, const std::vector<torch::Tensor>& tensors);
 // `s` of rank `root` on every rank. Collective.
 std::string broadcast_string(Communicator& comm, const std::string& s, int root);
+// Runs `work` on rank 0 only (taking a lock, renaming files) and makes its failure every
+// rank's: each throws scorch::Error with rank 0's message, unchanged. Collective.
+void on_root_or_throw(Communicator& comm, const std::function<void()>& work);
 
 // An exact, order-independent checksum of the bits of `tensors` (float32/bf16/float64/
 // integer): int64 [2] on the CPU. Equal tensors give equal checksums on any device type.

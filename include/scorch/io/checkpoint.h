@@ -71,9 +71,14 @@ std::string latest_checkpoint(const std::string& workdir);
 // Every ckpt_<step>.h5 of <workdir>/checkpoints as (step, path), oldest first.
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& workdir);
 
-// Why a checkpoint that loaded and verified still must not be used, or "" if it may: its
-// file name (ckpt_<step>.h5) disagrees with its stored step, or a tensor holds NaN/Inf.
-std::string checkpoint_problem(const TrainState& st, const std::string& path);
+// Why a checkpoint that loaded and verified still must not be used (`why` empty if it may):
+// its file name (ckpt_<step>.h5) disagrees with its stored step (suffix ".misnamed"), or a
+// tensor holds NaN/Inf (".nonfinite"); `suffix` is what a resume renames it aside with.
+struct CheckpointProblem {
+  std::string why, suffix;
+  bool empty() const { return why.empty(); }
+};
+CheckpointProblem checkpoint_problem(const TrainState& st, const std::string& path);
 
 // The newest checkpoint that loads, verifies completely and passes checkpoint_problem, with
 // the state it holds (so it is not read again). Each newer one that does not is reported

@@ -37,6 +37,10 @@ void write_text_atomically(const std::string& path, const std::string& content);
 // `what` it is for and the reason, before any expensive work starts.
 void require_writable_dir(const std::string& dir, const std::string& what);
 
+// Whether a live process holds <dir>/.lock (a WorkdirLock) now: a shared, non-blocking
+// flock probe that never waits and takes nothing.
+bool lock_is_held(const std::string& dir);
+
 // Removes leftover temporaries of earlier runs in `dir` (call only while holding the
 // workdir lock). Returns how many were removed.
 int remove_stale_temps(const std::string& dir);
@@ -46,14 +50,6 @@ int remove_stale_temps(const std::string& dir);
 // process dies (kill -9, node reboot), so a lock left by a dead run is stale and taken
 // over; a live holder makes the constructor throw naming its host and pid. `what` names the
 // holder in the file ("scorch train (4 ranks)"); `noun` and `why` word the refusal.
-// Whether a live process holds <dir>/.lock now (a shared, non-blocking flock probe that
-// never waits), and what the lock file says of its holder.
-struct LockState {
-  bool held = false;
-  std::string holder;  // "scorch train (4 ranks) on host h, pid p, since t", or ""
-};
-LockState probe_lock(const std::string& dir);
-
 class WorkdirLock {
  public:
   explicit WorkdirLock(const std::string& workdir, const std::string& what, const std::string& noun = "workdir",

@@ -1,13 +1,23 @@
 // A small pickle virtual machine for the objects torch.save writes for state dicts:
 // containers, numbers, strings, and tensors (GLOBAL torch._utils._rebuild_tensor_v2 with a
 // persistent-id storage that lives in the zip's data/<key> record).
+//
+// Files are untrusted input, so the machine bounds what it builds: containers nest at most
+// kMaxDepth deep (a 2,000,000-deep list would otherwise overflow the stack when it is
+// destroyed or walked), a container is not modified once it sits inside another (Python's
+// pickler finishes each child before its parent takes it, so only hand-made or cyclic
+// pickles do this, and refusing it keeps the depth count exact and the graph acyclic), a
+// storage's claimed size must equal its archive record's, and a tensor's shape, strides and
+// offset must lie inside its storage; each refusal names the file and the nearest key.
 #include "scorch/io/torch_pickle.h"
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/torch.h>
 
 #include <cstring>
+#include <algorithm>
 #include <map>
+#include <unordered_map>
 
 #include "scorch/core/error.h"
 
@@ -29,6 +39,14 @@ c10::ScalarType storage_dtype(const std::string& global, const std::string& path
 struct Global {
   std::string name;  // "module.qualname"
 };
+
+// Deeper than Python's default recursion limit lets torch.save write; far deeper than any
+// state dict (score_sde_pytorch's checkpoints nest 5 deep).
+constexpr int kMaxDepth = 1000;
+
+bool is_container(const c10::IValue& v) { return v.isList() || v.isGenericDict() || v.isTuple(); }
+
+std::string join(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
 
 class Unpickler {
  public:
@@ -86,37 +104,37 @@ class Unpickler {
         case 0x86: tuple(2); break;
         case 0x87: tuple(3); break;
         case 't': tuple(stack_.size() - pop_mark()); break;
-        case 'l': {
-          c10::impl::GenericList l(c10::AnyType::get());
-          append_from(l, pop_mark());
-          stack_.emplace_back(l);
+        case 'l': {  // LIST: the items above the mark, in a new list in the mark's place
+          const size_t m = pop_mark();
+          stack_.insert(stack_.begin() + static_cast<std::ptrdiff_t>(m), c10::impl::GenericList(c10::AnyType::get()));
+          append_from(m, m + 1);
           break;
         }
-        case 'd': {
-          auto d = new_dict();
-          set_items_from(d, pop_mark());
-          stack_.emplace_back(d);
+        case 'd': {  // DICT
+          const size_t m = pop_mark();
+          stack_.insert(stack_.begin() + static_cast<std::ptrdiff_t>(m), new_dict());
+          set_items_from(m, m + 1);
           break;
         }
         case 'a': {  // APPEND
           auto v = pop();
-          list_at(stack_.size() - 1).push_back(v);
+          append(stack_.size() - 1, v);
           break;
         }
         case 'e': {  // APPENDS
           const size_t m = pop_mark();
-          append_from(list_at(m - 1), m);
+          append_from(m - 1, m);
           break;
         }
         case 's': {  // SETITEM
           auto v = pop();
           auto k = pop();
-          dict_at(stack_.size() - 1).insert_or_assign(k, v);
+          set_item(stack_.size() - 1, k, v);
           break;
         }
         case 'u': {  // SETITEMS
           const size_t m = pop_mark();
-          set_items_from(dict_at(m - 1), m);
+          set_items_from(m - 1, m);
           break;
         }
         case 'c': {  // GLOBAL module\nname\n
@@ -188,13 +206,71 @@ class Unpickler {
     SCORCH_CHECK(it != memo_.end(), "{}: malformed pickle (memo {} unset)", path_, i);
     return it->second;
   }
-  // Moves stack_[from:] into the list (LIST, APPENDS) or, as key/value pairs, the dict (DICT, SETITEMS).
-  void append_from(c10::impl::GenericList l, size_t from) {
-    for (size_t i = from; i < stack_.size(); ++i) l.push_back(stack_[i]);
+  // The nesting depth of a value: 0 for a leaf, 1 for an empty container.
+  int depth_of(const c10::IValue& v) const {
+    if (!is_container(v)) return 0;
+    auto it = nodes_.find(v.internalToPointer());
+    return it == nodes_.end() ? 1 : it->second.depth;
+  }
+  // Records that `child` now sits inside `parent` (a container on the stack or a new tuple):
+  // the parent's depth grows, and the child may no longer be modified.
+  void adopt(const c10::IValue& parent, const c10::IValue& child) {
+    if (!is_container(child)) return;
+    const int depth = depth_of(child) + 1;
+    auto& node = node_of(parent);
+    node.depth = std::max(node.depth, depth);
+    SCORCH_CHECK(node.depth <= kMaxDepth, "{}: the pickle nests containers more than {} deep{}", path_, kMaxDepth,
+                 near_key());
+    node_of(child).sealed = true;
+  }
+  struct Node {
+    c10::IValue keep;     // holds the container, so its address names it until the end
+    int depth = 1;        // 1 + the deepest child's depth
+    bool sealed = false;  // placed inside another container: no longer modified
+  };
+  Node& node_of(const c10::IValue& v) {
+    auto& node = nodes_[v.internalToPointer()];
+    if (node.keep.isNone()) node.keep = v;
+    return node;
+  }
+  // The container at stack_[i], checked to be of the kind an opcode modifies and still open.
+  const c10::IValue& open_container(size_t i, bool list) {
+    SCORCH_CHECK(i < stack_.size() && (list ? stack_[i].isList() : stack_[i].isGenericDict()),
+                 "{}: malformed pickle ({})", path_, list ? "append to a non-list" : "setitem on a non-dict");
+    auto it = nodes_.find(stack_[i].internalToPointer());
+    SCORCH_CHECK(it == nodes_.end() || !it->second.sealed,
+                 "{}: malformed pickle: a container is modified after being placed inside another (a cyclic or "
+                 "hand-made pickle; torch.save does not write these){}",
+                 path_, near_key());
+    return stack_[i];
+  }
+  void append(size_t at, const c10::IValue& v) {
+    const auto& l = open_container(at, true);
+    SCORCH_CHECK(!is_container(v) || v.internalToPointer() != l.internalToPointer(),
+                 "{}: malformed pickle: a list contains itself{}", path_, near_key());
+    adopt(l, v);
+    l.toList().push_back(v);
+  }
+  void set_item(size_t at, const c10::IValue& k, const c10::IValue& v) {
+    const auto& d = open_container(at, false);
+    for (const auto* x : {&k, &v})
+      SCORCH_CHECK(!is_container(*x) || x->internalToPointer() != d.internalToPointer(),
+                   "{}: malformed pickle: a dict contains itself{}", path_, near_key());
+    SCORCH_CHECK(!k.isList() && !k.isGenericDict() && !k.isTensor(), "{}: malformed pickle: a dict key is a {}{}",
+                 path_, k.tagKind(), near_key());
+    adopt(d, k);
+    adopt(d, v);
+    d.toGenericDict().insert_or_assign(k, v);
+  }
+  // Moves stack_[from:] into the list at stack_[at] (LIST, APPENDS) or, as key/value pairs,
+  // the dict at stack_[at] (DICT, SETITEMS).
+  void append_from(size_t at, size_t from) {
+    for (size_t i = from; i < stack_.size(); ++i) append(at, stack_[i]);
     stack_.resize(from);
   }
-  void set_items_from(c10::impl::GenericDict d, size_t from) {
-    for (size_t i = from; i + 1 < stack_.size(); i += 2) d.insert_or_assign(stack_[i], stack_[i + 1]);
+  void set_items_from(size_t at, size_t from) {
+    SCORCH_CHECK((stack_.size() - from) % 2 == 0, "{}: malformed pickle (a key without a value)", path_);
+    for (size_t i = from; i + 1 < stack_.size(); i += 2) set_item(at, stack_[i], stack_[i + 1]);
     stack_.resize(from);
   }
   static c10::impl::GenericDict new_dict() { return c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get()); }
@@ -202,16 +278,17 @@ class Unpickler {
     SCORCH_CHECK(stack_.size() >= n, "{}: malformed pickle (tuple)", path_);
     std::vector<c10::IValue> items(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
     stack_.resize(stack_.size() - n);
-    stack_.emplace_back(c10::ivalue::Tuple::create(std::move(items)));
+    c10::IValue t = c10::ivalue::Tuple::create(std::move(items));
+    for (const auto& x : t.toTupleRef().elements()) adopt(t, x);
+    stack_.push_back(std::move(t));
   }
-  c10::impl::GenericList list_at(size_t i) {
-    SCORCH_CHECK(i < stack_.size() && stack_[i].isList(), "{}: malformed pickle (append to a non-list)", path_);
-    return stack_[i].toList();
-  }
-  c10::impl::GenericDict dict_at(size_t i) {
-    SCORCH_CHECK(i < stack_.size() && stack_[i].isGenericDict(), "{}: malformed pickle (setitem on a non-dict)",
-                 path_);
-    return stack_[i].toGenericDict();
+  // ", near key 'K'" for the nearest dict key (a string) below the top of the stack: the
+  // key whose value is being built when a tensor record or a nesting bound fails.
+  std::string near_key() const {
+    for (auto it = stack_.rbegin(); it != stack_.rend(); ++it)
+      if (it->isString() && it->toStringRef().rfind("\x01global:", 0) != 0)
+        return fmt::format(", near key '{}'", it->toStringRef());
+    return "";
   }
   std::string global_name(const c10::IValue& v) {
     if (v.isString() && v.toStringRef().rfind("\x01global:", 0) == 0)
@@ -222,10 +299,39 @@ class Unpickler {
     SCORCH_CHECK(v.isTuple(), "{}: malformed pickle (arguments are not a tuple)", path_);
     return v.toTupleRef().elements().vec();
   }
-  std::vector<int64_t> ints(const c10::IValue& v) {
+  std::vector<int64_t> ints(const c10::IValue& v, const char* what) {
     std::vector<int64_t> out;
-    for (const auto& x : tuple_items(v)) out.push_back(x.toInt());
+    for (const auto& x : tuple_items(v)) {
+      SCORCH_CHECK(x.isInt() && x.toInt() >= 0, "{}: a tensor's {} holds {} (not a non-negative integer){}", path_,
+                   what, x.tagKind() == "Int" ? std::to_string(x.toInt()) : x.tagKind(), near_key());
+      out.push_back(x.toInt());
+    }
     return out;
+  }
+  // The tensor of `size`, `stride` and `offset` viewed in `storage`, refused unless every
+  // element it addresses lies inside the storage (sizes multiply without overflow).
+  torch::Tensor view_of(const torch::Tensor& storage, const c10::IValue& offset_v, const c10::IValue& size_v,
+                        const c10::IValue& stride_v) {
+    SCORCH_CHECK(offset_v.isInt() && offset_v.toInt() >= 0, "{}: a tensor's storage offset is not a non-negative "
+                 "integer{}", path_, near_key());
+    const int64_t offset = offset_v.toInt();
+    const auto size = ints(size_v, "shape"), stride = ints(stride_v, "strides");
+    SCORCH_CHECK(size.size() == stride.size(), "{}: a tensor of shape {} has strides {}{}", path_, join(size),
+                 join(stride), near_key());
+    // The last element addressed is offset + sum (size_i - 1) * stride_i; none when a size is 0.
+    int64_t last = offset, numel = 1;
+    bool overflow = false, empty = false;
+    for (size_t i = 0; i < size.size(); ++i) {
+      if (size[i] == 0) empty = true;
+      int64_t span = 0;
+      overflow |= __builtin_mul_overflow(size[i] > 0 ? size[i] - 1 : 0, stride[i], &span);
+      overflow |= __builtin_add_overflow(last, span, &last);
+      overflow |= __builtin_mul_overflow(numel, size[i], &numel);
+    }
+    SCORCH_CHECK(!overflow && (empty || last < storage.numel()),
+                 "{}: a tensor claims shape {} (strides {}, offset {}){}, beyond its storage of {} elements", path_,
+                 join(size), join(stride), offset, near_key(), storage.numel());
+    return storage.as_strided(size, stride, offset).clone();
   }
 
   c10::IValue call(const std::string& fn, const c10::IValue& args_v) {
@@ -233,9 +339,7 @@ class Unpickler {
     if (fn == "collections.OrderedDict" || fn == "builtins.dict") return new_dict();
     if (fn == "torch._utils._rebuild_tensor_v2" || fn == "torch._utils._rebuild_tensor") {
       SCORCH_CHECK(args.size() >= 4 && args[0].isTensor(), "{}: malformed tensor record", path_);
-      auto storage = args[0].toTensor();
-      auto t = storage.as_strided(ints(args[2]), ints(args[3]), args[1].toInt()).clone();
-      return t;
+      return view_of(args[0].toTensor(), args[1], args[2], args[3]);
     }
     if (fn == "torch.jit._pickle.restore_type_tag" || fn.rfind("torch.jit._pickle.build_", 0) == 0) {
       // LibTorch's pickler wraps typed containers; the value is the first argument.
@@ -254,6 +358,7 @@ class Unpickler {
     SCORCH_CHECK(f.size() >= 5 && f[0].isString() && f[0].toStringRef() == "storage",
                  "{}: unsupported persistent id in the pickle", path_);
     const auto dtype = storage_dtype(global_name(f[1]), path_);
+    SCORCH_CHECK(f[2].isString() && f[4].isInt(), "{}: malformed storage record in the pickle{}", path_, near_key());
     const std::string key = f[2].toStringRef();
     auto it = storages_.find(key);
     if (it != storages_.end()) return it->second;
@@ -262,6 +367,9 @@ class Unpickler {
     auto [ptr, nbytes] = zip_.getRecord(record);
     const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype));
     SCORCH_CHECK(nbytes % elem == 0, "{}: storage '{}' has {} bytes, not a multiple of {}", path_, key, nbytes, elem);
+    SCORCH_CHECK(f[4].toInt() >= 0 && static_cast<uint64_t>(f[4].toInt()) == nbytes / static_cast<uint64_t>(elem),
+                 "{}: storage '{}' claims {} elements of {} bytes, but its archive record '{}' holds {} bytes{}", path_,
+                 key, f[4].toInt(), elem, record, nbytes, near_key());
     auto t = torch::empty({static_cast<int64_t>(nbytes) / elem}, torch::TensorOptions().dtype(dtype));
     std::memcpy(t.data_ptr(), ptr.get(), nbytes);
     storages_.emplace(key, t);
@@ -279,6 +387,7 @@ class Unpickler {
   std::map<uint32_t, c10::IValue> memo_;
   std::vector<Global> globals_;
   std::map<std::string, c10::IValue> storages_;
+  std::unordered_map<const void*, Node> nodes_;  // containers built so far, by identity
 };
 
 }  // namespace

@@ -3,9 +3,13 @@
 // forward shapes at 32 and 256; and reference checkpoints (tests/fixtures, written by
 // make_reference_checkpoints.py on Debian's python3-torch) import to networks whose outputs
 // equal the reference definition's.
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+
+#include <caffe2/serialize/inline_container.h>
 
 #include "common.h"
 #include "scorch/core/flops.h"
@@ -53,6 +57,27 @@ torch::Tensor upfirdn_direct(const torch::Tensor& x, const torch::Tensor& k, int
 
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+// A torch.save-format zip holding `pickle` as data.pkl and each record under data/.
+void write_torch_zip(const std::string& path, const std::string& pickle,
+                     const std::map<std::string, std::string>& records) {
+  caffe2::serialize::PyTorchStreamWriter zip(path);
+  zip.writeRecord("data.pkl", pickle.data(), pickle.size());
+  for (const auto& [key, bytes] : records) zip.writeRecord("data/" + key, bytes.data(), bytes.size());
+  zip.writeEndOfFile();
+}
+
+// The pickle (protocol 2) of {'w': tensor}: a float tensor of `shape` over storage '0' that
+// claims `claimed` elements.
+std::string one_tensor_pickle(const std::string& shape, const std::string& stride, char claimed) {
+  using namespace std::string_literals;
+  auto unicode = [](const std::string& text) {  // BINUNICODE: 'X', a 4-byte little-endian length, the bytes
+    return "X"s + static_cast<char>(text.size()) + "\x00\x00\x00"s + text;
+  };
+  return "\x80\x02}q\x00("s + unicode("w") + "ctorch._utils\n_rebuild_tensor_v2\n((" + unicode("storage") +
+         "ctorch\nFloatStorage\n" + unicode("0") + unicode("cpu") + "K" + claimed + "tQK\x00"s + shape + stride +
+         "\x89" "ccollections\nOrderedDict\n)RtRu.";
 }
 
 }  // namespace
@@ -430,6 +455,52 @@ BOOST_AUTO_TEST_CASE(damaged_or_legacy_files_are_errors_naming_the_file) {
   msg = error_of([&] { io::read_score_sde_pytorch(legacy); });
   BOOST_TEST(msg.find("legacy.pth") != std::string::npos, msg);
   BOOST_TEST(msg.find("zip-format") != std::string::npos, msg);
+}
+
+// The hostile files of issue 22: a 2,000,000-deep list (a stack overflow when destroyed),
+// cyclic lists, a shape of 2^31 x 2^31 over four floats, and a storage whose claimed size
+// differs from its archive record. Each is an error naming the file (and the key).
+BOOST_AUTO_TEST_CASE(hostile_pickles_are_refused_naming_the_file_and_the_key) {
+  test::TempDir dir("import_hostile");
+  const std::string four_floats(reinterpret_cast<const char*>(std::array<float, 4>{1, 2, 3, 4}.data()), 16);
+  const std::string k2 = "K\x02K\x02\x86", strides = "K\x02K\x01\x86";
+  // The well-formed file of the same form loads, so each refusal below is the one edit's.
+  const std::string good = dir / "good.pth";
+  write_torch_zip(good, one_tensor_pickle(k2, strides, '\x04'), {{"0", four_floats}});
+  auto w = io::load_torch_zip(good).toGenericDict().at("w").toTensor();
+  BOOST_TEST(w.sizes().vec() == (std::vector<int64_t>{2, 2}));
+  BOOST_TEST(w[1][0].item<float>() == 3.0f);
+
+  const std::string deep = dir / "deep.pth";
+  write_torch_zip(deep, "\x80\x02" + std::string(2000000, ']') + std::string(1999999, 'a') + ".", {});
+  auto msg = error_of([&] { io::read_score_sde_pytorch(deep); });
+  BOOST_TEST(msg.find("deep.pth: the pickle nests containers more than 1000 deep") != std::string::npos, msg);
+
+  const std::string self = dir / "self.pth";
+  write_torch_zip(self, std::string("\x80\x02]q\x00h\x00" "a.", 8), {});
+  msg = error_of([&] { io::read_score_sde_pytorch(self); });
+  BOOST_TEST(msg.find("self.pth: malformed pickle: a list contains itself") != std::string::npos, msg);
+  const std::string cycle = dir / "cycle.pth";  // A = [B], then B.append(A)
+  write_torch_zip(cycle, std::string("\x80\x02]q\x00]q\x01" "ah\x01h\x00" "a0.", 14), {});
+  msg = error_of([&] { io::read_score_sde_pytorch(cycle); });
+  BOOST_TEST(msg.find("cycle.pth: malformed pickle: a container is modified after being placed inside another") !=
+                 std::string::npos,
+             msg);
+
+  const std::string huge = dir / "huge.pth";
+  const std::string two31 = std::string("\x8a\x05\x00\x00\x00\x80\x00", 7);
+  write_torch_zip(huge, one_tensor_pickle(two31 + two31 + "\x86", "K\x01K\x01\x86", '\x04'), {{"0", four_floats}});
+  msg = error_of([&] { io::load_torch_zip(huge); });
+  BOOST_TEST(msg.find("huge.pth: a tensor claims shape [2147483648, 2147483648] (strides [1, 1], offset 0), near key "
+                      "'w', beyond its storage of 4 elements") != std::string::npos,
+             msg);
+
+  const std::string claim = dir / "claim.pth";
+  write_torch_zip(claim, one_tensor_pickle(k2, strides, '\x08'), {{"0", four_floats}});
+  msg = error_of([&] { io::load_torch_zip(claim); });
+  BOOST_TEST(msg.find("claim.pth: storage '0' claims 8 elements of 4 bytes, but its archive record 'data/0' holds 16 "
+                      "bytes, near key 'w'") != std::string::npos,
+             msg);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -620,10 +620,46 @@ int g_thread_level = MPI_THREAD_SINGLE;
 
 }  // namespace
 
+std::vector<std::string> single_node_network_defaults() {
+  auto env = [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return std::nullopt;
+    return std::string(v);
+  };
+  const auto world = env("OMPI_COMM_WORLD_SIZE"), local = env("OMPI_COMM_WORLD_LOCAL_SIZE");
+  const auto step_nodes = env("SLURM_STEP_NUM_NODES");
+  bool one_node = false, singleton = false;
+  if (world && local) {
+    one_node = *world == *local;  // mpirun placed the ranks
+  } else if (step_nodes) {
+    one_node = *step_nodes == "1";  // srun: the step's node count
+  } else {
+    one_node = singleton = !env("PMIX_RANK") && !env("PMI_RANK");  // no launcher at all
+  }
+  std::vector<std::string> set;
+  auto set_default = [&](const char* name, const char* value) {
+    if (env(name)) return;
+    ::setenv(name, value, 0);
+    set.push_back(fmt::format("{}={}", name, value));
+  };
+  if (!one_node) return set;
+  set_default("OMPI_MCA_btl", "self,vader");
+  if (singleton) set_default("OMPI_MCA_ess_singleton_isolated", "1");
+  set_default("NCCL_SOCKET_IFNAME", "lo");
+  return set;
+}
+
+namespace {
+std::vector<std::string> g_network_defaults;
+}  // namespace
+
+const std::vector<std::string>& network_defaults_applied() { return g_network_defaults; }
+
 MpiSession::MpiSession(int* argc, char*** argv) {
   int inited = 0;
   MPI_Initialized(&inited);
   if (!inited) {
+    g_network_defaults = single_node_network_defaults();
     MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &g_thread_level);
   } else {
     MPI_Query_thread(&g_thread_level);

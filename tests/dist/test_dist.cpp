@@ -10,6 +10,10 @@
 // mpirun and srun): then SCORCH_TEST_SHARED_DIR names a folder every node sees (each
 // node's /tmp is its own), local ranks come from each node, and node_shared must hold one
 // copy per node, measured in each node's own /dev/shm and /tmp.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <ATen/CPUGeneratorImpl.h>
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
@@ -796,6 +800,50 @@ BOOST_AUTO_TEST_CASE(snapshot_sampling_writes_grids_and_leaves_training_unchange
     BOOST_TEST(!std::filesystem::exists(dir + "/plain/samples"));
     std::filesystem::remove_all(dir);
   }
+}
+
+// Issue 22: a run whose ranks are all on this node (these tests under mpirun -np N) opens no
+// TCP listener on a network address: Open MPI's TCP transport, which binds every interface,
+// is replaced by shared memory, and NCCL is pointed at loopback. The listeners are read from
+// /proc/net/tcp{,6} (state 0A) and matched to this process's sockets by inode.
+BOOST_AUTO_TEST_CASE(a_single_node_run_listens_on_no_network_address) {
+  const auto& applied = dist::network_defaults_applied();
+  const bool btl = std::find(applied.begin(), applied.end(), "OMPI_MCA_btl=self,vader") != applied.end();
+  if (!btl) {
+    BOOST_TEST_MESSAGE("OMPI_MCA_btl was set by the launcher or the ranks span nodes: nothing to check");
+    return;
+  }
+  auto comm = dist::mpi_world();
+  int64_t errors = 0;
+  const char* nccl = std::getenv("NCCL_SOCKET_IFNAME");
+  BOOST_TEST((nccl != nullptr && std::string(nccl) == "lo"));
+  errors += nccl == nullptr || std::string(nccl) != "lo";
+  std::set<std::string> mine;  // "socket:[inode]" -> inode
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(fd.path(), ec).string();
+    if (!ec && target.rfind("socket:[", 0) == 0) mine.insert(target.substr(8, target.size() - 9));
+  }
+  int listeners = 0;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream f(line);
+      std::string sl, local, remote, state, queues, timer, retr, uid, timeout, inode;
+      f >> sl >> local >> remote >> state >> queues >> timer >> retr >> uid >> timeout >> inode;
+      if (state != "0A" || !mine.count(inode)) continue;
+      ++listeners;
+      const std::string addr = local.substr(0, local.find(':'));
+      // IPv4 in host (little-endian) order: the first octet is the last two hex digits.
+      const bool loopback = addr.size() == 8 ? addr.substr(6) == "7F" : addr == "00000000000000000000000001000000";
+      BOOST_TEST(loopback, "rank " << comm->rank() << " listens on " << table << " " << local);
+      errors += !loopback;
+    }
+  }
+  BOOST_TEST_MESSAGE("rank " << comm->rank() << ": " << listeners << " loopback listeners, btl self,vader");
+  BOOST_TEST(global_errors(*comm, errors) == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

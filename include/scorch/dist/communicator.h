@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace scorch::dist {
 
@@ -101,7 +102,8 @@ class Communicator {
 };
 
 // Initialises MPI once per process (MPI_Init_thread asking for MPI_THREAD_MULTIPLE, and
-// MPI_Finalize with the object's lifetime).
+// MPI_Finalize with the object's lifetime). Before MPI_Init it applies
+// single_node_network_defaults().
 class MpiSession {
  public:
   MpiSession(int* argc, char*** argv);
@@ -109,6 +111,19 @@ class MpiSession {
   MpiSession(const MpiSession&) = delete;
   MpiSession& operator=(const MpiSession&) = delete;
 };
+
+// Where the launcher placed every rank on one node (mpirun's OMPI_COMM_WORLD_LOCAL_SIZE equal
+// to OMPI_COMM_WORLD_SIZE, a Slurm step of one node, or no launcher at all), keeps this
+// process off the network: Open MPI's byte transfer layers become self and shared memory
+// (OMPI_MCA_btl=self,vader: no TCP listener on every interface), a launcher-less process
+// starts no helper daemon (OMPI_MCA_ess_singleton_isolated=1), and NCCL's bootstrap and
+// socket transport use loopback (NCCL_SOCKET_IFNAME=lo). A variable the user or the launcher
+// already set (mpirun --mca btl ... sets OMPI_MCA_btl) is left as it is. Multi-node runs are
+// untouched: they choose interfaces with OMPI_MCA_btl_tcp_if_include / oob_tcp_if_include and
+// NCCL_SOCKET_IFNAME (README, "Network listeners"). Returns the variables it set ("NAME=value").
+std::vector<std::string> single_node_network_defaults();
+// What the MpiSession's call of single_node_network_defaults() set (empty before one).
+const std::vector<std::string>& network_defaults_applied();
 
 // Whether MPI collectives can run on a communication thread (MPI_THREAD_MULTIPLE).
 bool mpi_thread_multiple();

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <unordered_set>
 
 #include "scorch/core/error.h"
 #include "scorch/core/log.h"
@@ -140,11 +141,25 @@ Report run(dist::Communicator& comm, const Plan& plan, const std::function<bool(
     if (n > 0) spdlog::info("removed {} temporary file(s) that an interrupted run left in {}", n, plan.dir);
   });
 
-  // Which batches are finished: each rank checks every world-th one; a sum combines them.
-  // (Plain memory, one tensor op: a million batches must not cost a million tensor ops.)
+  if (rank == 0 && B >= 10000) {
+    spdlog::info("{}: {} {} in {} batches of {} under {} on {} rank(s): checking which batches are done", plan.what,
+                 plan.num_items, plan.what, B, plan.batch_size, plan.dir, world);
+  }
+  // Which batches are finished: each rank checks every world-th one whose file the directory
+  // lists (one listing, not a stat per batch: a fresh run of a million batches starts at
+  // once); a sum combines them. (Plain memory, one tensor op per run, not per batch.)
+  std::unordered_set<std::string> present;
+  {
+    std::error_code ec;
+    for (fs::directory_iterator it(plan.dir, ec), end; !ec && it != end; it.increment(ec))
+      present.insert(it->path().filename().string());
+  }
   auto done = torch::zeros({std::max<int64_t>(B, 1)}, torch::kInt64);
   auto* flag = done.data_ptr<int64_t>();
-  for (int64_t i = rank; i < B; i += world) flag[i] = complete(all[static_cast<size_t>(i)]) ? 1 : 0;
+  for (int64_t i = rank; i < B; i += world) {
+    const auto& b = all[static_cast<size_t>(i)];
+    flag[i] = present.count(fs::path(b.path).filename().string()) && complete(b) ? 1 : 0;
+  }
   comm.allreduce_sum(done);
   flag = done.data_ptr<int64_t>();
   std::vector<int64_t> pending;
@@ -203,9 +218,12 @@ Report run(dist::Communicator& comm, const Plan& plan, const std::function<bool(
     nfe_min = std::min(nfe_min, o.nfe);
     nfe_max = std::max(nfe_max, o.nfe);
     const auto now = std::chrono::steady_clock::now();
-    // Progress from rank 0: every 10 s on a terminal, else one line per 10% of the batches.
+    // Progress from rank 0: its first batch (the pace and an ETA within seconds of the start,
+    // however large the run), then every 10 s on a terminal, else one line per 10% of the
+    // batches or per 10 minutes, whichever comes first.
     const int64_t dealt = std::min(p + 1, P), decile = P > 0 ? dealt * 10 / P : 10;
-    const bool due = on_terminal ? std::chrono::duration<double>(now - last_log).count() >= 10.0 : decile > last_decile;
+    const double since = std::chrono::duration<double>(now - last_log).count();
+    const bool due = count == 1 || (on_terminal ? since >= 10.0 : decile > last_decile || since >= 600.0);
     if (rank == 0 && (due || p + 1 == P)) {
       last_log = now;
       last_decile = decile;

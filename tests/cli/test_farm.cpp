@@ -120,10 +120,14 @@ BOOST_AUTO_TEST_CASE(killed_or_stopped_runs_finish_with_exactly_n_unique_samples
   const auto base = job(d, c);
   const auto w = d / "w";
   const std::string count_files = "$(ls " + w + "/samples/*/batch_*.h5 2>/dev/null | wc -l)";
-  // SIGKILL of the whole job (launcher and ranks) once a few batches are written.
+  // SIGKILL of the whole job (launcher and ranks: Open MPI puts each rank in a process group of
+  // its own, so the session is killed, as Slurm kills a job step) once a few batches are
+  // written; the rerun starts once every process of the killed job is gone (a rank that
+  // outlives its launcher still holds the run directory's lock, and a rerun is refused).
   auto r = run("bash -c 'setsid " + scorch_cmd(2) + " sample" + base + " --workdir " + w +
                " > " + d / "log1" + " 2>&1 & pid=$!; for i in $(seq 600); do [ " + count_files +
-               " -ge 4 ] && break; sleep 0.05; done; kill -9 -- -$pid; wait $pid; echo rc=$?'");
+               " -ge 4 ] && break; sleep 0.05; done; pkill -9 -s $pid; wait $pid; echo rc=$?; "
+               "for i in $(seq 200); do pgrep -s $pid > /dev/null || break; sleep 0.05; done'");
   BOOST_TEST(r.out.find("rc=137") != std::string::npos, r.out);
   r = run("ls " + w + "/samples/*/batch_*.h5 | wc -l");
   const int done_before = std::stoi(r.out);

@@ -469,9 +469,11 @@ BOOST_AUTO_TEST_CASE(train_log_and_tensorboard_after_kill_and_resume) {
   auto job = points_job(d);
   const std::string w = d / "run";
   const std::string sets = "--set training.n_iters=600 --set training.snapshot_freq=100 --set training.log_freq=10";
-  // SIGKILL of the whole job (launcher and ranks) past the checkpoint of step 200.
+  // SIGKILL of the whole job (launcher and ranks: each rank has a process group of its own, so
+  // the session is killed) past the checkpoint of step 200; the rerun waits until none is left.
   auto r = run("bash -c 'setsid " + train_cmd(2, job, w, sets) + " > " + d / "log1" + " 2>&1 & pid=$!; " +
-               wait_for_rows(w, 25) + "kill -9 -- -$pid; wait $pid; echo rc=$?'");
+               wait_for_rows(w, 25) + "pkill -9 -s $pid; wait $pid; echo rc=$?; " +
+               "for i in $(seq 200); do pgrep -s $pid > /dev/null || break; sleep 0.05; done'");
   BOOST_TEST(r.out.find("rc=137") != std::string::npos, r.out);
   r = run(train_cmd(2, job, w, sets));
   BOOST_TEST_INFO(r.out);

@@ -431,6 +431,14 @@ BOOST_AUTO_TEST_CASE(hostile_inputs_fail_at_once_naming_the_problem) {
   BOOST_TEST(std::regex_search(r.out, std::regex(R"(the samples need about [0-9.e+]+ TB \(16 B per sample\), but the file system of .* has [0-9.]+ [kMGT]?B free)")),
              r.out);
   BOOST_TEST(!fs::exists(d / "w/samples"));
+  // A long run (output not a terminal) prints its plan and, after the first batch, a progress
+  // line with the pace and an ETA, not only after the first tenth of the batches.
+  r = run(scorch_cmd(1) + " sample" + gmm + " --workdir " + d / "p" +
+          " --set eval.num_samples=300 --set eval.batch_size=1 --set model.num_scales=5");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("300 samples in 300 batches of 1") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("samples: 1/300 batches dealt (0%), rank 0 finished batch 0 (1 of its own)") != std::string::npos,
+             r.out);
   r = run(scorch_cmd(1) + " sample" + gmm + " --workdir " + d / "w" +
           " --set eval.num_samples=10 --set eval.batch_size=100000000000000");
   BOOST_TEST(r.code == 1);

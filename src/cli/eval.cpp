@@ -308,8 +308,15 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
     std::string line = fmt::format("fid {:.6f}", f.value);
     const std::string against = fmt::format("; against {} with {}", opt.ref, s.net->describe());
     if (run_step >= 0) log_eval(s.r.workdir, run_step, "fid", f.value, std::nan(""), run_nfe, run_settings + against);
-    spdlog::info("FID of {} ({} images) against {}: {:.6f}{}", what, feats.moments.n, opt.ref, f.value,
-                 f.used_eps ? " (eps added to the covariances' diagonals)" : "");
+    // FID's estimator is biased upwards by about 1/n (Chong and Forsyth, 2020): a figure from
+    // fewer samples than the 50,000 of published FID-50k is labelled as such.
+    const std::string small_n =
+        feats.moments.n < 50000
+            ? fmt::format(" (from {} samples, not 50,000: biased upwards, not comparable to a published FID-50k)",
+                          feats.moments.n)
+            : std::string();
+    spdlog::info("FID of {} ({} images) against {}: {:.6f}{}{}", what, feats.moments.n, opt.ref, f.value,
+                 f.used_eps ? " (eps added to the covariances' diagonals)" : "", small_n);
     if (feats.has_logits && feats.moments.n >= cfg.eval.is_splits) {
       const auto is = eval::inception_score(farm::read_batches(feats.plan, "logits"), cfg.eval.is_splits);
       spdlog::info("Inception Score ({} splits): {:.4f} +- {:.4f}", cfg.eval.is_splits, is.mean, is.std);

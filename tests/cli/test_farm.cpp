@@ -273,6 +273,9 @@ BOOST_AUTO_TEST_CASE(fid_of_a_sample_run_uses_cached_features_on_rerun) {
   r = run(scorch_cmd(2) + " eval fid" + feat + " --workdir " + w + " --ref " + d / "ref.npz");
   BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
   const double first = last_number(r.out, "fid");
+  BOOST_TEST(r.out.find("(from 24 samples, not 50,000: biased upwards, not comparable to a published FID-50k)") !=
+                 std::string::npos,
+             r.out);
   BOOST_TEST(std::isfinite(first));
   BOOST_TEST(first > 0);
   const auto dir = test::newest_sample_run(w).first;

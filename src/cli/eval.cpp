@@ -224,14 +224,40 @@ int fid_stats(const FidOptions& opt, dist::Communicator& comm) {
   return 0;
 }
 
+// Reference statistics from any of the files users have: scorch's and pytorch-fid's / EDM's
+// .npz (`mu`, `sigma`; scorch's also `features` for KID), or score_sde's statistics files
+// (score_sde/evaluation.py writes `pool_3` features [N,F] and, where computed, `logits`):
+// their moments are computed here in float64 (np.cov's unbiased covariance), and the
+// features serve KID.
+std::map<std::string, torch::Tensor> reference_statistics(const std::string& path) {
+  auto ref = io::read_npz(path);
+  if (!ref.count("mu") && !ref.count("sigma") && ref.count("pool_3")) {
+    const auto pool = ref.at("pool_3");
+    SCORCH_CHECK(pool.dim() == 2 && pool.size(0) >= 2 && pool.is_floating_point(),
+                 "{}: 'pool_3' must hold features [N,F] of N >= 2 images (score_sde's statistics), got {} of {}", path,
+                 c10::str(pool.sizes()), c10::str(pool.dtype()));
+    SCORCH_CHECK(torch::isfinite(pool).all().item<bool>(), "{}: 'pool_3' holds NaN or Inf", path);
+    eval::Moments m;
+    m.add(pool.to(torch::kFloat64));
+    ref["mu"] = m.mean();
+    ref["sigma"] = m.covariance();
+    if (!ref.count("features")) ref["features"] = pool;
+    spdlog::info("{}: score_sde statistics ({} images, {} features): moments computed from its pool_3 features", path,
+                 pool.size(0), pool.size(1));
+  }
+  SCORCH_CHECK(ref.count("mu") && ref.count("sigma"),
+               "{}: neither 'mu' and 'sigma' arrays (scorch, pytorch-fid and EDM statistics) nor 'pool_3' features "
+               "(score_sde statistics)", path);
+  return ref;
+}
+
 int fid(const FidOptions& opt, dist::Communicator& comm) {
   install_stop_handlers();
   auto s = feature_setup(opt, comm);
   const auto& cfg = s.r.cfg;
   SCORCH_CHECK(!s.r.workdir.empty(), "eval fid: pass --workdir (its samples/ holds the sample runs; features are "
                "cached there)");
-  auto ref = io::read_npz(opt.ref);
-  SCORCH_CHECK(ref.count("mu") && ref.count("sigma"), "{}: no 'mu' and 'sigma' arrays (pytorch-fid statistics)", opt.ref);
+  auto ref = reference_statistics(opt.ref);
   SCORCH_CHECK(!ref.count("feature_net_id") || ref.at("feature_net_id").equal(net_id_array(*s.net)),
                "{} was made with another feature network than {} (its features are not comparable)", opt.ref,
                s.net->describe());
@@ -385,7 +411,8 @@ Command eval_command() {
                   "a killed run resumes.");
     auto* fidc = app.add_subcommand("fid", "FID (and IS, KID) of the samples in --workdir against reference statistics");
     add_feature_options(*fidc, *fo);
-    fidc->add_option("--ref", fo->ref, "reference statistics .npz (scorch eval fid-stats, or pytorch-fid's)")
+    fidc->add_option("--ref", fo->ref, "reference statistics .npz: scorch eval fid-stats', pytorch-fid's or EDM's (mu, sigma), or "
+                    "score_sde's (pool_3 features; moments computed in float64)")
         ->required()
         ->check(CLI::ExistingFile);
     fidc->add_option("--data", fo->data, "compare this data set file instead of the samples")->check(CLI::ExistingFile);

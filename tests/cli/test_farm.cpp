@@ -234,6 +234,25 @@ BOOST_AUTO_TEST_CASE(fid_statistics_are_world_size_invariant_and_exact_on_known_
   const double direct = eval::frechet_distance(mb.mean(), mb.covariance(), ma.mean(), ma.covariance()).value;
   BOOST_TEST(last_number(r.out, "fid") == direct, boost::test_tools::tolerance(1e-5));
   BOOST_TEST(direct > 1e-4);
+  // score_sde's statistics file of the same reference set (its pool_3 features, float32, in
+  // a compressed-or-not .npz, no mu/sigma): the same FID, and KID from its features.
+  io::write_npz(d / "a_score_sde.npz", {{"pool_3", s1.at("features").to(torch::kFloat32)},
+                                          {"logits", torch::zeros({300, 4})}});
+  r = run(scorch_cmd(2) + " eval fid" + base + " --workdir " + d / "w" + " --ref " + d / "a_score_sde.npz" +
+          " --data " + d / "b.h5");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("score_sde statistics (300 images, 12 features)") != std::string::npos, r.out);
+  eval::Moments m32;
+  m32.add(s1.at("features").to(torch::kFloat32).to(torch::kFloat64));
+  BOOST_TEST(last_number(r.out, "fid") ==
+                 eval::frechet_distance(mb.mean(), mb.covariance(), m32.mean(), m32.covariance()).value,
+             boost::test_tools::tolerance(1e-5));
+  BOOST_TEST(r.out.find(" kid ") != std::string::npos, r.out);
+  io::write_npz(d / "neither.npz", {{"images", torch::zeros({3, 2})}});
+  r = run(scorch_cmd(1) + " eval fid" + base + " --workdir " + d / "w" + " --ref " + d / "neither.npz" + " --data " +
+          d / "b.h5");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("neither.npz: neither 'mu' and 'sigma' arrays") != std::string::npos, r.out);
   // Statistics of another network are refused by name.
   r = run(scorch_cmd(1) + " train-classifier" + job(d, cfg) + " --out " + d / "clf.h5" +
           " --set classifier.epochs=1 --set classifier.batch_size=32 --set classifier.nf=4");

@@ -238,7 +238,7 @@ std::map<std::string, torch::Tensor> reference_statistics(const std::string& pat
                  c10::str(pool.sizes()), c10::str(pool.dtype()));
     SCORCH_CHECK(torch::isfinite(pool).all().item<bool>(), "{}: 'pool_3' holds NaN or Inf", path);
     eval::Moments m;
-    m.add(pool.to(torch::kFloat64));
+    m.add(pool);  // accumulated in float64
     ref["mu"] = m.mean();
     ref["sigma"] = m.covariance();
     if (!ref.count("features")) ref["features"] = pool;

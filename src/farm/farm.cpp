@@ -141,10 +141,10 @@ Report run(dist::Communicator& comm, const Plan& plan, const std::function<bool(
     if (n > 0) spdlog::info("removed {} temporary file(s) that an interrupted run left in {}", n, plan.dir);
   });
 
-  if (rank == 0 && B >= 10000) {
-    spdlog::info("{}: {} {} in {} batches of {} under {} on {} rank(s): checking which batches are done", plan.what,
-                 plan.num_items, plan.what, B, plan.batch_size, plan.dir, world);
-  }
+  const std::string plan_text =
+      fmt::format("{}: {} {} in {} batches of {} under {}", plan.what, plan.num_items, plan.what, B, plan.batch_size,
+                  plan.dir);
+  if (rank == 0 && B >= 10000) spdlog::info("{} on {} rank(s): checking which batches are done", plan_text, world);
   // Which batches are finished: each rank checks every world-th one whose file the directory
   // lists (one listing, not a stat per batch: a fresh run of a million batches starts at
   // once); a sum combines them. (Plain memory, one tensor op per run, not per batch.)
@@ -171,8 +171,7 @@ Report run(dist::Communicator& comm, const Plan& plan, const std::function<bool(
   rep.skipped = B - static_cast<int64_t>(pending.size());
   const int64_t P = static_cast<int64_t>(pending.size());
   if (rank == 0) {
-    spdlog::info("{}: {} {} in {} batches of {} under {}: {} already done, {} to compute on {} rank(s), {} dealing",
-                 plan.what, plan.num_items, plan.what, B, plan.batch_size, plan.dir, rep.skipped, P, world,
+    spdlog::info("{}: {} already done, {} to compute on {} rank(s), {} dealing", plan_text, rep.skipped, P, world,
                  plan.balance);
   }
 

@@ -64,6 +64,15 @@ inline torch::Tensor read_sample_run(const std::string& workdir, const std::stri
   return farm::read_batches(newest_sample_run(workdir).second, name);
 }
 
+// Shell text that SIGKILLs every process of the session of `$pid` (a job started with
+// setsid, as Slurm's step or jobs/launch.sh run one: Open MPI gives each rank a process group
+// of its own, so a SIGKILL of mpirun's group leaves the ranks running, and holding their
+// locks, for about a second), prints "rc=<status of $pid>" and waits until none is left.
+inline std::string kill_session_and_wait() {
+  return "pkill -9 -s $pid; wait $pid; echo rc=$?; "
+         "for i in $(seq 200); do pgrep -s $pid > /dev/null || break; sleep 0.05; done";
+}
+
 inline std::string scorch_cmd(int ranks) {
   std::string bin = SCORCH_BIN;
   if (ranks <= 1) return bin;

@@ -126,8 +126,7 @@ BOOST_AUTO_TEST_CASE(killed_or_stopped_runs_finish_with_exactly_n_unique_samples
   // outlives its launcher still holds the run directory's lock, and a rerun is refused).
   auto r = run("bash -c 'setsid " + scorch_cmd(2) + " sample" + base + " --workdir " + w +
                " > " + d / "log1" + " 2>&1 & pid=$!; for i in $(seq 600); do [ " + count_files +
-               " -ge 4 ] && break; sleep 0.05; done; pkill -9 -s $pid; wait $pid; echo rc=$?; "
-               "for i in $(seq 200); do pgrep -s $pid > /dev/null || break; sleep 0.05; done'");
+               " -ge 4 ] && break; sleep 0.05; done; " + test::kill_session_and_wait() + "'");
   BOOST_TEST(r.out.find("rc=137") != std::string::npos, r.out);
   r = run("ls " + w + "/samples/*/batch_*.h5 | wc -l");
   const int done_before = std::stoi(r.out);

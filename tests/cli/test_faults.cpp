@@ -472,8 +472,7 @@ BOOST_AUTO_TEST_CASE(train_log_and_tensorboard_after_kill_and_resume) {
   // SIGKILL of the whole job (launcher and ranks: each rank has a process group of its own, so
   // the session is killed) past the checkpoint of step 200; the rerun waits until none is left.
   auto r = run("bash -c 'setsid " + train_cmd(2, job, w, sets) + " > " + d / "log1" + " 2>&1 & pid=$!; " +
-               wait_for_rows(w, 25) + "pkill -9 -s $pid; wait $pid; echo rc=$?; " +
-               "for i in $(seq 200); do pgrep -s $pid > /dev/null || break; sleep 0.05; done'");
+               wait_for_rows(w, 25) + test::kill_session_and_wait() + "'");
   BOOST_TEST(r.out.find("rc=137") != std::string::npos, r.out);
   r = run(train_cmd(2, job, w, sets));
   BOOST_TEST_INFO(r.out);

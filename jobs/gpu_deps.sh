@@ -27,8 +27,8 @@ DEBS=$ROOT/third_party/debs
 PREFIX=$ROOT/third_party/prefix
 
 # Development files and the shared libraries they pull in that a CUDA machine lacks
-# (glibc, libstdc++, OpenSSL and libcurl are assumed present there; `build` lists any
-# library the binary still cannot find).
+# (glibc, libstdc++ and libcurl are assumed present there; OpenSSL's libcrypto, for SHA-256,
+# is carried with its headers; `build` lists any library the binary still cannot find).
 PACKAGES=(
   libopenmpi-dev libopenmpi3 openmpi-bin openmpi-common libpmix2 libhwloc15 libevent-core-2.1-7
   libevent-pthreads-2.1-7 libfabric1 libucx0 libibverbs1 librdmacm1 libnl-3-200 libnl-route-3-200
@@ -36,7 +36,7 @@ PACKAGES=(
   libhdf5-dev libhdf5-103-1 libsz2 libaec0
   libboost-test1.74-dev libboost-test1.74.0 libboost1.74-dev libboost-test-dev libboost-dev
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libtomlplusplus3 libspdlog-dev libspdlog1.10 libfmt-dev libfmt9
-  libstb-dev libstb0 zlib1g-dev zlib1g
+  libstb-dev libstb0 zlib1g-dev zlib1g libssl-dev libssl3
 )
 
 fetch() {

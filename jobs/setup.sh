@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(g++ cmake ninja-build pkg-config libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev
           libboost-test-dev libboost-dev libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
-          libstb-dev nlohmann-json3-dev zlib1g-dev dataset-fashion-mnist)
+          libstb-dev nlohmann-json3-dev zlib1g-dev libssl-dev dataset-fashion-mnist)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,9 +1,9 @@
 // Shared pieces of the subcommands (see cli/common.h).
 #include "scorch/cli/common.h"
 
+#include "scorch/cli/provenance.h"
 #include "scorch/core/version.h"
 #include "scorch/io/files.h"
-#include "scorch/io/tensorboard.h"
 
 #include "scorch/eval/feature_net.h"
 
@@ -178,6 +178,7 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
   if (l.r.cfg.model.name == "analytic_gmm") {
     SCORCH_CHECK(!l.r.workdir.empty(), "analytic_gmm: pass --workdir DIR for the outputs");
     l.gmm = std::make_unique<models::AnalyticGMM>(l.r.cfg.model);
+    l.weights = "the exact score of the mixture (no weights)";
     l.gmm->to(l.device);
     l.score = [g = l.gmm.get(), s = l.sde.get()](const torch::Tensor& x, const torch::Tensor& t) {
       return g->score(*s, x, t);
@@ -202,10 +203,11 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
   l.step = st.step;
   l.net = models::make_model(l.r.cfg);
   models::load_weights(*l.net, io::weights(st, /*use_ema=*/true), st.buffers);
+  l.weights = weights_description(!st.ema.empty(), st.ema_decay, st.ema_updates);
   l.net->to(l.device);
   l.net->eval();
   l.score = models::make_score_fn(*l.net, *l.sde, l.r.cfg.training.continuous);
-  spdlog::info("loaded EMA weights of {} (step {}) on {}", l.r.ckpt, l.step, l.device.str());
+  spdlog::info("loaded the {} of {} (step {}) on {}", l.weights, l.r.ckpt, l.step, l.device.str());
   setup_guidance(l);
   return l;
 }
@@ -226,10 +228,18 @@ std::string png_beside(const std::string& out) {
   return out.substr(0, out.size() - (h5 ? 3 : 0)) + ".png";
 }
 
-SampleRun sample_run(const Resolved& r, int64_t step) {
+SampleRun sample_run(const Resolved& r, int64_t step, int64_t set) {
   const auto& cfg = r.cfg;
   SampleRun run;
+  run.set = set;
+  run.first_index = set * cfg.eval.num_samples;
   run.settings = sampling::settings(cfg);
+  if (set > 0) {
+    run.settings += fmt::format("eval.seed_set = {} (samples {}..{})\n", set, run.first_index,
+                                run.first_index + cfg.eval.num_samples - 1);
+  }
+  run.seeds = fmt::format("eval.seed = {}: sample i draws all its noise from stream ({}, i), i = {}..{}", cfg.eval.seed,
+                          cfg.eval.seed, run.first_index, run.first_index + cfg.eval.num_samples - 1);
   const std::string ckpt = r.ckpt.empty() ? "analytic" : fs::path(r.ckpt).filename().string();
   run.name = fmt::format("s{:09d}-{}-{}", step, sampling::short_name(cfg), fnv1a64_hex(ckpt + "\n" + run.settings).substr(0, 8));
   run.dir = fmt::format("{}/samples/{}", r.workdir, run.name);
@@ -245,31 +255,6 @@ std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item) {
   std::vector<int64_t> s{b};
   s.insert(s.end(), item.begin(), item.end());
   return s;
-}
-
-void log_eval(const std::string& workdir, int64_t step, const std::string& metric, double value, double se,
-              double nfe, const std::string& settings) {
-  const std::string path = workdir + "/eval_log.csv";
-  const char* header = "unix_time,step,metric,value,standard_error,nfe,settings\n";
-  std::string text;
-  if (fs::exists(path) && !fs::is_symlink(path)) {
-    std::ifstream in(path);
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  if (text.rfind(header, 0) != 0) text = header;
-  if (!text.empty() && text.back() != '\n') text += '\n';
-  std::string quoted = settings;
-  for (auto& ch : quoted)
-    if (ch == '\n') ch = ';';
-  std::string escaped;
-  for (char ch : quoted) escaped += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  auto num = [](double v, const char* f) { return std::isfinite(v) ? fmt::format(fmt::runtime(f), v) : std::string(); };
-  const double now = unix_seconds();
-  text += fmt::format("{:.3f},{},{},{},{},{},\"{}\"\n", now, step, metric, num(value, "{:.9g}"), num(se, "{:.6g}"),
-                      num(nfe, "{:.1f}"), escaped);
-  fs::create_directories(workdir);
-  io::write_text_atomically(path, text);
-  io::EventWriter(workdir + "/tensorboard").scalars(step, now, {{"eval/" + metric, value}});
 }
 
 }  // namespace scorch::cli

@@ -9,6 +9,7 @@
 //    such statistics. Features are cached per batch beside the samples, and the run's own
 //    statistics as fid_stats-<net>.npz, so a finished run never needs its images again.
 #include <CLI/CLI.hpp>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -18,6 +19,8 @@
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
+#include "scorch/cli/evaluation.h"
+#include "scorch/cli/provenance.h"
 #include "scorch/core/error.h"
 #include "scorch/core/hash.h"
 #include "scorch/core/log.h"
@@ -38,9 +41,31 @@ namespace scorch::cli {
 
 namespace {
 
+// Whether rank 0 sees `record` (a JSON record) whose `key` under "settings" is `value`
+// ("" : any record); collective, so that every rank takes the same branch.
+bool record_exists(dist::Communicator& comm, const std::string& record, const std::string& key,
+                   const std::string& value) {
+  auto flag = torch::zeros({1}, torch::kInt64);
+  if (comm.rank() == 0 && fs::is_regular_file(record)) {
+    try {
+      std::ifstream in(record);
+      const auto j = nlohmann::json::parse(in);
+      const bool match = key.empty() || (j.contains("settings") && j["settings"].is_object() &&
+                                         j["settings"].value(key, std::string()) == value);
+      if (match && j.contains("results")) flag[0] = 1;
+    } catch (const std::exception&) {
+      // unreadable: computed again and rewritten
+    }
+  }
+  comm.allreduce_sum(flag);
+  return flag[0].item<int64_t>() > 0;
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------------------- bits/dim
 
-int eval_bpd(const Common& opt, dist::Communicator& comm) {
+int eval_bpd(const Common& opt, dist::Communicator& comm, bool reuse_records, std::string* record_out) {
   install_stop_handlers();
   auto l = load_score_model(opt, comm);
   const auto& cfg = l.r.cfg;
@@ -67,6 +92,12 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
   plan.batch_size = cfg.eval.batch_size;
   plan.balance = cfg.eval.balance;
   plan.what = "bits/dim images";
+  const std::string record = plan.dir + ".json";
+  if (record_out) *record_out = record;
+  if (reuse_records && record_exists(comm, record, "batches", plan.dir)) {
+    if (comm.rank() == 0) fmt::print("eval: bits/dim of step {} already evaluated -> {}\n", l.step, record);
+    return 0;
+  }
   if (comm.rank() == 0) {
     spdlog::info("bits/dim of {} items of {} x {} repeats: probability-flow ODE, RK45 rtol {} atol {}, {} ranks on {}", n,
                  path, R, cfg.eval.rtol, cfg.eval.atol, comm.size(), l.device.str());
@@ -146,25 +177,42 @@ int eval_bpd(const Common& opt, dist::Communicator& comm) {
     fmt::print("eval: {} items x {} repeats, NFE per solve mean {:.0f} (min {:.0f}, max {:.0f}): bpd {:.4f} +- {:.4f} "
                "(standard error)\n",
                n, R, nfes.mean().item<double>(), nfes.min().item<double>(), nfes.max().item<double>(), mean, se);
+    Provenance p;
+    p.checkpoint = l.r.ckpt.empty() ? std::string("analytic_gmm (exact score)") : l.r.ckpt;
+    if (!l.r.ckpt.empty()) p.checkpoint_sha256 = file_sha256_hex(l.r.ckpt);
+    p.weights = l.weights;
+    p.sampler = fmt::format("likelihood = probability-flow ODE, RK45 (Dormand-Prince)\neval.rtol = {}\neval.atol = "
+                            "{}\neval.hutchinson = {}\neval.bpd_num_repeats = {}\nmodel.num_scales = {}\ntraining.sde "
+                            "= {}\n",
+                            cfg.eval.rtol, cfg.eval.atol, cfg.eval.hutchinson, R, cfg.model.num_scales,
+                            cfg.training.sde);
+    p.nfe_mean = nfes.mean().item<double>();
+    p.nfe_min = nfes.min().item<double>();
+    p.nfe_max = nfes.max().item<double>();
+    p.n = n;
+    p.seeds = fmt::format("seed = {}: repeat k of batch c (items c*{}.., of {}) draws its dequantisation and trace "
+                          "noise from stream ({}, k, c)",
+                          cfg.seed, cfg.eval.batch_size, n, cfg.seed);
+    p.data = fs::absolute(path).string();
+    p.data_sha256 = file_sha256_hex(path);
+    p.settings = fmt::format("eval.batch_size = {}\nranks = {}\ndevice = {}\nbatches = {}\n", cfg.eval.batch_size,
+                             comm.size(), l.device.str(), plan.dir);
+    log_results(l.r.workdir, l.step, {{"bpd", mean, se}}, p, record);
+    fmt::print("provenance -> {} (and a row of {}/eval_log.csv)\n", record, l.r.workdir);
     fmt::print("bpd {:.4f}\n", mean);
-    log_eval(l.r.workdir, l.step, "bpd", mean, se, nfes.mean().item<double>(),
-             fmt::format("{} items of {}, {} repeats, RK45 rtol {} atol {}, hutchinson {}", n, path, R, cfg.eval.rtol,
-                         cfg.eval.atol, cfg.eval.hutchinson));
   }
   return 0;
 }
 
 // ---------------------------------------------------------------------------- features
 
-struct FidOptions {
-  Common common;
-  std::string data, out, ref, run, feature_net;
-};
+namespace {
 
 // The config (no checkpoint needed) and the feature network on this rank's device.
 struct FeatureSetup {
   Resolved r;
   torch::Device device{torch::kCPU};
+  std::string path;  // the feature network's file
   std::unique_ptr<eval::FeatureNet> net;
 };
 
@@ -172,8 +220,8 @@ FeatureSetup feature_setup(const FidOptions& opt, dist::Communicator& comm) {
   FeatureSetup s;
   s.r = resolve(opt.common, /*need_ckpt=*/false);
   s.device = dist::choose_device(s.r.cfg.dist.device, comm);
-  const std::string path = opt.feature_net.empty() ? s.r.cfg.eval.feature_net : opt.feature_net;
-  s.net = eval::load_feature_net(path, s.device);
+  s.path = opt.feature_net.empty() ? s.r.cfg.eval.feature_net : opt.feature_net;
+  s.net = eval::load_feature_net(s.path, s.device);
   if (comm.rank() == 0) spdlog::info("feature network: {} on {}", s.net->describe(), s.device.str());
   return s;
 }
@@ -251,7 +299,156 @@ std::map<std::string, torch::Tensor> reference_statistics(const std::string& pat
   return ref;
 }
 
-int fid(const FidOptions& opt, dist::Communicator& comm) {
+// What one evaluation gives: the results (FID first), the last line's text, its provenance.
+struct Evaluated {
+  std::vector<Result> results;
+  std::string line;
+  Provenance p;
+  std::string record;
+};
+
+// The features of one sample run (collective) and what it was sampled from (rank 0).
+struct SampleRunFeatures {
+  eval::Features feats;
+  farm::Plan samples;
+  int64_t step = 0;
+  bool class_labels = false;  // its batches hold the requested /labels (guided sampling)
+};
+
+SampleRunFeatures sample_run_features(const FeatureSetup& s, dist::Communicator& comm, const std::string& run_dir,
+                                      Provenance& p) {
+  SampleRunFeatures out;
+  const std::string manifest = run_dir + "/manifest.json";
+  if (!fs::exists(manifest)) {
+    std::string have;
+    if (fs::is_directory(s.r.workdir + "/samples")) {
+      for (const auto& e : fs::directory_iterator(s.r.workdir + "/samples")) {
+        if (e.is_directory()) have += " " + e.path().filename().string();
+      }
+    }
+    SCORCH_THROW("{}: no sample run for this checkpoint and these sampler settings (run `scorch sample` with the same "
+                 "options, or pick one with --run NAME; runs here:{})",
+                 run_dir, have.empty() ? " none" : have);
+  }
+  std::ifstream in(manifest);
+  auto m = nlohmann::json::parse(in);
+  SCORCH_CHECK(m.value("complete", false), "{}: the sample run is not finished: run `scorch sample` again to finish "
+               "it", run_dir);
+  SCORCH_CHECK(m.value("dataset", "") == "images", "{}: the samples are points: FID, IS and KID are for images", run_dir);
+  out.samples.dir = run_dir;
+  out.step = m.value("step", int64_t{0});
+  out.samples.num_items = m.at("num_samples").get<int64_t>();
+  out.samples.batch_size = m.at("batch_size").get<int64_t>();
+  const auto sample_batches = farm::batches(out.samples);
+  // What the samples came from (the manifest; a run sampled before provenance was recorded
+  // has its checkpoint hashed now, if it is still there).
+  p.checkpoint = m.value("checkpoint", std::string());
+  p.checkpoint_sha256 = m.value("checkpoint_sha256", std::string());
+  if (comm.rank() == 0 && p.checkpoint_sha256.empty() && fs::is_regular_file(p.checkpoint)) {
+    p.checkpoint_sha256 = file_sha256_hex(p.checkpoint);
+  }
+  p.weights = m.value("weights", std::string("EMA where the checkpoint holds one (sampled before scorch recorded "
+                                             "which)"));
+  p.sampler = m.value("settings", std::string());
+  p.seeds = m.value("seeds", std::string());
+  p.n = out.samples.num_items;
+  p.settings = fmt::format("run = {}\n", m.value("run", std::string()));
+  if (comm.rank() == 0) {
+    // Score evaluations per sample, from the batch files (every batch, whichever run made it).
+    double sum = 0;
+    for (const auto& b : sample_batches) {
+      auto f = h5::File::open_read(b.path);
+      const double nfe = static_cast<double>(h5::get_attr_int(f.id(), "nfe", b.path));
+      sum += nfe * static_cast<double>(b.count);
+      p.nfe_min = std::isnan(p.nfe_min) ? nfe : std::min(p.nfe_min, nfe);
+      p.nfe_max = std::isnan(p.nfe_max) ? nfe : std::max(p.nfe_max, nfe);
+    }
+    p.nfe_mean = sum / static_cast<double>(out.samples.num_items);
+  }
+  auto reader = [&](int64_t begin, int64_t count) {
+    const auto& b = sample_batches.at(static_cast<size_t>(begin / out.samples.batch_size));
+    SCORCH_CHECK(b.begin == begin && b.count == count, "feature batch {}+{} is not sample batch {}", begin, count, b.id);
+    auto f = h5::File::open_read(b.path);
+    return data::images_to_unit(h5::read_tensor(f.id(), "images", b.path));
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  out.feats = eval::compute_features(comm, *s.net, s.device, out.samples.num_items, out.samples.batch_size,
+                                     run_dir + "/features-" + s.net->id(), s.r.cfg.eval.balance, reader);
+  if (comm.rank() == 0) {
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::info("features: {} ({:.0f} images/s overall)", out.feats.report.summary("images"),
+                 static_cast<double>(out.samples.num_items) / secs);
+  }
+  auto f0 = h5::File::open_read(sample_batches.front().path);
+  out.class_labels = h5::exists(f0.id(), "labels");
+  return out;
+}
+
+// FID, IS, accuracy and KID of features against the reference. Rank 0.
+Evaluated evaluate(const FeatureSetup& s, dist::Communicator& comm, const FidOptions& opt,
+                   const std::map<std::string, torch::Tensor>& ref, const eval::Features& feats,
+                   const farm::Plan* samples, bool class_labels, const std::string& what) {
+  const auto& cfg = s.r.cfg;
+  Evaluated e;
+  auto mu = feats.moments.mean(), sigma = feats.moments.covariance();
+  SCORCH_CHECK(ref.at("mu").numel() == feats.dim, "{} holds statistics of {} features; {} gives {} (another feature "
+               "network?)", opt.ref, ref.at("mu").numel(), s.net->describe(), feats.dim);
+  if (samples) {
+    const std::string stats = samples->dir + "/fid_stats-" + s.net->id() + ".npz";
+    io::write_npz(stats, {{"mu", mu}, {"sigma", sigma}, {"feature_net_id", net_id_array(*s.net)}});
+    fmt::print("statistics of the run -> {}\n", stats);
+  }
+  const auto f = eval::frechet_distance(mu, sigma, ref.at("mu"), ref.at("sigma"));
+  e.results.push_back({"fid", f.value});
+  e.line = fmt::format("fid {:.6f}", f.value);
+  // FID's estimator is biased upwards by about 1/n (Chong and Forsyth, 2020): a figure from
+  // fewer samples than the 50,000 of published FID-50k is labelled as such.
+  const std::string small_n =
+      feats.moments.n < 50000
+          ? fmt::format(" (from {} samples, not 50,000: biased upwards, not comparable to a published FID-50k)",
+                        feats.moments.n)
+          : std::string();
+  spdlog::info("FID of {} ({} images) against {}: {:.6f}{}{}", what, feats.moments.n, opt.ref, f.value,
+               f.used_eps ? " (eps added to the covariances' diagonals)" : "", small_n);
+  if (feats.has_logits && feats.moments.n >= cfg.eval.is_splits) {
+    const auto is = eval::inception_score(farm::read_batches(feats.plan, "logits"), cfg.eval.is_splits);
+    spdlog::info("Inception Score ({} splits): {:.4f} +- {:.4f}", cfg.eval.is_splits, is.mean, is.std);
+    e.line += fmt::format(" is {:.4f}", is.mean);
+    e.results.push_back({"is", is.mean, is.std});
+    e.p.settings += fmt::format("eval.is_splits = {}\n", cfg.eval.is_splits);
+  }
+  if (samples && class_labels && feats.has_logits) {
+    // Guided samples: how often the feature network's class is the requested one.
+    auto want = farm::read_batches(*samples, "labels").to(torch::kInt64);
+    auto got = farm::read_batches(feats.plan, "logits").argmax(1);
+    const double acc = (want == got).to(torch::kFloat64).mean().item<double>();
+    spdlog::info("class accuracy of the guided samples (requested label = the feature network's class): {:.2f}% "
+                 "of {}", 100 * acc, want.size(0));
+    e.line += fmt::format(" acc {:.4f}", acc);
+    e.results.push_back({"acc", acc});
+  }
+  if (ref.count("features")) {
+    const auto kid = eval::kernel_inception_distance(farm::read_batches(feats.plan, "features"), ref.at("features"),
+                                                     cfg.eval.kid_subsets, cfg.eval.kid_subset_size,
+                                                     static_cast<uint64_t>(cfg.eval.seed));
+    spdlog::info("KID ({} subsets of {}): {:.6f} +- {:.6f}", cfg.eval.kid_subsets, cfg.eval.kid_subset_size, kid.mean,
+                 kid.std);
+    e.line += fmt::format(" kid {:.6f}", kid.mean);
+    e.results.push_back({"kid", kid.mean, kid.std});
+    e.p.settings += fmt::format("eval.kid_subsets = {}\neval.kid_subset_size = {}\nkid seed = eval.seed = {}\n",
+                                cfg.eval.kid_subsets, cfg.eval.kid_subset_size, cfg.eval.seed);
+  } else {
+    spdlog::info("KID: {} has no 'features' array (pytorch-fid statistics do not): not computed", opt.ref);
+  }
+  e.p.settings += fmt::format("ranks = {}\ndevice = {}\n", comm.size(), s.device.str());
+  return e;
+}
+
+void add_feature_options(CLI::App& app, FidOptions& o);
+
+}  // namespace
+
+int eval_fid(const FidOptions& opt, dist::Communicator& comm, std::string* record_out) {
   install_stop_handlers();
   auto s = feature_setup(opt, comm);
   const auto& cfg = s.r.cfg;
@@ -261,125 +458,142 @@ int fid(const FidOptions& opt, dist::Communicator& comm) {
   SCORCH_CHECK(!ref.count("feature_net_id") || ref.at("feature_net_id").equal(net_id_array(*s.net)),
                "{} was made with another feature network than {} (its features are not comparable)", opt.ref,
                s.net->describe());
-  eval::Features feats;
-  std::string what, stats_file;
-  farm::Plan samples;        // the sample run (when evaluating one)
-  int64_t run_step = -1;      // its checkpoint's step (-1: evaluating a data set, not logged)
-  double run_nfe = std::nan("");
-  std::string run_settings;
-  bool class_labels = false;  // its batches hold the requested /labels (guided sampling)
+  // The inputs every result names (rank 0).
+  Provenance common;
+  if (comm.rank() == 0) {
+    common.feature_net = fs::absolute(s.path).string();
+    common.feature_net_sha256 = file_sha256_hex(s.path);
+    common.feature_net_interface = s.net->interface();
+    common.reference = fs::absolute(opt.ref).string();
+    common.reference_sha256 = file_sha256_hex(opt.ref);
+    if (ref.count("n")) {
+      common.reference_n = ref.at("n").flatten()[0].item<int64_t>();
+    } else if (ref.count("features")) {
+      common.reference_n = ref.at("features").size(0);
+    }
+  }
+  auto with_common = [&](Provenance p, const std::string& settings) {
+    p.feature_net = common.feature_net;
+    p.feature_net_sha256 = common.feature_net_sha256;
+    p.feature_net_interface = common.feature_net_interface;
+    p.reference = common.reference;
+    p.reference_sha256 = common.reference_sha256;
+    p.reference_n = common.reference_n;
+    p.settings += settings;
+    return p;
+  };
+  const std::string tag = s.net->id().substr(0, 8) + "-" + common.reference_sha256.substr(0, 8);
   if (!opt.data.empty()) {
     const std::string key = fnv1a64_hex(fs::absolute(opt.data).string() + "\n" + std::to_string(fs::file_size(opt.data)));
-    feats = data_features(s, comm, opt.data,
-                          fmt::format("{}/eval/features-{}-{}", s.r.workdir, s.net->id().substr(0, 8), key.substr(0, 8)));
-    what = opt.data;
-  } else {
-    std::string run_dir;
-    if (!opt.run.empty()) {
-      run_dir = s.r.workdir + "/samples/" + opt.run;
-    } else {
-      const int64_t step = s.r.ckpt.empty() ? 0 : io::load_checkpoint_header(s.r.ckpt).step;
-      run_dir = sample_run(s.r, step).dir;
-    }
-    const std::string manifest = run_dir + "/manifest.json";
-    if (!fs::exists(manifest)) {
-      std::string have;
-      if (fs::is_directory(s.r.workdir + "/samples")) {
-        for (const auto& e : fs::directory_iterator(s.r.workdir + "/samples")) {
-          if (e.is_directory()) have += " " + e.path().filename().string();
-        }
-      }
-      SCORCH_THROW("{}: no sample run for this checkpoint and these sampler settings (run `scorch sample` with the same "
-                   "options, or pick one with --run NAME; runs here:{})",
-                   run_dir, have.empty() ? " none" : have);
-    }
-    std::ifstream in(manifest);
-    auto m = nlohmann::json::parse(in);
-    SCORCH_CHECK(m.value("complete", false), "{}: the sample run is not finished: run `scorch sample` again to finish "
-                 "it", run_dir);
-    SCORCH_CHECK(m.value("dataset", "") == "images", "{}: the samples are points: FID, IS and KID are for images", run_dir);
-    samples.dir = run_dir;
-    run_step = m.value("step", int64_t{0});
-    run_settings = fmt::format("{} samples of {}: {}", m.value("num_samples", int64_t{0}), m.value("run", std::string()),
-                               m.value("settings", std::string()));
-    if (m.contains("last_run") && m["last_run"].contains("nfe_mean")) run_nfe = m["last_run"]["nfe_mean"].get<double>();
-    samples.num_items = m.at("num_samples").get<int64_t>();
-    samples.batch_size = m.at("batch_size").get<int64_t>();
-    const auto sample_batches = farm::batches(samples);
-    auto reader = [&](int64_t begin, int64_t count) {
-      const auto& b = sample_batches.at(static_cast<size_t>(begin / samples.batch_size));
-      SCORCH_CHECK(b.begin == begin && b.count == count, "feature batch {}+{} is not sample batch {}", begin, count, b.id);
-      auto f = h5::File::open_read(b.path);
-      return data::images_to_unit(h5::read_tensor(f.id(), "images", b.path));
-    };
-    auto t0 = std::chrono::steady_clock::now();
-    feats = eval::compute_features(comm, *s.net, s.device, samples.num_items, samples.batch_size,
-                                   run_dir + "/features-" + s.net->id(), cfg.eval.balance, reader);
+    auto feats = data_features(s, comm, opt.data,
+                               fmt::format("{}/eval/features-{}-{}", s.r.workdir, s.net->id().substr(0, 8),
+                                           key.substr(0, 8)));
     if (comm.rank() == 0) {
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      spdlog::info("features: {} ({:.0f} images/s overall)", feats.report.summary("images"),
-                   static_cast<double>(samples.num_items) / secs);
+      auto e = evaluate(s, comm, opt, ref, feats, nullptr, false, opt.data);
+      Provenance p;
+      p.data = fs::absolute(opt.data).string();
+      p.data_sha256 = file_sha256_hex(opt.data);
+      p.n = feats.moments.n;
+      const std::string record = fmt::format("{}/eval/fid-{}-{}-{}.json", s.r.workdir, s.net->id().substr(0, 8),
+                                             key.substr(0, 8), common.reference_sha256.substr(0, 8));
+      if (record_out) *record_out = record;
+      log_results(s.r.workdir, -1, e.results, with_common(p, e.p.settings), record);
+      fmt::print("provenance -> {} (and rows of {}/eval_log.csv)\n", record, s.r.workdir);
+      fmt::print("{}\n", e.line);
     }
-    what = run_dir;
-    stats_file = run_dir + "/fid_stats-" + s.net->id() + ".npz";
-    auto f0 = h5::File::open_read(sample_batches.front().path);
-    class_labels = h5::exists(f0.id(), "labels");
+    return 0;
   }
-  if (comm.rank() == 0) {
-    auto mu = feats.moments.mean(), sigma = feats.moments.covariance();
-    if (!stats_file.empty()) io::write_npz(stats_file, {{"mu", mu}, {"sigma", sigma}, {"feature_net_id", net_id_array(*s.net)}});
-    SCORCH_CHECK(ref.at("mu").numel() == feats.dim, "{} holds statistics of {} features; {} gives {} (another feature "
-                 "network?)", opt.ref, ref.at("mu").numel(), s.net->describe(), feats.dim);
-    const auto f = eval::frechet_distance(mu, sigma, ref.at("mu"), ref.at("sigma"));
-    std::string line = fmt::format("fid {:.6f}", f.value);
-    const std::string against = fmt::format("; against {} with {}", opt.ref, s.net->describe());
-    if (run_step >= 0) log_eval(s.r.workdir, run_step, "fid", f.value, std::nan(""), run_nfe, run_settings + against);
-    // FID's estimator is biased upwards by about 1/n (Chong and Forsyth, 2020): a figure from
-    // fewer samples than the 50,000 of published FID-50k is labelled as such.
-    const std::string small_n =
-        feats.moments.n < 50000
-            ? fmt::format(" (from {} samples, not 50,000: biased upwards, not comparable to a published FID-50k)",
-                          feats.moments.n)
-            : std::string();
-    spdlog::info("FID of {} ({} images) against {}: {:.6f}{}{}", what, feats.moments.n, opt.ref, f.value,
-                 f.used_eps ? " (eps added to the covariances' diagonals)" : "", small_n);
-    if (feats.has_logits && feats.moments.n >= cfg.eval.is_splits) {
-      const auto is = eval::inception_score(farm::read_batches(feats.plan, "logits"), cfg.eval.is_splits);
-      spdlog::info("Inception Score ({} splits): {:.4f} +- {:.4f}", cfg.eval.is_splits, is.mean, is.std);
-      line += fmt::format(" is {:.4f}", is.mean);
-      if (run_step >= 0) log_eval(s.r.workdir, run_step, "is", is.mean, is.std, run_nfe, run_settings + against);
-    }
-    if (class_labels && feats.has_logits) {
-      // Guided samples: how often the feature network's class is the requested one.
-      auto want = farm::read_batches(samples, "labels").to(torch::kInt64);
-      auto got = farm::read_batches(feats.plan, "logits").argmax(1);
-      const double acc = (want == got).to(torch::kFloat64).mean().item<double>();
-      spdlog::info("class accuracy of the guided samples (requested label = the feature network's class): {:.2f}% "
-                   "of {}", 100 * acc, want.size(0));
-      line += fmt::format(" acc {:.4f}", acc);
-      if (run_step >= 0) log_eval(s.r.workdir, run_step, "acc", acc, std::nan(""), run_nfe, run_settings + against);
-    }
-    if (ref.count("features")) {
-      const auto kid = eval::kernel_inception_distance(farm::read_batches(feats.plan, "features"), ref.at("features"),
-                                                       cfg.eval.kid_subsets, cfg.eval.kid_subset_size,
-                                                       static_cast<uint64_t>(cfg.eval.seed));
-      spdlog::info("KID ({} subsets of {}): {:.6f} +- {:.6f}", cfg.eval.kid_subsets, cfg.eval.kid_subset_size, kid.mean,
-                   kid.std);
-      line += fmt::format(" kid {:.6f}", kid.mean);
-      if (run_step >= 0) log_eval(s.r.workdir, run_step, "kid", kid.mean, kid.std, run_nfe, run_settings + against);
-    } else {
-      spdlog::info("KID: {} has no 'features' array (pytorch-fid statistics do not): not computed", opt.ref);
-    }
-    if (!stats_file.empty()) fmt::print("statistics of the run -> {}\n", stats_file);
-    fmt::print("{}\n", line);
+  // The sample runs: --run, or the K seed sets of this checkpoint and these settings.
+  std::vector<std::string> runs;
+  if (!opt.run.empty()) {
+    runs.push_back(s.r.workdir + "/samples/" + opt.run);
+  } else {
+    const int64_t step = s.r.ckpt.empty() ? 0 : io::load_checkpoint_header(s.r.ckpt).step;
+    for (int64_t k = 0; k < cfg.eval.seed_sets; ++k) runs.push_back(sample_run(s.r, step, k).dir);
   }
+  const std::string final_record = runs.size() == 1 ? fmt::format("{}/eval-{}.json", runs[0], tag)
+                                                    : fmt::format("{}/eval-{}-sets{}.json", runs[0], tag, runs.size());
+  if (record_out) *record_out = final_record;
+  if (opt.reuse_records && record_exists(comm, final_record, "", "")) {
+    if (comm.rank() == 0) fmt::print("eval: {} already evaluated -> {}\n", runs[0], final_record);
+    return 0;
+  }
+  std::vector<Evaluated> sets;
+  int64_t step = 0;
+  for (size_t k = 0; k < runs.size(); ++k) {
+    if (comm.rank() == 0 && runs.size() > 1) spdlog::info("seed set {} of {}: {}", k + 1, runs.size(), runs[k]);
+    Provenance p;
+    auto rf = sample_run_features(s, comm, runs[k], p);
+    step = rf.step;
+    if (comm.rank() != 0) continue;
+    auto e = evaluate(s, comm, opt, ref, rf.feats, &rf.samples, rf.class_labels, runs[k]);
+    e.p = with_common(p, e.p.settings);
+    e.record = fmt::format("{}/eval-{}.json", runs[k], tag);
+    log_results(s.r.workdir, step, e.results, e.p, e.record);
+    fmt::print("{}provenance -> {} (and rows of {}/eval_log.csv)\n",
+               runs.size() > 1 ? fmt::format("seed set {}: {}; ", k + 1, e.line) : std::string(), e.record,
+               s.r.workdir);
+    sets.push_back(std::move(e));
+  }
+  if (comm.rank() != 0) return 0;
+  if (runs.size() == 1) {
+    fmt::print("{}\n", sets[0].line);
+    return 0;
+  }
+  // The protocol's summary (EDM reports the minimum of three FIDs; the mean and standard
+  // deviation say how far one set moves): per metric over the sets, a row each of
+  // <metric>_min, <metric>_mean (standard error: the standard deviation) and one record.
+  std::vector<Result> summary;
+  std::string line;
+  nlohmann::json per_set = nlohmann::json::array();
+  for (const auto& e : sets) {
+    nlohmann::json o;
+    for (const auto& r : e.results) o[r.metric] = r.value;
+    o["record"] = e.record;
+    per_set.push_back(o);
+  }
+  for (size_t m = 0; m < sets[0].results.size(); ++m) {
+    const std::string metric = sets[0].results[m].metric;
+    std::vector<double> v;
+    for (const auto& e : sets) v.push_back(e.results.at(m).value);
+    const auto t = torch::tensor(v, torch::kFloat64);
+    const double mn = t.min().item<double>(), mean = t.mean().item<double>(), sd = t.std().item<double>();
+    spdlog::info("{} over {} seed sets: {} -> min {:.6f}, mean {:.6f}, standard deviation {:.6f}", metric, v.size(),
+                 fmt::join(v, ", "), mn, mean, sd);
+    summary.push_back({metric + "_min", mn});
+    summary.push_back({metric + "_mean", mean, sd});
+    line += fmt::format("{}{} {:.6f} {}_min {:.6f} {}_std {:.6f}", line.empty() ? "" : " ", metric, mean, metric, mn,
+                        metric, sd);
+  }
+  Provenance p = sets[0].p;
+  p.n = sets[0].p.n * static_cast<int64_t>(sets.size());
+  p.seeds = fmt::format("{} seed sets of {} samples: sets[k] = samples k*{} .. (k+1)*{}-1 (eval.seed = {})", sets.size(),
+                        sets[0].p.n, sets[0].p.n, sets[0].p.n, cfg.eval.seed);
+  p.settings += "seed_sets = " + std::to_string(sets.size()) + "\n";
+  p.nfe_mean = 0;
+  for (const auto& e : sets) {
+    p.nfe_mean += e.p.nfe_mean / static_cast<double>(sets.size());  // sets of equal size
+    p.nfe_min = std::min(p.nfe_min, e.p.nfe_min);
+    p.nfe_max = std::max(p.nfe_max, e.p.nfe_max);
+  }
+  log_results(s.r.workdir, step, summary, p, final_record, per_set.dump());
+  fmt::print("provenance of the {} sets -> {}\n", sets.size(), final_record);
+  fmt::print("{}\n", line);
   return 0;
 }
+
+namespace {
 
 void add_feature_options(CLI::App& app, FidOptions& o) {
   add_common(app, o.common, true);
   app.add_option("--feature-net", o.feature_net,
-                 "feature network (default eval.feature_net): TorchScript .pt or a `scorch train-classifier` .h5");
+                 "feature network (default eval.feature_net): a `scorch train-classifier` .h5 (the images' own "
+                 "channels, float [0,1]) or TorchScript, recognised by its forward's signature: NVIDIA's TF-Inception "
+                 "(inception-2015-12-05.pt: forward(img, return_features), fed uint8 NCHW RGB in [0,255] at the "
+                 "images' size, resized to 299 by the network; IS from its probabilities without output bias), a "
+                 "traced or scripted pytorch-fid InceptionV3 (a list output: fed float NCHW RGB in [0,1], pool3 "
+                 "[B,2048,1,1] are the features; no IS), or any module float [0,1] -> [B,F] or (features, logits). "
+                 "Grey images are repeated to 3 channels for TorchScript networks");
 }
 
 }  // namespace
@@ -387,11 +601,12 @@ void add_feature_options(CLI::App& app, FidOptions& o) {
 Command eval_command() {
   auto opt = std::make_shared<Common>();
   auto fo = std::make_shared<FidOptions>();
-  auto subs = std::make_shared<std::array<CLI::App*, 3>>();
+  auto so = std::make_shared<SweepOptions>();
+  auto subs = std::make_shared<std::array<CLI::App*, 4>>();
   Command c;
   c.name = "eval";
-  c.help = "evaluate a checkpoint or its samples: bits/dim, FID / IS / KID";
-  c.declare = [opt, fo, subs](CLI::App& app) {
+  c.help = "evaluate a checkpoint or its samples: bits/dim, FID / IS / KID, a sweep over checkpoints";
+  c.declare = [opt, fo, so, subs](CLI::App& app) {
     app.require_subcommand(1);
     auto* bpd = app.add_subcommand("bpd", "test-set bits/dim through the probability-flow ODE (Hutchinson trace)");
     add_common(*bpd, *opt, true);
@@ -400,7 +615,9 @@ Command eval_command() {
         "eval.atol, eval.hutchinson (rademacher | gaussian). Images are dealt over ranks in batches of eval.batch_size "
         "(eval.balance); per-image results go to <workdir>/eval/bpd-<run>/batch_<id>.h5 (/index, /bpd [b,repeats], "
         "/latents) and a rerun skips finished batches. Then <workdir>/eval/bpd_<step>.h5 (/bpd [repeats,N], mean, "
-        "standard error) and a last line `bpd <mean>`. Exit status {} if stopped by a signal.",
+        "standard error), a row of <workdir>/eval_log.csv and a JSON record <workdir>/eval/bpd-<run>.json with the "
+        "provenance (checkpoint and data by SHA-256, ODE settings, NFE, seeds, version), and a last line `bpd <mean>`. "
+        "Exit status {} if stopped by a signal.",
         kStoppedExitCode));
     auto* stats = app.add_subcommand("fid-stats", "pytorch-fid-compatible statistics (mu, sigma) of a data set file");
     add_feature_options(*stats, *fo);
@@ -420,15 +637,39 @@ Command eval_command() {
                      "these sampler settings)");
     fidc->footer("The samples' features are cached per batch in <run>/features-<net>/ and their statistics in "
                  "<run>/fid_stats-<net>.npz. IS needs a network with logits; KID needs reference features (in the "
-                 ".npz from scorch eval fid-stats). Prints a last line `fid <value> [is <value>] [kid <value>]`.");
+                 ".npz from scorch eval fid-stats). Prints a last line `fid <value> [is <value>] [kid <value>]`. "
+                 "With eval.seed_sets = K > 1 each set is evaluated (a line `seed set k: fid ...` each) and the last "
+                 "line gives, per metric, the mean, minimum and standard deviation: `fid <mean> fid_min <v> fid_std "
+                 "<v> ...`. Every result is a row of <workdir>/eval_log.csv and the evaluation a JSON record beside the "
+                 "run (checkpoint, feature network and reference by SHA-256, sampler settings, NFE, seeds, version).");
+    auto* sweep = app.add_subcommand("sweep", "a metric against training step: every N-th checkpoint sampled and "
+                                     "evaluated, a table and a plot, the best marked");
+    add_common(*sweep, so->fid.common, false);
+    sweep->add_option("--feature-net", so->fid.feature_net, "feature network for FID (as eval fid --feature-net)");
+    sweep->add_option("--every", so->every, "every N-th checkpoint, counted back from the newest (default 1: all)")
+        ->check(CLI::PositiveNumber);
+    sweep->add_option("--metric", so->metric, "fid | bpd | both (default fid)")
+        ->check(CLI::IsMember({"fid", "bpd", "both"}));
+    sweep->add_option("--ref", so->fid.ref, "reference statistics for FID (as eval fid --ref)")
+        ->check(CLI::ExistingFile);
+    sweep->footer(fmt::format(
+        "Each chosen checkpoint is sampled (eval.num_samples x eval.seed_sets, as scorch sample) and evaluated as "
+        "scorch eval fid / eval bpd evaluate it: rows with provenance in <workdir>/eval_log.csv and TensorBoard, a JSON "
+        "record per evaluation. Then a table, <workdir>/eval/sweep-<metric>.csv and <workdir>/eval/sweep-<fid|bpd>.png "
+        "(the best, lowest, checkpoint marked), and a last line `best_fid <v> best_fid_step <s> [best_bpd ...]`. "
+        "Resumable: rerun the same command (e.g. a requeued Slurm job): finished batches are skipped and a checkpoint "
+        "whose record exists is read from it. Exit status {} if stopped by a signal.",
+        kStoppedExitCode));
     (*subs)[0] = bpd;
     (*subs)[1] = stats;
     (*subs)[2] = fidc;
+    (*subs)[3] = sweep;
   };
-  c.run = [opt, fo, subs](dist::Communicator& comm) {
+  c.run = [opt, fo, so, subs](dist::Communicator& comm) {
     if (*(*subs)[0]) return eval_bpd(*opt, comm);
     if (*(*subs)[1]) return fid_stats(*fo, comm);
-    return fid(*fo, comm);
+    if (*(*subs)[3]) return eval_sweep(*so, comm);
+    return eval_fid(*fo, comm);
   };
   return c;
 }

@@ -13,7 +13,9 @@
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
+#include "scorch/cli/evaluation.h"
 #include "scorch/core/error.h"
+#include "scorch/core/hash.h"
 #include "scorch/core/host.h"
 #include "scorch/core/log.h"
 #include "scorch/core/memory.h"
@@ -30,14 +32,15 @@ namespace scorch::cli {
 
 namespace {
 
-int sample(const Common& opt, dist::Communicator& comm) {
+int sample_set(const Loaded& l, dist::Communicator& comm, const SampleRun& run);
+
+}  // namespace
+
+int sample_sets(const Common& opt, dist::Communicator& comm) {
   install_stop_handlers();
   auto l = load_score_model(opt, comm);
   const auto& cfg = l.r.cfg;
-  const auto run = sample_run(l);
   const auto item = cfg.item_shape();
-  const std::string what = cfg.is_image_data() ? "images" : "samples";
-  const auto ckpt = l.r.ckpt.empty() ? std::string("analytic_gmm (exact score)") : l.r.ckpt;
   {
     // Refused before anything is computed: an output the file system cannot hold, or a
     // batch whose sampler state alone (x, noise, drift, score, mean: ~8 copies of the batch
@@ -45,13 +48,13 @@ int sample(const Common& opt, dist::Communicator& comm) {
     int64_t numel = 1;
     for (auto v : item) numel *= v;
     const double item_bytes = static_cast<double>(numel) * (4 + (cfg.is_image_data() ? 1 : 0)) + 8;
-    const double need = item_bytes * static_cast<double>(cfg.eval.num_samples);
+    const double need = item_bytes * static_cast<double>(cfg.eval.num_samples * cfg.eval.seed_sets);
     std::error_code ec;
     const auto space = fs::space(l.r.workdir, ec);
     SCORCH_CHECK(ec || need <= static_cast<double>(space.available),
-                 "eval.num_samples = {}: the samples need about {} ({} per sample), but the file system of '{}' has "
-                 "{} free: lower eval.num_samples or free space (nothing was computed)",
-                 cfg.eval.num_samples, format_bytes(need), format_bytes(item_bytes), l.r.workdir,
+                 "eval.num_samples = {} x eval.seed_sets = {}: the samples need about {} ({} per sample), but the "
+                 "file system of '{}' has {} free: lower eval.num_samples or free space (nothing was computed)",
+                 cfg.eval.num_samples, cfg.eval.seed_sets, format_bytes(need), format_bytes(item_bytes), l.r.workdir,
                  format_bytes(static_cast<double>(space.available)));
     const double batch_state = 8.0 * static_cast<double>(numel) * 4 * static_cast<double>(cfg.eval.batch_size);
     const double mem = data::available_memory();
@@ -60,15 +63,36 @@ int sample(const Common& opt, dist::Communicator& comm) {
                  "memory is available: lower eval.batch_size (nothing was computed)",
                  cfg.eval.batch_size, format_bytes(batch_state), format_bytes(mem));
   }
+  // The seed sets one after another, each its own resumable run; a signal stops at the set
+  // in hand (a rerun skips what is done).
+  for (int64_t set = 0; set < cfg.eval.seed_sets; ++set) {
+    const int rc = sample_set(l, comm, sample_run(l, set));
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+namespace {
+
+int sample_set(const Loaded& l, dist::Communicator& comm, const SampleRun& run) {
+  const auto& cfg = l.r.cfg;
+  const auto item = cfg.item_shape();
+  const std::string what = cfg.is_image_data() ? "images" : "samples";
+  const auto ckpt = l.r.ckpt.empty() ? std::string("analytic_gmm (exact score)") : l.r.ckpt;
   if (comm.rank() == 0) {
-    spdlog::info("sample run {} ({}, N = {}, eval.seed {}, batches of {}, {} rank(s) on {})", run.dir,
-                 sampling::short_name(cfg), cfg.model.num_scales, cfg.eval.seed, cfg.eval.batch_size, comm.size(),
-                 l.device.str());
+    spdlog::info("sample run {} ({}, N = {}, eval.seed {}{}, batches of {}, {} rank(s) on {})", run.dir,
+                 sampling::short_name(cfg), cfg.model.num_scales, cfg.eval.seed,
+                 cfg.eval.seed_sets > 1 ? fmt::format(", seed set {} of {}: samples {}..{}", run.set + 1,
+                                                      cfg.eval.seed_sets, run.first_index,
+                                                      run.first_index + cfg.eval.num_samples - 1)
+                                        : std::string(),
+                 cfg.eval.batch_size, comm.size(), l.device.str());
   }
   auto report = farm::run(
       comm, run.plan, [&](const farm::Batch& b) { return farm::batch_file_complete(b, "settings", run.settings); },
       [&](const farm::Batch& b) {
-        const auto index = b.indices();
+        auto index = b.indices();  // the sample's own index: its noise stream and class
+        for (auto& i : index) i += run.first_index;
         auto noise = sampling::Noise::per_item(static_cast<uint64_t>(cfg.eval.seed), index, l.device);
         auto [score, labels] = l.score_for(index);
         if (comm.rank() == 0) {
@@ -101,6 +125,7 @@ int sample(const Common& opt, dist::Communicator& comm) {
           }
           if (labels.defined()) h5::write_tensor(f, "labels", labels);
           h5::set_attr(f, "seed", cfg.eval.seed);
+          h5::set_attr(f, "first_index", run.first_index);
           h5::set_attr(f, "sampler", sampling::short_name(cfg));
           h5::set_attr(f, "nfe", res.nfe);
           h5::set_attr(f, "step", l.step);
@@ -117,7 +142,12 @@ int sample(const Common& opt, dist::Communicator& comm) {
     spdlog::info("peak resident memory per rank: {:.0f} MiB (max over ranks)", peaks.max().item<double>());
     nlohmann::json m{{"run", run.name},
                      {"checkpoint", ckpt},
+                     {"checkpoint_sha256", l.r.ckpt.empty() ? std::string() : file_sha256_hex(l.r.ckpt)},
+                     {"weights", l.weights},
                      {"step", l.step},
+                     {"seeds", run.seeds},
+                     {"seed_set", run.set},
+                     {"first_index", run.first_index},
                      {"settings", run.settings},
                      {"num_samples", cfg.eval.num_samples},
                      {"batch_size", cfg.eval.batch_size},
@@ -177,14 +207,16 @@ Command sample_command() {
             "samplers never mix): batch_<id>.h5 per eval.batch_size samples (/index int64, /images uint8 [N,H,W,C] "
             "or /samples float32), manifest.json, grid.png (the first 64).\n"
             "Sample i draws its noise from stream (eval.seed, i): at one eval.batch_size the samples are bitwise the "
-            "same on any number of ranks. Ranks take a static half of the batches, then claim the rest one by one "
+            "same on any number of ranks. eval.seed_sets = K draws K independent sets of eval.num_samples, set k "
+            "holding samples k*n .. (k+1)*n-1 (EDM's seeds 0-49999, 50000-99999, ...), each a run of its own (set "
+            "0 is the run of K = 1). Ranks take a static half of the batches, then claim the rest one by one "
             "(eval.balance = dynamic | static). A rerun skips finished batches. Memory per rank is bounded by one "
             "batch (eval.batch_size x the sampler's working set), whatever eval.num_samples.\n"
             "Exit status: 0 all samples written; {} stopped by SIGUSR1/SIGTERM/SIGINT after finishing the batches in "
             "hand (run the same command to finish).",
             kStoppedExitCode));
       },
-      [](const Common& opt, dist::Communicator& comm) { return sample(opt, comm); });
+      [](const Common& opt, dist::Communicator& comm) { return sample_sets(opt, comm); });
 }
 
 }  // namespace scorch::cli

@@ -237,6 +237,11 @@ std::vector<Field> schema(Config& c) {
   add("eval.hutchinson", &c.eval.hutchinson, "Hutchinson-Skilling noise: rademacher | gaussian")
       .one_of({"rademacher", "gaussian"});
   add("eval.seed", &c.eval.seed, "seed of the samples' noise streams: sample i draws from stream (seed, i)");
+  add("eval.seed_sets", &c.eval.seed_sets,
+      "independent sample sets of eval.num_samples each (EDM's seeds 0-49999, 50000-99999, ...): set k holds "
+      "samples k*n .. (k+1)*n-1, each its own resumable run; eval fid gives each set, their minimum, mean and "
+      "standard deviation")
+      .min(1);
   add("eval.balance", &c.eval.balance,
       "how the farm deals batches: dynamic (a static half, then claimed one by one) | static (all up front)")
       .one_of({"dynamic", "static"});

@@ -1,11 +1,14 @@
-// CRC-32 and FNV-1a (see core/hash.h).
+// CRC-32, FNV-1a and SHA-256 (see core/hash.h).
 #include "scorch/core/hash.h"
 
+#include <openssl/evp.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <memory>
+#include <vector>
 
 #include "scorch/core/error.h"
 
@@ -36,6 +39,25 @@ std::string file_fnv1a64_hex(const std::string& path) {
   while (in.read(buf, sizeof buf) || in.gcount() > 0) h = fnv1a64(buf, static_cast<size_t>(in.gcount()), h);
   SCORCH_CHECK(in.eof(), "{}: read error ({})", path, std::strerror(errno));
   return fmt::format("{:016x}", h);
+}
+
+std::string file_sha256_hex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  SCORCH_CHECK(in, "{}: cannot read ({})", path, std::strerror(errno));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  SCORCH_CHECK(ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1, "SHA-256: OpenSSL refused to start");
+  std::vector<char> buf(size_t{1} << 20);
+  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
+    SCORCH_CHECK(EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount())) == 1, "SHA-256 of {} failed",
+                 path);
+  }
+  SCORCH_CHECK(in.eof(), "{}: read error ({})", path, std::strerror(errno));
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  SCORCH_CHECK(EVP_DigestFinal_ex(ctx.get(), md, &len) == 1 && len == 32, "SHA-256 of {} failed", path);
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
+  return hex;
 }
 
 }  // namespace scorch

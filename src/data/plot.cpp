@@ -97,6 +97,10 @@ void write_line_plot(const std::string& path, const std::string& title, const st
       if (!std::isfinite(s.y[i]) || (log_y && s.y[i] <= 0)) continue;
       const int X = px(s.x[i]), Y = py(s.y[i]);
       if (lx >= 0) cv.line(lx, ly, X, Y, s.rgb);
+      if (s.markers) {
+        for (int dy = -3; dy <= 3; ++dy)
+          for (int dx = -3; dx <= 3; ++dx) cv.set(X + dx, Y + dy, s.rgb);
+      }
       lx = X;
       ly = Y;
     }

@@ -125,4 +125,30 @@ atol = 1e-4
 }
 
 
+// The fields of one CSV row (RFC 4180: quoted fields, doubled quotes).
+inline std::vector<std::string> csv_fields(const std::string& row) {
+  std::vector<std::string> out(1);
+  bool in_quotes = false;
+  for (size_t i = 0; i < row.size(); ++i) {
+    const char ch = row[i];
+    if (in_quotes && ch == '"' && i + 1 < row.size() && row[i + 1] == '"') {
+      out.back() += '"';
+      ++i;
+    } else if (ch == '"') {
+      in_quotes = !in_quotes;
+    } else if (ch == ',' && !in_quotes) {
+      out.emplace_back();
+    } else {
+      out.back() += ch;
+    }
+  }
+  return out;
+}
+
+// What coreutils' sha256sum prints for `path` (64 hex digits).
+inline std::string sha256sum(const std::string& path) {
+  const auto r = run("sha256sum '" + path + "'", false);
+  return r.out.substr(0, 64);
+}
+
 }  // namespace scorch::test

@@ -153,17 +153,44 @@ BOOST_AUTO_TEST_CASE(train_info_sample_eval_on_two_ranks) {
   bp.num_items = 24;
   bp.batch_size = 16;
   BOOST_TEST(farm::read_batches(bp, "latents").sizes() == (std::vector<int64_t>{24, 2}));
-  // The result is also a row of eval_log.csv at the checkpoint's step.
+  // The result is also a row of eval_log.csv at the checkpoint's step, with its provenance
+  // (hashes as sha256sum prints them), and a JSON record beside its batch directory.
   {
     std::ifstream el(w + "/eval_log.csv");
     std::string header, row;
     std::getline(el, header);
     std::getline(el, row);
-    BOOST_TEST(header == "unix_time,step,metric,value,standard_error,nfe,settings");
+    BOOST_TEST(header ==
+               "unix_time,step,metric,value,standard_error,n,nfe_mean,nfe_min,nfe_max,checkpoint,checkpoint_sha256,"
+               "weights,sampler,seeds,feature_net,feature_net_sha256,feature_net_interface,reference,reference_sha256,"
+               "reference_n,data,data_sha256,scorch_version,commit,record,settings");
     BOOST_TEST_INFO(row);
-    std::smatch em;
-    BOOST_REQUIRE(std::regex_search(row, em, std::regex(R"(^[0-9.]+,35,bpd,(-?[0-9.e+-]+),[0-9.e+-]+,[0-9.]+,")")));
-    BOOST_TEST(std::stod(em[1]) == bpd, boost::test_tools::tolerance(1e-4));
+    const auto f = test::csv_fields(row);
+    BOOST_REQUIRE(f.size() == 26u);
+    BOOST_TEST(f[1] == "35");
+    BOOST_TEST(f[2] == "bpd");
+    BOOST_TEST(std::stod(f[3]) == bpd, boost::test_tools::tolerance(1e-4));
+    BOOST_TEST(f[5] == "24");
+    BOOST_TEST(std::stod(f[7]) <= std::stod(f[6]));
+    BOOST_TEST(std::stod(f[6]) <= std::stod(f[8]));
+    const std::string ck = w + "/checkpoints/ckpt_000000035.h5";
+    BOOST_TEST(f[9] == ck);
+    BOOST_TEST(f[10] == test::sha256sum(ck));
+    BOOST_TEST(f[11].find("EMA (decay 0.9, ") == 0, f[11]);
+    BOOST_TEST(f[12].find("eval.rtol = ") != std::string::npos, f[12]);
+    BOOST_TEST(f[13].find("repeat k of batch c") != std::string::npos, f[13]);
+    BOOST_TEST(f[21] == test::sha256sum(f[20]));
+    BOOST_TEST(f[22] == SCORCH_PROJECT_VERSION);
+    BOOST_TEST(f[24].rfind(w + "/eval/bpd-s000000035-", 0) == 0, f[24]);
+    BOOST_TEST(f[24].substr(f[24].size() - 5) == ".json");
+    std::ifstream rec(f[24]);
+    const auto j = nlohmann::json::parse(rec);
+    BOOST_TEST(j["results"]["bpd"]["value"].get<double>() == bpd, boost::test_tools::tolerance(1e-4));
+    BOOST_TEST(j["checkpoint"]["sha256"].get<std::string>() == f[10]);
+    BOOST_TEST(j["step"].get<int64_t>() == 35);
+    BOOST_TEST(j["nfe"]["max"].get<double>() == std::stod(f[8]));
+    BOOST_TEST(j["sampler"]["eval.hutchinson"].get<std::string>() == "rademacher");
+    BOOST_TEST(j["scorch"]["commit"].get<std::string>() == f[23]);
   }
   // Checkpoints say what wrote them, in UTF-8 variable-length strings (h5py reads str).
   {

@@ -8,11 +8,13 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <regex>
 
 #include "cli/cli_common.h"
+#include "scorch/cli/evaluation.h"
 #include "common.h"
 #include "scorch/core/random.h"
 #include "scorch/data/dataset.h"
@@ -50,6 +52,14 @@ double last_number(const std::string& out, const std::string& key) {
   std::smatch m;
   BOOST_REQUIRE_MESSAGE(std::regex_search(out, m, std::regex(key + R"( (-?[0-9.]+(e[-+]?[0-9]+)?))")), out);
   return std::stod(m[1]);
+}
+
+// A result at full precision from the JSON record an evaluation names ("provenance -> X").
+double record_result(const std::string& out, const std::string& metric) {
+  std::smatch m;
+  BOOST_REQUIRE_MESSAGE(std::regex_search(out, m, std::regex(R"(provenance -> (\S+\.json))")), out);
+  std::ifstream in(m[1].str());
+  return nlohmann::json::parse(in)["results"][metric]["value"].get<double>();
 }
 
 // Every index of the newest run exactly once.
@@ -270,6 +280,70 @@ BOOST_AUTO_TEST_CASE(fid_statistics_are_world_size_invariant_and_exact_on_known_
   BOOST_TEST(std::abs(last_number(r.out, "fid")) < 1e-4);
 }
 
+// The two standard Inception files, by their interfaces: small TorchScript modules of the
+// same interfaces written by Debian's python3-torch (tests/fixtures/inception_interfaces.py,
+// random weights) give through scorch (2 ranks, grey images repeated to RGB) the features
+// Python gives; FID equals pytorch-fid's formula with scipy's sqrtm; IS the one of the
+// probabilities Python computes.
+BOOST_AUTO_TEST_CASE(standard_inception_interfaces_give_the_features_python_gives) {
+  if (std::system("/usr/bin/python3 -c 'import torch, h5py, scipy' > /dev/null 2>&1") != 0) {
+    BOOST_TEST_MESSAGE("python3-torch, python3-h5py or python3-scipy is not installed: skipped");
+    return;
+  }
+  test::TempDir d("farminception");
+  auto cfg = test::tiny_image_config(d / "a.h5", 40, 1);
+  {
+    // Another distribution (darker), so that the FID is far from 0.
+    auto g = at::make_generator<at::CPUGeneratorImpl>(2);
+    data::write_images(d / "b.h5", torch::randint(0, 128, {30, 8, 8, 1}, g, torch::kInt64).to(torch::kUInt8),
+                       torch::arange(30) % 10);
+  }
+  cfg.eval.batch_size = 16;
+  cfg.eval.is_splits = 4;
+  const std::string script = std::string(SCORCH_SOURCE_DIR) + "/tests/fixtures/inception_interfaces.py";
+  auto r = run("/usr/bin/python3 " + script + " " + d.path() + " " + d / "a.h5");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const auto py = io::read_npz(d / "python_features.npz");
+  struct Case {
+    std::string file, recognised, key;
+  };
+  for (const Case& c : {Case{"nvidia.pt", "NVIDIA TF-Inception TorchScript", "nvidia_features"},
+                        Case{"pytorch_fid.pt", "pytorch-fid InceptionV3 TorchScript", "fid_features"}}) {
+    BOOST_TEST_CONTEXT(c.file) {
+      const auto base = job(d, cfg) + " --feature-net " + d / c.file;
+      r = run(scorch_cmd(2) + " eval fid-stats" + base + " --data " + d / "a.h5" + " --out " + d / (c.file + ".a.npz"));
+      BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+      BOOST_TEST(r.out.find("feature network: " + c.recognised) != std::string::npos, r.out);
+      const auto ours = io::read_npz(d / (c.file + ".a.npz")).at("features");
+      const auto theirs = py.at(c.key);
+      BOOST_REQUIRE(ours.sizes() == theirs.sizes());
+      BOOST_TEST(torch::allclose(ours, theirs, 1e-5, 1e-6), (ours - theirs).abs().max().item<double>());
+      r = run(scorch_cmd(1) + " eval fid-stats" + base + " --data " + d / "b.h5" + " --out " + d / (c.file + ".b.npz"));
+      BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+      r = run(scorch_cmd(2) + " eval fid" + base + " --workdir " + d / "w" + " --ref " + d / (c.file + ".a.npz") +
+              " --data " + d / "b.h5");
+      BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+      auto p = run("/usr/bin/python3 " + script + " fid " + d / (c.file + ".b.npz") + " " + d / (c.file + ".a.npz"));
+      BOOST_REQUIRE_MESSAGE(p.code == 0, p.out);
+      const double python_fid = last_number(p.out, "python fid");
+      BOOST_TEST(python_fid > 1e-2);
+      BOOST_TEST(record_result(r.out, "fid") == python_fid, boost::test_tools::tolerance(1e-6));
+      if (c.file == "nvidia.pt") {
+        // IS from the module's probabilities without the output bias (StyleGAN2-ADA's IS).
+        const auto probs = py.at("nvidia_probs");
+        r = run(scorch_cmd(2) + " eval fid" + base + " --workdir " + d / "w" + " --ref " + d / (c.file + ".b.npz") +
+                " --data " + d / "a.h5");
+        BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+        const auto is = eval::inception_score(probs.to(torch::kFloat64).clamp_min(1e-30).log(), 4);
+        BOOST_TEST(record_result(r.out, "is") == is.mean, boost::test_tools::tolerance(1e-5));
+        BOOST_TEST(is.mean > 1.0);
+      } else {
+        BOOST_TEST(r.out.find(" is ") == std::string::npos, r.out);  // pytorch-fid's has no logits
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(fid_of_a_sample_run_uses_cached_features_on_rerun) {
   test::TempDir d("farmrun");
   auto cfg = test::tiny_image_config(d / "img.h5", 64, 4);
@@ -297,6 +371,45 @@ BOOST_AUTO_TEST_CASE(fid_of_a_sample_run_uses_cached_features_on_rerun) {
   BOOST_TEST(std::isfinite(first));
   BOOST_TEST(first > 0);
   const auto dir = test::newest_sample_run(w).first;
+  {
+    // Provenance: the record beside the run and the rows of eval_log.csv name every input by
+    // its SHA-256 (as sha256sum prints it).
+    std::smatch m;
+    BOOST_REQUIRE_MESSAGE(std::regex_search(r.out, m, std::regex(R"(provenance -> (\S+\.json))")), r.out);
+    BOOST_TEST(m[1].str().rfind(dir + "/eval-", 0) == 0, m[1].str());
+    std::ifstream in(m[1].str());
+    const auto j = nlohmann::json::parse(in);
+    BOOST_TEST(j["results"]["fid"]["value"].get<double>() == first, boost::test_tools::tolerance(1e-6));
+    BOOST_TEST(j["results"]["fid"]["note"].get<std::string>().find("from 24 samples") == 0);
+    const std::string ck = w + "/checkpoints/ckpt_000000002.h5";
+    BOOST_TEST(j["checkpoint"]["file"].get<std::string>() == ck);
+    BOOST_TEST(j["checkpoint"]["sha256"].get<std::string>() == test::sha256sum(ck));
+    BOOST_TEST(j["checkpoint"]["weights"].get<std::string>().find("EMA (decay") == 0);
+    BOOST_TEST(j["step"].get<int64_t>() == 2);
+    BOOST_TEST(j["n"].get<int64_t>() == 24);
+    BOOST_TEST(j["seeds"].get<std::string>().find("i = 0..23") != std::string::npos, j["seeds"]);
+    BOOST_TEST(j["sampler"]["sampling.method"].get<std::string>() == "pc");
+    BOOST_TEST(j["nfe"]["min"].get<double>() >= 20);
+    BOOST_TEST(j["nfe"]["min"].get<double>() <= j["nfe"]["max"].get<double>());
+    BOOST_TEST(j["feature_net"]["sha256"].get<std::string>() == test::sha256sum(d / "feat.pt"));
+    BOOST_TEST(j["feature_net"]["interface"].get<std::string>().find("torchscript") == 0);
+    BOOST_TEST(j["reference"]["sha256"].get<std::string>() == test::sha256sum(d / "ref.npz"));
+    BOOST_TEST(j["reference"]["n"].get<int64_t>() == 64);
+    BOOST_TEST(!j["scorch"]["commit"].get<std::string>().empty());
+    std::ifstream el(w + "/eval_log.csv");
+    std::string row, metrics;
+    std::getline(el, row);
+    while (std::getline(el, row)) {
+      const auto f = test::csv_fields(row);
+      BOOST_REQUIRE(f.size() == 26u);
+      metrics += f[2] + " ";
+      BOOST_TEST(f[10] == test::sha256sum(ck));
+      BOOST_TEST(f[15] == test::sha256sum(d / "feat.pt"));
+      BOOST_TEST(f[18] == test::sha256sum(d / "ref.npz"));
+      BOOST_TEST(f[24] == m[1].str());
+    }
+    BOOST_TEST(metrics == "fid is kid ");
+  }
   bool stats = false;
   for (const auto& e : fs::directory_iterator(dir)) stats |= e.path().filename().string().rfind("fid_stats-", 0) == 0;
   BOOST_TEST(stats);
@@ -304,6 +417,149 @@ BOOST_AUTO_TEST_CASE(fid_of_a_sample_run_uses_cached_features_on_rerun) {
   BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
   BOOST_TEST(r.out.find("3 batches (3 already done), 0 computed") != std::string::npos, r.out);
   BOOST_TEST(last_number(r.out, "fid") == first, boost::test_tools::tolerance(1e-9));
+}
+
+// eval.seed_sets = 3: three runs whose samples are those of one run three times as long
+// (set k = samples k*n .. (k+1)*n-1, bitwise), each evaluated on its own (the same FID as
+// `eval fid --run` of that set), and the summary's minimum, mean and standard deviation
+// those of the three values.
+BOOST_AUTO_TEST_CASE(seed_sets_are_slices_of_one_long_run_with_min_mean_and_std) {
+  test::TempDir d("farmsets");
+  auto cfg = test::tiny_image_config(d / "img.h5", 64, 4);
+  cfg.eval.num_samples = 16;
+  cfg.sampling.corrector = "none";
+  const auto base = job(d, cfg);
+  const auto w = d / "w";
+  auto r = run(scorch_cmd(1) + " train" + base + " --workdir " + w + " --set training.n_iters=2");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(2) + " sample --workdir " + w + " --set eval.num_samples=48");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const auto long_run = test::read_sample_run(w, "images");
+  r = run(scorch_cmd(2) + " sample --workdir " + w + " --set eval.seed_sets=3");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("seed set 3 of 3: samples 32..47") != std::string::npos, r.out);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(w + "/samples")) {
+    std::ifstream in(e.path() / "manifest.json");
+    const auto m = nlohmann::json::parse(in);
+    if (m["num_samples"].get<int64_t>() != 16) continue;
+    const int64_t k = m["seed_set"].get<int64_t>();
+    BOOST_TEST_CONTEXT("set " << k) {
+      BOOST_TEST(m["first_index"].get<int64_t>() == 16 * k);
+      scorch::farm::Plan plan;
+      plan.dir = e.path().string();
+      plan.num_items = 16;
+      plan.batch_size = cfg.eval.batch_size;
+      BOOST_TEST(torch::equal(scorch::farm::read_batches(plan, "images"), long_run.narrow(0, 16 * k, 16)));
+    }
+    if (names.size() <= static_cast<size_t>(k)) names.resize(static_cast<size_t>(k) + 1);
+    names[static_cast<size_t>(k)] = e.path().filename().string();
+  }
+  BOOST_REQUIRE(names.size() == 3u);
+  // A rerun computes nothing; eval fid evaluates each set and summarises.
+  r = run(scorch_cmd(1) + " sample --workdir " + w + " --set eval.seed_sets=3");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  size_t skipped = 0;
+  for (size_t at = 0; (at = r.out.find("2 batches (2 already done), 0 computed", at)) != std::string::npos; ++at) ++skipped;
+  BOOST_TEST(skipped == 3u, r.out);
+  const std::string feat = " --feature-net " + feature_net(d);
+  r = run(scorch_cmd(1) + " eval fid-stats" + base + feat + " --data " + d / "img.h5" + " --out " + d / "ref.npz");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(2) + " eval fid" + feat + " --workdir " + w + " --ref " + d / "ref.npz" +
+          " --set eval.seed_sets=3");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  std::vector<double> fids;
+  for (int k = 1; k <= 3; ++k) fids.push_back(last_number(r.out, "seed set " + std::to_string(k) + ": fid"));
+  for (size_t k = 0; k < 3; ++k) {
+    auto one = run(scorch_cmd(1) + " eval fid" + feat + " --workdir " + w + " --ref " + d / "ref.npz" + " --run " +
+                   names[k]);
+    BOOST_REQUIRE_MESSAGE(one.code == 0, one.out);
+    BOOST_TEST(last_number(one.out, "fid") == fids[k], boost::test_tools::tolerance(1e-5));
+  }
+  const auto t = torch::tensor(fids, torch::kFloat64);
+  BOOST_TEST(!(fids[0] == fids[1] && fids[1] == fids[2]));
+  BOOST_TEST(last_number(r.out, "\nfid") == t.mean().item<double>(), boost::test_tools::tolerance(1e-5));
+  BOOST_TEST(last_number(r.out, "fid_min") == t.min().item<double>(), boost::test_tools::tolerance(1e-5));
+  BOOST_TEST(last_number(r.out, "fid_std") == t.std().item<double>(), boost::test_tools::tolerance(1e-4));
+  std::smatch m;
+  BOOST_REQUIRE_MESSAGE(std::regex_search(r.out, m, std::regex(R"(provenance of the 3 sets -> (\S+))")), r.out);
+  std::ifstream in(m[1].str());
+  const auto j = nlohmann::json::parse(in);
+  BOOST_TEST(j["seed_sets"].size() == 3u);
+  BOOST_TEST(j["results"]["fid_min"]["value"].get<double>() == t.min().item<double>(),
+             boost::test_tools::tolerance(1e-6));
+  BOOST_TEST(j["n"].get<int64_t>() == 48);
+}
+
+// eval sweep over every 2nd checkpoint (the newest among them): FID and bits/dim of each,
+// equal to `eval fid` / `eval bpd` of that checkpoint; the table, plots and best marked; a
+// rerun reads the records and adds no row.
+BOOST_AUTO_TEST_CASE(sweep_evaluates_every_nth_checkpoint_and_resumes_from_its_records) {
+  BOOST_TEST(cli::sweep_selection(3, 2) == (std::vector<size_t>{0, 2}));
+  BOOST_TEST(cli::sweep_selection(4, 2) == (std::vector<size_t>{1, 3}));
+  BOOST_TEST(cli::sweep_selection(1, 5) == (std::vector<size_t>{0}));
+  BOOST_TEST(cli::sweep_selection(0, 1).empty());
+  test::TempDir d("farmsweep");
+  auto cfg = test::tiny_image_config(d / "img.h5", 64, 4);
+  cfg.eval.num_samples = 16;
+  cfg.eval.bpd_num_images = 8;
+  cfg.eval.bpd_num_repeats = 1;
+  cfg.eval.rtol = 1e-3;
+  cfg.eval.atol = 1e-3;
+  cfg.training.snapshot_freq = 2;
+  const auto base = job(d, cfg);
+  const auto w = d / "w";
+  auto r = run(scorch_cmd(1) + " train" + base + " --workdir " + w + " --set training.n_iters=6");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const std::string feat = " --feature-net " + feature_net(d);
+  r = run(scorch_cmd(1) + " eval fid-stats" + base + feat + " --data " + d / "img.h5" + " --out " + d / "ref.npz");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const std::string sweep = scorch_cmd(2) + " eval sweep --workdir " + w + feat + " --ref " + d / "ref.npz" +
+                            " --every 2 --metric both";
+  r = run(sweep);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("2 of its 3 checkpoints") != std::string::npos, r.out);
+  std::ifstream in(w + "/eval/sweep-both.csv");
+  std::string header, row;
+  std::getline(in, header);
+  BOOST_TEST(header == "step,checkpoint,fid,fid_record,bpd,bpd_record");
+  std::vector<int64_t> steps;
+  std::vector<double> fids, bpds;
+  while (std::getline(in, row)) {
+    const auto f = test::csv_fields(row);
+    BOOST_REQUIRE(f.size() == 6u);
+    steps.push_back(std::stoll(f[0]));
+    fids.push_back(std::stod(f[2]));
+    bpds.push_back(std::stod(f[4]));
+  }
+  BOOST_TEST(steps == (std::vector<int64_t>{2, 6}));
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const std::string ck = fmt::format(" --ckpt {}/checkpoints/ckpt_{:09d}.h5", w, steps[k]);
+    auto one = run(scorch_cmd(1) + " eval fid --workdir " + w + ck + feat + " --ref " + d / "ref.npz");
+    BOOST_REQUIRE_MESSAGE(one.code == 0, one.out);
+    BOOST_TEST(last_number(one.out, "fid") == fids[k], boost::test_tools::tolerance(1e-5));
+    one = run(scorch_cmd(1) + " eval bpd --workdir " + w + ck);
+    BOOST_REQUIRE_MESSAGE(one.code == 0, one.out);
+    BOOST_TEST(last_number(one.out, "bpd") == bpds[k], boost::test_tools::tolerance(1e-3));
+  }
+  const size_t best = fids[0] <= fids[1] ? 0 : 1;
+  BOOST_TEST(last_number(r.out, "best_fid") == fids[best], boost::test_tools::tolerance(1e-5));
+  BOOST_TEST(last_number(r.out, "best_fid_step") == static_cast<double>(steps[best]));
+  BOOST_TEST(fs::file_size(w + "/eval/sweep-fid.png") > 1000u);
+  BOOST_TEST(fs::file_size(w + "/eval/sweep-bpd.png") > 1000u);
+  // A rerun reads every result from its record: nothing computed, no row added.
+  auto rows = [&] {
+    std::ifstream el(w + "/eval_log.csv");
+    return std::count(std::istreambuf_iterator<char>(el), {}, '\n');
+  };
+  const auto before = rows();
+  r = run(sweep);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  size_t reused = 0;
+  for (size_t at = 0; (at = r.out.find("already evaluated", at)) != std::string::npos; ++at) ++reused;
+  BOOST_TEST(reused == 4u, r.out);
+  BOOST_TEST(rows() == before);
+  BOOST_TEST(last_number(r.out, "best_fid") == fids[best], boost::test_tools::tolerance(1e-6));
 }
 
 // The farm's bits/dim per item equal the direct computation on the same items with the

@@ -68,18 +68,12 @@ struct Loaded {
   models::Classifier classifier{nullptr};  // sampling.classifier (a checkpoint)
   sampling::Guidance guidance;      // sampling.class_label / guidance_scale / classifier
   int64_t num_classes = 0;          // of the network, the mixture or the classifier
+  std::string weights;              // which weights (cli/provenance.h's weights_description), or the analytic score
   // The score for the samples with these global indices and their class labels (int64 [B];
   // undefined when sampling.class_label = none). The function refers to this object.
   std::pair<models::ScoreFn, torch::Tensor> score_for(const std::vector<int64_t>& index) const;
 };
 Loaded load_score_model(const Common& opt, dist::Communicator& comm);
-
-// Appends one row to <workdir>/eval_log.csv (unix_time, step, metric, value,
-// standard_error, nfe, settings; the file rewritten atomically, so a row is never torn) and
-// the scalar "eval/<metric>" at the checkpoint's step to <workdir>/tensorboard. Rank 0.
-// `se` and `nfe` may be NaN (not applicable); `settings` is one line (quoted in the CSV).
-void log_eval(const std::string& workdir, int64_t step, const std::string& metric, double value, double se,
-              double nfe, const std::string& settings);
 
 // A sample run of the farm: <workdir>/samples/<name>, name "s<step, 9 digits>-<sampler>-<hash>"
 // where the hash covers the sampler settings (sampling::settings) and the checkpoint's file
@@ -89,9 +83,14 @@ struct SampleRun {
   std::string dir;
   std::string settings;
   farm::Plan plan;
+  int64_t set = 0;          // seed set k of eval.seed_sets: its batch b holds samples first_index + b's indices
+  int64_t first_index = 0;  // k * eval.num_samples
+  std::string seeds;        // "eval.seed = S: sample i draws all its noise from stream (S, i), i = a..b"
 };
-SampleRun sample_run(const Resolved& r, int64_t step);
-inline SampleRun sample_run(const Loaded& l) { return sample_run(l.r, l.step); }
+// Set 0's name and settings do not depend on eval.seed_sets (a run of one set is set 0 of
+// many); set k > 0 adds "eval.seed_set = k" to the settings, so it is a run of its own.
+SampleRun sample_run(const Resolved& r, int64_t step, int64_t set = 0);
+inline SampleRun sample_run(const Loaded& l, int64_t set = 0) { return sample_run(l.r, l.step, set); }
 
 // Controllable generation through the farm (cli/controlled.cpp), for inpaint and colorize.
 struct Controlled {

@@ -125,6 +125,7 @@ struct EvalConfig {
   double atol = 1e-5;
   std::string hutchinson = "rademacher";  // trace-estimator noise: rademacher | gaussian
   int64_t seed = 0;               // sample i's noise: stream (eval.seed, i) (sampling/noise.h)
+  int64_t seed_sets = 1;          // independent sample sets: set k holds samples k*n .. (k+1)*n-1
   std::string balance = "dynamic";  // farm dealing: dynamic | static (farm/farm.h)
   std::string feature_net;        // FID/IS/KID features: TorchScript .pt, or a scorch classifier .h5
   int64_t is_splits = 10;         // Inception Score splits

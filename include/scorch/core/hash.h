@@ -1,6 +1,7 @@
 // Checksums and content hashes, each written once: CRC-32 (zlib's, as ZIP and the
-// checkpoint's /config use it) and 64-bit FNV-1a (names of cached results: sample runs,
-// feature caches, feature networks). Neither is cryptographic.
+// checkpoint's /config use it), 64-bit FNV-1a (names of cached results: sample runs,
+// feature caches, feature networks; neither is cryptographic), and SHA-256 (OpenSSL's) of
+// the files a published number was computed from, as `sha256sum` prints it.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -18,5 +19,9 @@ uint64_t fnv1a64(const char* data, size_t n, uint64_t h = kFnv1aOffset);
 std::string fnv1a64_hex(const std::string& s);
 // FNV-1a of the bytes of the file `path` as 16 hex digits; throws naming the file.
 std::string file_fnv1a64_hex(const std::string& path);
+
+// SHA-256 of the bytes of the file `path` as 64 hex digits (`sha256sum`); throws naming
+// the file.
+std::string file_sha256_hex(const std::string& path);
 
 }  // namespace scorch

@@ -10,6 +10,7 @@ struct Series {
   std::string name;
   std::vector<double> x, y;
   unsigned char rgb[3] = {31, 119, 180};
+  bool markers = false;  // a filled square at every point (a lone point shows too)
 };
 
 // Writes `series` on shared axes to `path` (800x480 PNG): axis ticks with values, a title,

@@ -1,7 +1,9 @@
 // Feature networks for FID, IS and KID. Two kinds behind one interface:
-//  - a TorchScript module (`eval.feature_net = "x.pt"`): float32 [B,3,H,W] RGB in [0,1]
-//    (grayscale repeated to 3 channels) -> [B,F] features, or a tuple (features, logits);
-//    e.g. pytorch-fid's Inception (README: the one-line export);
+//  - a TorchScript module (`eval.feature_net = "x.pt"`, grayscale repeated to 3 channels),
+//    of one of three interfaces recognised from its forward's schema: NVIDIA's TF-Inception
+//    (`forward(img, return_features)`, uint8-valued [B,3,H,W] in [0,255]), pytorch-fid's
+//    InceptionV3 (float [0,1], a list whose last tensor is pool3 [B,2048,1,1]), or any
+//    float [0,1] -> [B,F] features or a tuple (features, logits);
 //  - a classifier trained by `scorch train-classifier` (`.h5`): features from its
 //    penultimate layer, logits from its last (models/classifier.h), on the images' own
 //    channels.
@@ -23,6 +25,8 @@ class FeatureNet {
   virtual std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x01) = 0;
   // "torchscript x.pt" / "scorch classifier y.h5 (128 features, 10 classes)".
   virtual std::string describe() const = 0;
+  // The input convention it was recognised by, for provenance records.
+  virtual std::string interface() const = 0;
   // Names cached features: a hash of the file's bytes (16 hex digits).
   virtual std::string id() const = 0;
 };

@@ -1,0 +1,43 @@
+// The evaluations `scorch sample` and `scorch eval` run, for the sweep (cli/eval_sweep.cpp)
+// to run them in turn over a run's checkpoints: the sample sets of a checkpoint, its
+// bits/dim, and FID / IS / KID of its samples. Each is collective, resumable through the
+// farm, and returns 0, kStoppedExitCode when a signal stopped it, or throws.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "scorch/cli/common.h"
+
+namespace scorch::cli {
+
+struct FidOptions {
+  Common common;
+  std::string data, out, ref, run, feature_net;
+  // A result whose JSON record already exists is read from it, not computed and logged again
+  // (the sweep's reruns after a requeue).
+  bool reuse_records = false;
+};
+
+// `scorch sample`: the eval.seed_sets sample runs of the checkpoint.
+int sample_sets(const Common& opt, dist::Communicator& comm);
+// `scorch eval bpd`; `record` (rank 0) receives the JSON record's path.
+int eval_bpd(const Common& opt, dist::Communicator& comm, bool reuse_records = false, std::string* record = nullptr);
+// `scorch eval fid`; `record` (rank 0) receives the JSON record's path (the seed sets'
+// summary when eval.seed_sets > 1).
+int eval_fid(const FidOptions& opt, dist::Communicator& comm, std::string* record = nullptr);
+
+struct SweepOptions {
+  FidOptions fid;              // --workdir, --ref, --feature-net, --config, --set
+  int64_t every = 1;           // every N-th checkpoint, counted back from the newest
+  std::string metric = "fid";  // fid | bpd | both
+};
+
+// Which of `count` checkpoints (oldest first) a sweep with --every N evaluates: indices
+// count-1, count-1-N, ... in increasing order (the newest always among them).
+std::vector<size_t> sweep_selection(size_t count, int64_t every);
+
+// `scorch eval sweep` (cli/eval_sweep.cpp).
+int eval_sweep(const SweepOptions& opt, dist::Communicator& comm);
+
+}  // namespace scorch::cli

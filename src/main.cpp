@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
       scorch::cli::eval_command(),    scorch::cli::encode_command(), scorch::cli::decode_command(),
       scorch::cli::info_command(),    scorch::cli::import_command(), scorch::cli::export_command(), scorch::cli::bench_command(),
       scorch::cli::preview_command(), scorch::cli::plot_command(), scorch::cli::inpaint_command(),
-      scorch::cli::colorize_command(),
+      scorch::cli::colorize_command(), scorch::cli::ema_command(),
   };
   CLI::App app{
       "scorch: train and evaluate score-based generative models (Song et al., SDEs) on MPI ranks, on CPUs or GPUs.\n"

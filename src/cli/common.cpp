@@ -203,7 +203,8 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
   l.step = st.step;
   l.net = models::make_model(l.r.cfg);
   models::load_weights(*l.net, io::weights(st, /*use_ema=*/true), st.buffers);
-  l.weights = weights_description(!st.ema.empty(), st.ema_decay, st.ema_updates);
+  l.weights = st.ema_profile.empty() ? weights_description(!st.ema.empty(), st.ema_decay, st.ema_updates)
+                                     : st.ema_profile;
   l.net->to(l.device);
   l.net->eval();
   l.score = models::make_score_fn(*l.net, *l.sde, l.r.cfg.training.continuous);

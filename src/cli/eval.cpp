@@ -652,11 +652,17 @@ Command eval_command() {
         ->check(CLI::IsMember({"fid", "bpd", "both"}));
     sweep->add_option("--ref", so->fid.ref, "reference statistics for FID (as eval fid --ref)")
         ->check(CLI::ExistingFile);
+    sweep->add_option("--sigma-rel", so->sigma_rels, "post-hoc EMA profiles to sweep instead of checkpoints, e.g. "
+                      "0.04,0.07,0.10,0.13 (each reconstructed once by scorch ema at --ema-step)")
+        ->delimiter(',');
+    sweep->add_option("--ema-step", so->step, "the EMA snapshot step of --sigma-rel (default: the newest)");
     sweep->footer(fmt::format(
         "Each chosen checkpoint is sampled (eval.num_samples x eval.seed_sets, as scorch sample) and evaluated as "
         "scorch eval fid / eval bpd evaluate it: rows with provenance in <workdir>/eval_log.csv and TensorBoard, a JSON "
         "record per evaluation. Then a table, <workdir>/eval/sweep-<metric>.csv and <workdir>/eval/sweep-<fid|bpd>.png "
-        "(the best, lowest, checkpoint marked), and a last line `best_fid <v> best_fid_step <s> [best_bpd ...]`. "
+        "(the best, lowest, checkpoint marked), and a last line `best_fid <v> best_fid_step <s> [best_bpd ...]`. With "
+        "--sigma-rel the rows are post-hoc EMA profiles at one step (sweep-sigma_rel-<metric>.csv, "
+        "sweep-sigma_rel-<fid|bpd>.png, `best_fid <v> best_fid_sigma_rel <s>`). "
         "Resumable: rerun the same command (e.g. a requeued Slurm job): finished batches are skipped and a checkpoint "
         "whose record exists is read from it. Exit status {} if stopped by a signal.",
         kStoppedExitCode));

@@ -16,6 +16,7 @@
 #include "scorch/core/stop.h"
 #include "scorch/data/plot.h"
 #include "scorch/io/checkpoint.h"
+#include "scorch/io/ema_snapshots.h"
 #include "scorch/io/files.h"
 
 namespace fs = std::filesystem;
@@ -45,73 +46,60 @@ std::vector<size_t> sweep_selection(size_t count, int64_t every) {
   return out;
 }
 
-int eval_sweep(const SweepOptions& o, dist::Communicator& comm) {
-  install_stop_handlers();
-  const std::string& workdir = o.fid.common.workdir;
-  SCORCH_CHECK(!workdir.empty(), "eval sweep: pass --workdir (the run whose checkpoints are swept)");
-  SCORCH_CHECK(o.metric == "fid" || o.metric == "bpd" || o.metric == "both",
-               "eval sweep: --metric {}: expected fid, bpd or both", o.metric);
-  SCORCH_CHECK(o.every >= 1, "eval sweep: --every {}: expected a positive number of checkpoints", o.every);
-  const bool fid = o.metric != "bpd", bpd = o.metric != "fid";
-  SCORCH_CHECK(!fid || !o.fid.ref.empty(), "eval sweep --metric {}: FID needs --ref (reference statistics)", o.metric);
-  const auto all = io::list_checkpoints(workdir);
-  SCORCH_CHECK(!all.empty(), "eval sweep: {}/checkpoints holds no checkpoint", workdir);
-  const auto pick = sweep_selection(all.size(), o.every);
-  if (comm.rank() == 0) {
-    spdlog::info("sweep of {}: {} of its {} checkpoints (every {}{}), {}", workdir, pick.size(), all.size(), o.every,
-                 o.every > 1 ? ", the newest among them" : "", o.metric);
+namespace {
+
+struct Row {
+  double x;          // the step, or the profile's sigma_rel
+  std::string ckpt;  // the checkpoint evaluated
+  std::string fid_record, bpd_record;
+  double fid = std::nan(""), bpd = std::nan("");
+};
+
+// Samples and evaluates checkpoint `ckpt` (collective); rank 0 reads the values from the records.
+int evaluate_checkpoint(const SweepOptions& o, dist::Communicator& comm, bool fid, bool bpd, Row& row) {
+  Common c = o.fid.common;
+  c.ckpt = row.ckpt;
+  if (fid) {
+    if (const int rc = sample_sets(c, comm); rc != 0) return rc;
+    FidOptions f = o.fid;
+    f.common = c;
+    f.reuse_records = true;
+    if (const int rc = eval_fid(f, comm, &row.fid_record); rc != 0) return rc;
+    if (comm.rank() == 0) row.fid = record_value(row.fid_record, "fid");
   }
-  struct Row {
-    int64_t step;
-    std::string ckpt, fid_record, bpd_record;
-    double fid = std::nan(""), bpd = std::nan("");
-  };
-  std::vector<Row> rows;
-  for (size_t k = 0; k < pick.size(); ++k) {
-    const auto& [step, path] = all[pick[k]];
-    if (comm.rank() == 0) spdlog::info("sweep: checkpoint {} of {}: {} (step {})", k + 1, pick.size(), path, step);
-    Row row{step, path, "", ""};
-    Common c = o.fid.common;
-    c.ckpt = path;
-    if (fid) {
-      if (const int rc = sample_sets(c, comm); rc != 0) return rc;
-      FidOptions f = o.fid;
-      f.common = c;
-      f.reuse_records = true;
-      if (const int rc = eval_fid(f, comm, &row.fid_record); rc != 0) return rc;
-      if (comm.rank() == 0) row.fid = record_value(row.fid_record, "fid");
-    }
-    if (bpd) {
-      if (const int rc = eval_bpd(c, comm, /*reuse_records=*/true, &row.bpd_record); rc != 0) return rc;
-      if (comm.rank() == 0) row.bpd = record_value(row.bpd_record, "bpd");
-    }
-    rows.push_back(row);
+  if (bpd) {
+    if (const int rc = eval_bpd(c, comm, /*reuse_records=*/true, &row.bpd_record); rc != 0) return rc;
+    if (comm.rank() == 0) row.bpd = record_value(row.bpd_record, "bpd");
   }
-  if (comm.rank() != 0) return 0;
-  // The table, the CSV and a plot per metric, the best (lowest) checkpoint marked.
+  return 0;
+}
+
+// The table, <workdir>/eval/sweep-<what>.csv and a plot per metric, the best (lowest) marked. Rank 0.
+void report(const std::string& workdir, const std::string& axis, const std::string& what, bool fid, bool bpd,
+            const std::vector<Row>& rows) {
   std::vector<std::string> metrics;
   if (fid) metrics.push_back("fid");
   if (bpd) metrics.push_back("bpd");
-  std::string table = fmt::format("{:>10}", "step");
+  auto value = [](const Row& r, const std::string& m) { return m == "fid" ? r.fid : r.bpd; };
+  auto x_text = [&](double x) { return axis == "step" ? fmt::format("{}", static_cast<int64_t>(x)) : fmt::format("{}", x); };
+  std::string table = fmt::format("{:>10}", axis);
   for (const auto& m : metrics) table += fmt::format(" {:>12}", m);
   table += "  checkpoint\n";
-  for (const auto& r : rows) {
-    table += fmt::format("{:>10}", r.step);
-    for (const auto& m : metrics) table += fmt::format(" {:>12.6f}", m == "fid" ? r.fid : r.bpd);
-    table += "  " + r.ckpt + "\n";
-  }
-  fmt::print("{}", table);
-  std::string csv = "step,checkpoint";
+  std::string csv = axis + ",checkpoint";
   for (const auto& m : metrics) csv += "," + m + "," + m + "_record";
   csv += "\n";
   for (const auto& r : rows) {
-    csv += fmt::format("{},\"{}\"", r.step, r.ckpt);
-    if (fid) csv += fmt::format(",{:.9g},\"{}\"", r.fid, r.fid_record);
-    if (bpd) csv += fmt::format(",{:.9g},\"{}\"", r.bpd, r.bpd_record);
+    table += fmt::format("{:>10}", x_text(r.x));
+    csv += fmt::format("{},\"{}\"", x_text(r.x), r.ckpt);
+    for (const auto& m : metrics) {
+      table += fmt::format(" {:>12.6f}", value(r, m));
+      csv += fmt::format(",{:.9g},\"{}\"", value(r, m), m == "fid" ? r.fid_record : r.bpd_record);
+    }
+    table += "  " + r.ckpt + "\n";
     csv += "\n";
   }
-  const std::string tag = o.metric;
-  const std::string csv_path = fmt::format("{}/eval/sweep-{}.csv", workdir, tag);
+  fmt::print("{}", table);
+  const std::string csv_path = fmt::format("{}/eval/sweep-{}.csv", workdir, what);
   fs::create_directories(workdir + "/eval");
   io::write_text_atomically(csv_path, csv);
   std::string last;
@@ -121,27 +109,75 @@ int eval_sweep(const SweepOptions& o, dist::Communicator& comm) {
     curve.name = m == "fid" ? "FID" : "bits/dim";
     curve.markers = true;
     for (const auto& r : rows) {
-      const double v = m == "fid" ? r.fid : r.bpd;
-      curve.x.push_back(static_cast<double>(r.step));
-      curve.y.push_back(v);
-      if (std::isfinite(v) && (!best || v < (m == "fid" ? best->fid : best->bpd))) best = &r;
+      curve.x.push_back(r.x);
+      curve.y.push_back(value(r, m));
+      if (std::isfinite(value(r, m)) && (!best || value(r, m) < value(*best, m))) best = &r;
     }
     SCORCH_CHECK(best, "eval sweep: no finite {} among the {} checkpoints", m, rows.size());
-    const double bv = m == "fid" ? best->fid : best->bpd;
-    mark.name = fmt::format("best: step {} ({:.4f})", best->step, bv);
-    mark.x = {static_cast<double>(best->step)};
+    const double bv = value(*best, m);
+    mark.name = fmt::format("best: {} {} ({:.4f})", axis, x_text(best->x), bv);
+    mark.x = {best->x};
     mark.y = {bv};
     mark.markers = true;
     mark.rgb[0] = 214;
     mark.rgb[1] = 39;
     mark.rgb[2] = 40;
-    const std::string png = fmt::format("{}/eval/sweep-{}.png", workdir, m);
-    data::write_line_plot(png, fmt::format("{} against training step: {}", curve.name, workdir), "step", curve.name,
+    const std::string stem = axis == "step" ? m : axis + "-" + m;
+    const std::string png = fmt::format("{}/eval/sweep-{}.png", workdir, stem);
+    data::write_line_plot(png, fmt::format("{} against {}: {}", curve.name, axis, workdir), axis, curve.name,
                           {curve, mark}, false);
-    fmt::print("best {}: step {} ({}): {:.6f}; plot -> {}\n", m, best->step, best->ckpt, bv, png);
-    last += fmt::format("{}best_{} {:.6f} best_{}_step {}", last.empty() ? "" : " ", m, bv, m, best->step);
+    fmt::print("best {}: {} {} ({}): {:.6f}; plot -> {}\n", m, axis, x_text(best->x), best->ckpt, bv, png);
+    last += fmt::format("{}best_{} {:.6f} best_{}_{} {}", last.empty() ? "" : " ", m, bv, m, axis, x_text(best->x));
   }
   fmt::print("table -> {}\n{}\n", csv_path, last);
+}
+
+}  // namespace
+
+int eval_sweep(const SweepOptions& o, dist::Communicator& comm) {
+  install_stop_handlers();
+  const std::string& workdir = o.fid.common.workdir;
+  SCORCH_CHECK(!workdir.empty(), "eval sweep: pass --workdir (the run whose checkpoints are swept)");
+  SCORCH_CHECK(o.metric == "fid" || o.metric == "bpd" || o.metric == "both",
+               "eval sweep: --metric {}: expected fid, bpd or both", o.metric);
+  SCORCH_CHECK(o.every >= 1, "eval sweep: --every {}: expected a positive number of checkpoints", o.every);
+  const bool fid = o.metric != "bpd", bpd = o.metric != "fid";
+  SCORCH_CHECK(!fid || !o.fid.ref.empty(), "eval sweep --metric {}: FID needs --ref (reference statistics)", o.metric);
+  std::vector<Row> rows;
+  if (!o.sigma_rels.empty()) {
+    // Post-hoc EMA profiles at one snapshot step, each reconstructed once (then reused).
+    const auto snaps = io::list_ema_snapshots(workdir);
+    SCORCH_CHECK(!snaps.empty(), "eval sweep --sigma-rel: {}/ema holds no EMA snapshot (train with ema.sigma_rels)",
+                 workdir);
+    const int64_t step = o.step >= 0 ? o.step : snaps.back().first;
+    if (comm.rank() == 0) {
+      spdlog::info("sweep of {}: {} post-hoc EMA profiles at step {}, {}", workdir, o.sigma_rels.size(), step, o.metric);
+    }
+    for (double s : o.sigma_rels) {
+      Row row{s, default_ema_checkpoint(workdir, step, s)};
+      if (comm.rank() == 0 && !fs::exists(row.ckpt)) reconstruct_ema(workdir, s, step, row.ckpt);
+      comm.barrier();
+      if (const int rc = evaluate_checkpoint(o, comm, fid, bpd, row); rc != 0) return rc;
+      rows.push_back(row);
+    }
+    if (comm.rank() == 0) report(workdir, "sigma_rel", fmt::format("sigma_rel-{}", o.metric), fid, bpd, rows);
+    return 0;
+  }
+  const auto all = io::list_checkpoints(workdir);
+  SCORCH_CHECK(!all.empty(), "eval sweep: {}/checkpoints holds no checkpoint", workdir);
+  const auto pick = sweep_selection(all.size(), o.every);
+  if (comm.rank() == 0) {
+    spdlog::info("sweep of {}: {} of its {} checkpoints (every {}{}), {}", workdir, pick.size(), all.size(), o.every,
+                 o.every > 1 ? ", the newest among them" : "", o.metric);
+  }
+  for (size_t k = 0; k < pick.size(); ++k) {
+    const auto& [step, path] = all[pick[k]];
+    if (comm.rank() == 0) spdlog::info("sweep: checkpoint {} of {}: {} (step {})", k + 1, pick.size(), path, step);
+    Row row{static_cast<double>(step), path};
+    if (const int rc = evaluate_checkpoint(o, comm, fid, bpd, row); rc != 0) return rc;
+    rows.push_back(row);
+  }
+  if (comm.rank() == 0) report(workdir, "step", o.metric, fid, bpd, rows);
   return 0;
 }
 

@@ -272,6 +272,14 @@ std::vector<Field> schema(Config& c) {
       "rank); longer than any rank computes while another waits (a farm batch, a checkpoint)")
       .min(0, true);
 
+  add("ema.sigma_rels", &c.ema.sigma_rels,
+      "power-function EMA profiles (EDM2) kept besides model.ema_rate's, by relative width, e.g. [0.05, 0.10]; "
+      "their snapshots let `scorch ema` reconstruct any profile after training (empty: none)")
+      .fix();
+  add("ema.snapshot_kimg", &c.ema.snapshot_kimg,
+      "a snapshot of every ema.sigma_rels profile per this many thousand training images (EDM2: 8 Mi = 8388.608)")
+      .min(0, true);
+  add("ema.snapshot_keep", &c.ema.snapshot_keep, "keep the newest K EMA snapshots (0: all)").min(0);
   add("checkpoint.keep", &c.checkpoint.keep,
       "keep the newest K checkpoints (0: all), plus every training.snapshot_keep_freq-th step's")
       .min(0);
@@ -594,6 +602,18 @@ void validate(const Config& c) {
   SCORCH_CHECK(c.model.beta_max > c.model.beta_min, "model.beta_max ({}) must exceed model.beta_min ({})",
                c.model.beta_max, c.model.beta_min);
   SCORCH_CHECK(!c.model.ch_mult.empty(), "model.ch_mult must not be empty");
+  for (size_t i = 0; i < c.ema.sigma_rels.size(); ++i) {
+    // sigma_rel of a power-function profile peaks at 0.3003 (optim/power_ema.h).
+    const double s = c.ema.sigma_rels[i];
+    SCORCH_CHECK(s > 0 && s < 0.3, "ema.sigma_rels[{}] = {}: a profile's relative width lies in (0, 0.3) (EDM2 keeps "
+                 "0.05 and 0.10)", i, s);
+    for (size_t j = 0; j < i; ++j) {
+      SCORCH_CHECK(c.ema.sigma_rels[j] != s, "ema.sigma_rels lists {} twice", s);
+    }
+  }
+  SCORCH_CHECK(c.ema.sigma_rels.empty() || c.ema.snapshot_kimg > 0,
+               "ema.snapshot_kimg = {}: the profiles of ema.sigma_rels need snapshots (a positive number)",
+               c.ema.snapshot_kimg);
   if (c.model.name == "analytic_gmm") {
     const auto K = c.model.gmm_means.size();
     SCORCH_CHECK(K > 0, "model.name = \"analytic_gmm\" needs model.gmm_means ([K][D]), gmm_stds and gmm_weights");

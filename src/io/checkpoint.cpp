@@ -12,6 +12,7 @@
 #include "scorch/core/error.h"
 #include "scorch/core/hash.h"
 #include "scorch/core/log.h"
+#include "scorch/io/ema_snapshots.h"
 #include "scorch/io/hdf5.h"
 
 namespace fs = std::filesystem;
@@ -19,17 +20,6 @@ namespace fs = std::filesystem;
 namespace scorch::io {
 
 namespace {
-
-void write_map(hid_t f, const std::string& group, const TensorMap& m) {
-  if (m.empty()) h5::create_group(f, group);  // e.g. a classifier has no EMA or optimizer state
-  for (const auto& [name, t] : m) h5::write_tensor(f, group + "/" + name, t);
-}
-
-TensorMap read_map(hid_t f, const std::string& group, const std::string& path) {
-  TensorMap m;
-  for (const auto& name : h5::list(f, group)) m[name] = h5::read_tensor(f, group + "/" + name, path);
-  return m;
-}
 
 TrainState read_header(const h5::File& f, const std::string& path) {
   SCORCH_CHECK(h5::has_attr(f.id(), "format") && h5::get_attr_string(f.id(), "format", path) == kCheckpointFormat,
@@ -68,6 +58,11 @@ std::string first_nonfinite(const TrainState& st) {
       if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>()) return fmt::format("{}/{}", group, name);
     }
   }
+  for (size_t k = 0; k < st.power_ema.size(); ++k) {
+    for (const auto& [name, t] : st.power_ema[k].tensors) {
+      if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>()) return fmt::format("power_ema/{}/{}", k, name);
+    }
+  }
   return "";
 }
 
@@ -89,19 +84,21 @@ void save_checkpoint(const std::string& path, const TrainState& st) {
       h5::Handle c(H5Dopen2(f, "config", H5P_DEFAULT), H5Dclose);
       h5::set_attr(c.id(), "crc32", static_cast<int64_t>(crc32_of(st.config_toml)));
     }
-    write_map(f, "model/params", st.params);
-    write_map(f, "model/buffers", st.buffers);
-    write_map(f, "ema", st.ema);
-    write_map(f, "optimizer/exp_avg", st.exp_avg);
-    write_map(f, "optimizer/exp_avg_sq", st.exp_avg_sq);
+    h5::write_tensors(f, "model/params", st.params);
+    h5::write_tensors(f, "model/buffers", st.buffers);
+    h5::write_tensors(f, "ema", st.ema);
+    h5::write_tensors(f, "optimizer/exp_avg", st.exp_avg);
+    h5::write_tensors(f, "optimizer/exp_avg_sq", st.exp_avg_sq);
     h5::Handle g(H5Gopen2(f, "ema", H5P_DEFAULT), H5Gclose);
     h5::set_attr(g.id(), "decay", st.ema_decay);
     h5::set_attr(g.id(), "num_updates", st.ema_updates);
+    if (!st.ema_profile.empty()) h5::set_attr(g.id(), "ema_profile", st.ema_profile);
+    write_power_ema(f, "power_ema", st.power_ema);
     h5::Handle o(H5Gopen2(f, "optimizer", H5P_DEFAULT), H5Gclose);
     h5::set_attr(o.id(), "step", st.adam_steps);
     if (st.rng.defined()) h5::write_tensor(f, "rng/default", st.rng);
     if (st.rng_cuda.defined()) h5::write_tensor(f, "rng/cuda", st.rng_cuda);
-    if (!st.imported.empty()) write_map(f, "imported", st.imported);
+    if (!st.imported.empty()) h5::write_tensors(f, "imported", st.imported);
   });
 }
 
@@ -116,21 +113,23 @@ TrainState load_checkpoint(const std::string& path) {
   for (const char* g : {"model/params", "ema", "optimizer/exp_avg", "optimizer/exp_avg_sq"}) {
     SCORCH_CHECK(h5::exists(f.id(), g), "{}: group '/{}' is missing: the checkpoint is incomplete", path, g);
   }
-  st.params = read_map(f.id(), "model/params", path);
-  st.buffers = read_map(f.id(), "model/buffers", path);
-  st.ema = read_map(f.id(), "ema", path);
-  st.exp_avg = read_map(f.id(), "optimizer/exp_avg", path);
-  st.exp_avg_sq = read_map(f.id(), "optimizer/exp_avg_sq", path);
+  st.params = h5::read_tensors(f.id(), "model/params", path);
+  st.buffers = h5::read_tensors(f.id(), "model/buffers", path);
+  st.ema = h5::read_tensors(f.id(), "ema", path);
+  st.exp_avg = h5::read_tensors(f.id(), "optimizer/exp_avg", path);
+  st.exp_avg_sq = h5::read_tensors(f.id(), "optimizer/exp_avg_sq", path);
   {
     h5::Handle g(H5Gopen2(f.id(), "ema", H5P_DEFAULT), H5Gclose);
     st.ema_decay = h5::get_attr_double(g.id(), "decay", path);
     st.ema_updates = h5::get_attr_int(g.id(), "num_updates", path);
+    if (h5::has_attr(g.id(), "ema_profile")) st.ema_profile = h5::get_attr_string(g.id(), "ema_profile", path);
     h5::Handle o(H5Gopen2(f.id(), "optimizer", H5P_DEFAULT), H5Gclose);
     st.adam_steps = h5::get_attr_int(o.id(), "step", path);
   }
   if (h5::exists(f.id(), "rng/default")) st.rng = h5::read_tensor(f.id(), "rng/default", path);
   if (h5::exists(f.id(), "rng/cuda")) st.rng_cuda = h5::read_tensor(f.id(), "rng/cuda", path);
-  if (h5::exists(f.id(), "imported")) st.imported = read_map(f.id(), "imported", path);
+  if (h5::exists(f.id(), "imported")) st.imported = h5::read_tensors(f.id(), "imported", path);
+  st.power_ema = read_power_ema(f.id(), "power_ema", path);
   return st;
 }
 

@@ -322,6 +322,17 @@ void check_stored(hid_t loc, const std::string& name, const std::string& file) {
   }
 }
 
+void write_tensors(hid_t loc, const std::string& group, const std::map<std::string, torch::Tensor>& m) {
+  if (m.empty()) create_group(loc, group);  // e.g. a classifier has no EMA or optimizer state
+  for (const auto& [name, t] : m) write_tensor(loc, group + "/" + name, t);
+}
+
+std::map<std::string, torch::Tensor> read_tensors(hid_t loc, const std::string& group, const std::string& file) {
+  std::map<std::string, torch::Tensor> m;
+  for (const auto& name : list(loc, group)) m[name] = read_tensor(loc, group + "/" + name, file);
+  return m;
+}
+
 void write_tensor(hid_t loc, const std::string& name, const torch::Tensor& t_in, int64_t chunk_bytes) {
   auto t = t_in.detach().to(torch::kCPU).contiguous();
   std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());

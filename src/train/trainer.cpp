@@ -23,6 +23,7 @@
 #include "scorch/data/dataset.h"
 #include "scorch/dist/backend.h"
 #include "scorch/dist/sharding.h"
+#include "scorch/io/ema_snapshots.h"
 #include "scorch/io/files.h"
 #include "scorch/io/tensorboard.h"
 #include "scorch/data/image_grid.h"
@@ -128,6 +129,7 @@ Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdi
     if (p.requires_grad()) trainable_.emplace_back(name, p);
   adam_ = std::make_unique<optim::Adam>(trainable_, cfg_.optim);
   ema_ = std::make_unique<optim::EMA>(trainable_, cfg_.model.ema_rate);
+  for (double s : cfg_.ema.sigma_rels) power_emas_.emplace_back(trainable_, s);
   grad_comm_ = dist::make_data_communicator(cfg_.dist.backend, device_, comm_, cfg_.dist.timeout_s);
   reducer_ = std::make_unique<dist::Reducer>(
       trainable_, *grad_comm_, dist::ReducerOptions{cfg_.dist.bucket_mb, cfg_.dist.first_bucket_mb, cfg_.dist.overlap});
@@ -229,6 +231,7 @@ torch::Tensor Trainer::train_step() {
     adam_->step(step_, norm);
     ++step_;
     ema_->update(trainable_);
+    for (auto& p : power_emas_) p.update(trainable_);
     nonfinite_in_a_row_ = 0;
   } else {
     ++step_;  // the batch is consumed; the weights, moments and EMA stay as they were
@@ -279,12 +282,31 @@ io::TrainState Trainer::state() const {
   st.ema_decay = ema_->decay();
   st.ema_updates = ema_->num_updates();
   st.adam_steps = adam_->num_steps();
+  for (const auto& p : power_emas_) {
+    auto shadow = p.shadow();
+    st.power_ema.push_back({p.sigma_rel(), p.gamma(), p.num_updates(), to_host_map(zip(trainable_, shadow))});
+  }
   if (device_.is_cuda()) torch::cuda::synchronize(device_.index());  // the pinned copies are complete
   return st;
 }
 
 void Trainer::load_state(const io::TrainState& st) {
+  SCORCH_CHECK(st.ema_profile.empty(), "{} holds a post-hoc EMA ({}) and no optimizer state of its own: it is for "
+               "sample, eval and export; resume training from the run's checkpoints/", st.source, st.ema_profile);
   // Everything is checked against the model before the first tensor is copied.
+  SCORCH_CHECK(st.power_ema.size() == power_emas_.size(),
+               "checkpoint '{}' holds {} power-function EMA profiles but ema.sigma_rels lists {}", st.source,
+               st.power_ema.size(), power_emas_.size());
+  for (size_t k = 0; k < power_emas_.size(); ++k) {
+    SCORCH_CHECK(st.power_ema[k].sigma_rel == power_emas_[k].sigma_rel(),
+                 "checkpoint '{}': EMA profile {} has sigma_rel {}, ema.sigma_rels[{}] = {}", st.source, k,
+                 st.power_ema[k].sigma_rel, k, power_emas_[k].sigma_rel());
+    for (const auto& [name, p] : trainable_) {
+      auto it = st.power_ema[k].tensors.find(name);
+      SCORCH_CHECK(it != st.power_ema[k].tensors.end() && it->second.sizes() == p.sizes(),
+                   "checkpoint '{}': EMA profile {} lacks '{}' or holds another shape", st.source, k, name);
+    }
+  }
   auto params = models::named(model_->named_parameters());
   auto buffers = models::named(model_->named_buffers());
   for (const auto& [src, what] : {std::pair{&st.ema, "EMA tensor"}, std::pair{&st.exp_avg, "Adam exp_avg"},
@@ -312,6 +334,12 @@ void Trainer::load_state(const io::TrainState& st) {
     adam_->exp_avg_sq()[i].copy_(st.exp_avg_sq.at(name));
   }
   ema_->set_num_updates(st.ema_updates);
+  for (size_t k = 0; k < power_emas_.size(); ++k) {
+    for (size_t i = 0; i < trainable_.size(); ++i) {
+      power_emas_[k].shadow()[i].copy_(st.power_ema[k].tensors.at(trainable_[i].first));
+    }
+    power_emas_[k].set_num_updates(st.power_ema[k].num_updates);
+  }
   adam_->set_num_steps(st.adam_steps);
   step_ = st.step;
   const bool same_world = st.rng.defined() && st.rng.size(0) == comm_.size();
@@ -356,6 +384,31 @@ std::string Trainer::resume(ResumePoint p) {
   load_state(p.state.source == p.path ? p.state : io::load_checkpoint(p.path));
   spdlog::info("resumed from {} at step {}", p.path, step_);
   return p.path;
+}
+
+void Trainer::maybe_snapshot_ema() {
+  if (power_emas_.empty() || comm_.rank() != 0) return;
+  // Every rank holds the same replica: rank 0 alone writes.
+  const double per = cfg_.ema.snapshot_kimg * 1000.0;
+  const auto B = static_cast<double>(cfg_.training.batch_size);
+  const auto crossed = [&](int64_t step) { return static_cast<int64_t>(std::floor(static_cast<double>(step) * B / per)); };
+  if (crossed(step_) == crossed(step_ - 1)) return;
+  io::EmaSnapshot s;
+  s.step = step_;
+  s.images = step_ * cfg_.training.batch_size;
+  s.config_toml = to_toml(cfg_);
+  s.params = to_host_map(models::named(model_->named_parameters()));
+  s.buffers = to_host_map(models::named(model_->named_buffers()));
+  for (const auto& p : power_emas_) {
+    auto shadow = p.shadow();
+    s.profiles.push_back({p.sigma_rel(), p.gamma(), p.num_updates(), to_host_map(zip(trainable_, shadow))});
+  }
+  if (device_.is_cuda()) torch::cuda::synchronize(device_.index());  // the pinned copies are complete
+  const std::string path = io::ema_snapshot_path(workdir_, step_);
+  io::save_ema_snapshot(path, s);
+  for (const auto& gone : io::prune_ema_snapshots(workdir_, cfg_.ema.snapshot_keep)) {
+    spdlog::info("ema.snapshot_keep = {}: removed {}", cfg_.ema.snapshot_keep, gone);
+  }
 }
 
 std::string Trainer::save_checkpoint(bool wait) {
@@ -568,6 +621,7 @@ bool Trainer::run(int64_t until) {
       finished = false;
       break;
     }
+    maybe_snapshot_ema();
     if (step_ % cfg_.training.snapshot_freq == 0 || last) {
       save_checkpoint(/*wait=*/last);
       if (cfg_.training.snapshot_sampling && cfg_.is_image_data()) snapshot_sampling();

@@ -17,6 +17,7 @@
 #include "scorch/data/dataset.h"
 #include "scorch/data/image_grid.h"
 #include "scorch/io/checkpoint.h"
+#include "scorch/io/ema_snapshots.h"
 #include "scorch/io/hdf5.h"
 #include "test_paths.h"
 
@@ -357,6 +358,100 @@ BOOST_AUTO_TEST_CASE(ssm_and_class_conditional_models_train_and_sample) {
           d / "nolabels.h5");
   BOOST_TEST(r.code != 0);
   BOOST_TEST(r.out.find("nolabels.h5: model.num_classes = 2") != std::string::npos, r.out);
+}
+
+// Post-hoc EMA (EDM2): two power-function profiles kept in training with snapshots every 2
+// steps (ema.snapshot_kimg = 64 images); a run interrupted at step 6 and resumed holds
+// bitwise the profiles and snapshots of one run straight through; `scorch ema` rebuilds a
+// tracked profile from the snapshots (equal to the tracked one to float tolerance) as a
+// checkpoint that samples (its weights named in the manifest) but does not resume training.
+BOOST_AUTO_TEST_CASE(power_ema_profiles_resume_exactly_and_reconstruct_after_training) {
+  test::TempDir d("phema");
+  auto job = points_job(d);
+  const std::string keep = " --set ema.sigma_rels=[0.05,0.10] --set ema.snapshot_kimg=0.064 --set training.snapshot_freq=6";
+  auto r = run(scorch_cmd(2) + " train --config " + job + " --workdir " + d / "a" + keep + " --set training.n_iters=12");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(2) + " train --config " + job + " --workdir " + d / "b" + keep + " --set training.n_iters=6");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(2) + " train --config " + job + " --workdir " + d / "b" + keep + " --set training.n_iters=12");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("resumed from") != std::string::npos, r.out);
+  const auto snaps = io::list_ema_snapshots(d / "a");
+  BOOST_REQUIRE(snaps.size() == 6u);
+  BOOST_TEST(snaps.front().first == 2);
+  BOOST_TEST(snaps.back().first == 12);
+  auto sa = io::load_checkpoint(d / "a/checkpoints/ckpt_000000012.h5");
+  auto sb = io::load_checkpoint(d / "b/checkpoints/ckpt_000000012.h5");
+  BOOST_REQUIRE(sa.power_ema.size() == 2u);
+  BOOST_REQUIRE(sb.power_ema.size() == 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    BOOST_TEST(sa.power_ema[k].num_updates == 12);
+    BOOST_TEST(sa.power_ema[k].sigma_rel == (k == 0 ? 0.05 : 0.10));
+    for (const auto& [name, t] : sa.power_ema[k].tensors) {
+      BOOST_TEST_CONTEXT("profile " << k << " " << name) {
+        BOOST_TEST(torch::equal(t, sb.power_ema[k].tensors.at(name)));
+        BOOST_TEST(!torch::equal(t, sa.ema.at(name)));  // not the exponential EMA
+      }
+    }
+  }
+  for (int64_t step : {8, 12}) {
+    auto a = io::load_ema_snapshot(io::ema_snapshot_path(d / "a", step));
+    auto b = io::load_ema_snapshot(io::ema_snapshot_path(d / "b", step));
+    BOOST_TEST(a.images == step * 32);
+    for (size_t k = 0; k < 2; ++k) {
+      for (const auto& [name, t] : a.profiles[k].tensors) BOOST_TEST(torch::equal(t, b.profiles[k].tensors.at(name)));
+    }
+  }
+  // The tracked 0.10 profile, rebuilt from the snapshots of steps 2..12.
+  const std::string out = d / "phema.h5";
+  r = run(scorch_cmd(1) + " ema --workdir " + d / "a" + " --sigma-rel 0.10 --out " + out);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("from 12 profile snapshots (steps 2..12)") != std::string::npos, r.out);
+  auto rec = io::load_checkpoint(out);
+  BOOST_TEST(rec.step == 12);
+  for (const auto& [name, t] : sa.power_ema[1].tensors) {
+    BOOST_TEST_CONTEXT(name) {
+      BOOST_TEST(torch::allclose(rec.ema.at(name), t, 1e-4, 1e-5), (rec.ema.at(name) - t).abs().max().item<double>());
+    }
+  }
+  r = run(scorch_cmd(2) + " sample --workdir " + d / "a" + " --ckpt " + out);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  {
+    auto [dir, plan] = test::newest_sample_run(d / "a");
+    std::ifstream in(dir + "/manifest.json");
+    const auto m = nlohmann::json::parse(in);
+    BOOST_TEST(m["weights"].get<std::string>().find("power-function EMA sigma_rel 0.1 ") == 0, m["weights"]);
+  }
+  r = run(scorch_cmd(1) + " train --config " + job + " --workdir " + d / "c" + keep + " --ckpt " + out +
+          " --set training.n_iters=14");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("holds a post-hoc EMA") != std::string::npos, r.out);
+  r = run(scorch_cmd(1) + " ema --workdir " + d / "a" + " --sigma-rel 0.10 --step 7");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("no snapshot at that step") != std::string::npos, r.out);
+  // A sweep over profiles at the newest snapshot: each reconstructed once, evaluated, plotted.
+  r = run(scorch_cmd(2) + " eval sweep --workdir " + d / "a" + " --sigma-rel 0.06,0.10 --metric bpd");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(fs::exists(d / "a/ema/phema_000000012_sigma0.0600.h5"));
+  BOOST_TEST(fs::file_size(d / "a/eval/sweep-sigma_rel-bpd.png") > 1000u);
+  {
+    std::ifstream in(d / "a/eval/sweep-sigma_rel-bpd.csv");
+    std::string header, row;
+    std::getline(in, header);
+    BOOST_TEST(header == "sigma_rel,checkpoint,bpd,bpd_record");
+    std::vector<double> bpds;
+    while (std::getline(in, row)) bpds.push_back(std::stod(test::csv_fields(row).at(2)));
+    BOOST_REQUIRE(bpds.size() == 2u);
+    auto one = run(scorch_cmd(1) + " eval bpd --workdir " + d / "a" + " --ckpt " + d / "a/ema/phema_000000012_sigma0.1000.h5");
+    BOOST_REQUIRE_MESSAGE(one.code == 0, one.out);
+    std::smatch m;
+    BOOST_REQUIRE(std::regex_search(one.out, m, std::regex(R"(bpd (-?[0-9.]+)\n$)")));
+    BOOST_TEST(std::stod(m[1]) == bpds[1], boost::test_tools::tolerance(1e-3));
+    BOOST_TEST(bpds[0] != bpds[1]);
+  }
+  r = run(scorch_cmd(1) + " train --config " + job + " --workdir " + d / "e" + " --set ema.sigma_rels=[0.5]");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("ema.sigma_rels[0] = 0.5") != std::string::npos, r.out);
 }
 
 BOOST_AUTO_TEST_CASE(image_run_writes_a_png_grid) {

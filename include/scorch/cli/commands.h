@@ -51,5 +51,6 @@ Command preview_command();
 Command plot_command();
 Command inpaint_command();
 Command colorize_command();
+Command ema_command();
 
 }  // namespace scorch::cli

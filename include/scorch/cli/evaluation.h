@@ -31,7 +31,16 @@ struct SweepOptions {
   FidOptions fid;              // --workdir, --ref, --feature-net, --config, --set
   int64_t every = 1;           // every N-th checkpoint, counted back from the newest
   std::string metric = "fid";  // fid | bpd | both
+  std::vector<double> sigma_rels;  // --sigma-rel a,b,c: post-hoc EMA profiles at one step instead
+  int64_t step = -1;               // their snapshot step (-1: the newest)
 };
+
+// `scorch ema` (cli/ema.cpp): the power-function profile `sigma_rel` at snapshot `step` (-1:
+// the newest) of `workdir`, reconstructed from its EMA snapshots, written as a checkpoint to
+// `out` ("": default_ema_checkpoint). Returns the path. One process (rank 0).
+std::string reconstruct_ema(const std::string& workdir, double sigma_rel, int64_t step, const std::string& out);
+// <workdir>/ema/phema_<step, 9 digits>_sigma<sigma_rel, 4 decimals>.h5
+std::string default_ema_checkpoint(const std::string& workdir, int64_t step, double sigma_rel);
 
 // Which of `count` checkpoints (oldest first) a sweep with --every N evaluates: indices
 // count-1, count-1-N, ... in increasing order (the newest always among them).

@@ -32,6 +32,14 @@ struct TrainingConfig {
 };
 
 // How checkpoints are written and kept (see io/checkpoint.h, train/checkpoint_writer.h).
+// Power-function EMA profiles kept besides model.ema_rate's exponential EMA, for choosing
+// the EMA after training (EDM2; optim/power_ema.h, train/ema_snapshots.h, `scorch ema`).
+struct EmaConfig {
+  std::vector<double> sigma_rels;  // profile widths, e.g. [0.05, 0.10]; empty: none kept
+  double snapshot_kimg = 8388.608; // a snapshot of every profile per this many thousand images (EDM2: 8 Mi)
+  int64_t snapshot_keep = 0;       // keep the newest K snapshots (0: all, what reconstruction wants)
+};
+
 struct CheckpointConfig {
   int64_t keep = 0;     // keep the newest K checkpoints (0: all) plus every snapshot_keep_freq-th
   bool async = true;    // write in a background thread while training goes on
@@ -165,6 +173,7 @@ struct Config {
   DistConfig dist;
   CheckpointConfig checkpoint;
   ClassifierConfig classifier;
+  EmaConfig ema;
 
   // Where each layer came from, for messages ("defaults", "jobs/x.toml", "--set").
   std::vector<std::string> sources;

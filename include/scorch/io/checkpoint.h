@@ -11,6 +11,11 @@
 //   /optimizer/exp_avg/<name>, /optimizer/exp_avg_sq/<name>   attr on /optimizer: step
 //   /rng/default          uint8 [world_size, S]: torch's CPU generator state of each rank
 //   /rng/cuda             uint8 [world_size, S]: each rank's CUDA generator (GPU runs; version 2)
+//   /power_ema/<k>/<name> power-function EMA profile k (ema.sigma_rels; attrs sigma_rel, gamma,
+//                         num_updates), only in runs that keep profiles
+//   attr ema_profile on /ema: set when the EMA was reconstructed post hoc (`scorch ema`): which
+//                         profile, from which snapshots; such a file samples and evaluates but
+//                         does not resume training
 // Version 2 added /rng/cuda, version 3 the CRC-32 of /config (every other dataset carries a
 // Fletcher-32 checksum); versions 1 and 2 load unchanged. Files hold no timestamps: the same
 // state always gives the same bytes.
@@ -26,6 +31,14 @@ namespace scorch::io {
 
 using TensorMap = std::map<std::string, torch::Tensor>;
 
+// One power-function EMA profile (optim/power_ema.h) as stored.
+struct PowerEmaState {
+  double sigma_rel = 0;
+  double gamma = 0;
+  int64_t num_updates = 0;
+  TensorMap tensors;  // by trainable parameter name
+};
+
 struct TrainState {
   int64_t step = 0;
   int64_t world_size = 1;
@@ -35,6 +48,8 @@ struct TrainState {
   TensorMap params, buffers, ema, exp_avg, exp_avg_sq;
   double ema_decay = 0;
   int64_t ema_updates = 0;
+  std::string ema_profile;  // "" (the exponential EMA), or what `scorch ema` reconstructed
+  std::vector<PowerEmaState> power_ema;  // ema.sigma_rels' profiles, in that order
   int64_t adam_steps = 0;
   torch::Tensor rng;       // uint8 [world_size, S]: CPU generators (dropout on the CPU)
   torch::Tensor rng_cuda;  // uint8 [world_size, S']: CUDA generators, or undefined

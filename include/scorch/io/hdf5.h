@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -78,6 +79,9 @@ constexpr int64_t kDefaultChunkBytes = int64_t(1) << 20;
 void write_tensor(hid_t loc, const std::string& name, const torch::Tensor& t, int64_t chunk_bytes = kDefaultChunkBytes);
 // Reads a dataset into a tensor of the stored type; `file` names the file in errors.
 torch::Tensor read_tensor(hid_t loc, const std::string& name, const std::string& file);
+// Every tensor of `m` as <group>/<name> (the group created even when `m` is empty), and back.
+void write_tensors(hid_t loc, const std::string& group, const std::map<std::string, torch::Tensor>& m);
+std::map<std::string, torch::Tensor> read_tensors(hid_t loc, const std::string& group, const std::string& file);
 // Reads rows [start, start+count) along axis 0.
 torch::Tensor read_rows(hid_t loc, const std::string& name, int64_t start, int64_t count, const std::string& file);
 // Group `name` and its missing parents, without timestamps (no-op where it exists).

@@ -19,6 +19,7 @@
 #include "scorch/io/tensorboard.h"
 #include "scorch/models/model.h"
 #include "scorch/optim/adam.h"
+#include "scorch/optim/power_ema.h"
 #include "scorch/losses/loss.h"
 #include "scorch/sde/sde.h"
 #include "scorch/train/batches.h"
@@ -103,6 +104,8 @@ class Trainer {
   models::ScoreNet& model() { return *model_; }
   const NamedTensors& trainable() const { return trainable_; }
   optim::EMA& ema() { return *ema_; }
+  // ema.sigma_rels' power-function profiles, in that order (empty when none is kept).
+  std::vector<optim::PowerEMA>& power_emas() { return power_emas_; }
   dist::Reducer& reducer() { return *reducer_; }
   dist::Communicator& gradient_communicator() { return *grad_comm_; }
   io::TrainState state() const;
@@ -119,6 +122,9 @@ class Trainer {
   HostBatch next_batch();
   void sync_for_timing() const;
   void on_nonfinite(double grad_norm, double loss);
+  // Rank 0, when this step crossed a multiple of ema.snapshot_kimg thousand images: the
+  // profiles (and the raw weights) to <workdir>/ema/snapshot_<step>.h5, then pruning.
+  void maybe_snapshot_ema();
 
   Config cfg_;
   dist::Communicator& comm_;
@@ -131,6 +137,7 @@ class Trainer {
   NamedTensors trainable_;
   std::unique_ptr<optim::Adam> adam_;
   std::unique_ptr<optim::EMA> ema_;
+  std::vector<optim::PowerEMA> power_emas_;
   std::unique_ptr<dist::Reducer> reducer_;
   std::unique_ptr<data::Source> data_;
   std::unique_ptr<BatchMaker> batches_;

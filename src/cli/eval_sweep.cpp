@@ -115,7 +115,7 @@ void report(const std::string& workdir, const std::string& axis, const std::stri
     }
     SCORCH_CHECK(best, "eval sweep: no finite {} among the {} checkpoints", m, rows.size());
     const double bv = value(*best, m);
-    mark.name = fmt::format("best: {} {} ({:.4f})", axis, x_text(best->x), bv);
+    mark.name = fmt::format("best: {} ({:.4g})", x_text(best->x), bv);  // fits the legend's 20 characters
     mark.x = {best->x};
     mark.y = {bv};
     mark.markers = true;

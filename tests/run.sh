@@ -9,9 +9,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SCORCH_BUILD_ALL=1 source jobs/setup.sh
 # Test-only packages: a real Slurm for the pipeline and requeue tests (tests/slurm/), and
-# h5py and torch to check scorch's files with the real Python readers (string attributes
-# read as str; an exported checkpoint restored as score_sde_pytorch does).
-pkgs=(slurm-wlm munge python3-h5py python3-torch nftables iptables iproute2 libnetfilter-queue-dev bc procps)
+# h5py, torch and scipy to check scorch's files with the real Python readers (string attributes
+# read as str; an exported checkpoint restored as score_sde_pytorch does; the Inception
+# interfaces' features and pytorch-fid's Frechet distance computed by Python).
+pkgs=(slurm-wlm munge python3-h5py python3-torch python3-scipy nftables iptables iproute2 libnetfilter-queue-dev bc procps)
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     SUDO=""

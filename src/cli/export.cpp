@@ -12,7 +12,8 @@
 #include "scorch/cli/common.h"
 #include "scorch/core/error.h"
 #include "scorch/io/checkpoint.h"
-#include "scorch/io/reference_checkpoint.h"
+#include "scorch/interop/score_sde_pytorch.h"
+#include "scorch/io/torch_pickle.h"
 #include "scorch/models/model.h"
 
 namespace fs = std::filesystem;
@@ -46,8 +47,8 @@ int export_checkpoint(const ExportOptions& opt, dist::Communicator& comm) {
     spdlog::warn("model.num_classes = {}: the class embedding ('class_embed.*') has no counterpart in "
                  "score_sde_pytorch and is exported under scorch's name", cfg.model.num_classes);
   }
-  const auto root = opt.state_dict.empty() ? io::to_score_sde_pytorch(st, *net, cfg)
-                                           : io::to_state_dict(st, *net, cfg, opt.state_dict == "ema");
+  const auto root = opt.state_dict.empty() ? interop::to_score_sde_pytorch(st, *net, cfg)
+                                           : interop::to_state_dict(st, *net, cfg, opt.state_dict == "ema");
   if (fs::path(opt.out).has_parent_path()) fs::create_directories(fs::path(opt.out).parent_path());
   io::save_torch_file(opt.out, root);
   spdlog::info("wrote {} ({}): step {} of {}, {} parameters", opt.out,

@@ -12,7 +12,7 @@
 #include "scorch/core/error.h"
 #include "scorch/core/random.h"
 #include "scorch/dist/backend.h"
-#include "scorch/io/reference_checkpoint.h"
+#include "scorch/interop/score_sde_pytorch.h"
 #include "scorch/models/model.h"
 #include "scorch/models/score_fn.h"
 #include "scorch/sde/sde.h"
@@ -59,8 +59,8 @@ int import_checkpoint(const ImportOptions& opt, dist::Communicator& comm) {
   auto net = models::make_model(cfg);
   spdlog::info("reading {} (score_sde_pytorch) for the {} network of {} ({} parameters)", opt.src, cfg.model.name,
                opt.common.config, models::count_parameters(*net));
-  auto ref = io::read_score_sde_pytorch(opt.src);
-  auto st = io::convert_reference(ref, *net, cfg, opt.src);
+  auto ref = interop::read_score_sde_pytorch(opt.src);
+  auto st = interop::convert_reference(ref, *net, cfg, opt.src);
   verify_on_device(st, cfg, device);
   const std::string dest = opt.out.empty() ? io::checkpoint_path(opt.common.workdir, st.step) : opt.out;
   if (fs::path(dest).has_parent_path()) fs::create_directories(fs::path(dest).parent_path());

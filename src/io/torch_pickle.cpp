@@ -9,9 +9,12 @@
 // pickles do this, and refusing it keeps the depth count exact and the graph acyclic), a
 // storage's claimed size must equal its archive record's, and a tensor's shape, strides and
 // offset must lie inside its storage; each refusal names the file and the nearest key.
+// Writing (save_torch_file) goes through LibTorch's own Pickler.
 #include "scorch/io/torch_pickle.h"
 
 #include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/torch.h>
 
 #include <cstring>
@@ -20,6 +23,7 @@
 #include <unordered_map>
 
 #include "scorch/core/error.h"
+#include "scorch/io/files.h"
 
 namespace scorch::io {
 
@@ -403,6 +407,28 @@ c10::IValue load_torch_zip(const std::string& path) {
   auto [ptr, n] = zip->getRecord("data.pkl");
   Unpickler u(path, *zip, "data/");
   return u.run(static_cast<const uint8_t*>(ptr.get()), n);
+}
+
+void save_torch_file(const std::string& path, const c10::IValue& root) {
+  // torch::pickle_save's own steps (LibTorch's Pickler, then its zip writer), but with the
+  // containers untagged: a type tag (torch.jit._pickle.restore_type_tag) is a global that
+  // torch.load(weights_only=True), the default since torch 2.6, refuses.
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler([&](const char* b, size_t n) { pickle.insert(pickle.end(), b, b + n); }, nullptr,
+                              nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(root);
+  pickler.stop();
+  std::vector<char> bytes;
+  {
+    caffe2::serialize::PyTorchStreamWriter zip([&](const void* b, size_t n) {
+      bytes.insert(bytes.end(), static_cast<const char*>(b), static_cast<const char*>(b) + n);
+      return n;
+    });
+    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), zip);
+    zip.writeEndOfFile();
+  }
+  write_file_atomically(path, [&](const std::string& tmp) { write_bytes(tmp, bytes.data(), bytes.size()); });
 }
 
 }  // namespace scorch::io

@@ -14,7 +14,7 @@
 #include "common.h"
 #include "scorch/core/flops.h"
 #include "scorch/io/checkpoint.h"
-#include "scorch/io/reference_checkpoint.h"
+#include "scorch/interop/score_sde_pytorch.h"
 #include "scorch/io/torch_pickle.h"
 #include "scorch/models/fir.h"
 #include "scorch/models/model.h"
@@ -271,14 +271,14 @@ BOOST_AUTO_TEST_CASE(imported_networks_reproduce_the_reference_outputs) {
   test::TempDir dir("import");
   for (const char* name : {"ncsnpp_ve", "ddpmpp_vp", "ncsnpp_skip", "ncsnpp_ddpmblocks"}) {
     auto cfg = load_config(fixture(std::string(name) + ".toml"), {});
-    auto ref = io::read_score_sde_pytorch(fixture(std::string(name) + ".pth"));
+    auto ref = interop::read_score_sde_pytorch(fixture(std::string(name) + ".pth"));
     auto expected = io::load_torch_zip(fixture(std::string(name) + "_expected.pt")).toGenericDict();
     auto x = expected.at("x").toTensor(), labels = expected.at("labels").toTensor();
     auto out_model = expected.at("out_model").toTensor(), out_ema = expected.at("out_ema").toTensor();
     BOOST_TEST(max_abs_diff(out_model, out_ema) > 1e-3, name << ": raw and EMA outputs must differ to test both");
 
     auto net = models::make_model(cfg);
-    auto st = io::convert_reference(ref, *net, cfg, name);
+    auto st = interop::convert_reference(ref, *net, cfg, name);
     BOOST_TEST(st.step == 3);
     BOOST_TEST(st.adam_steps == 3);
     BOOST_TEST(st.ema_updates == 3);
@@ -310,10 +310,10 @@ BOOST_AUTO_TEST_CASE(import_then_export_gives_back_the_file_bitwise) {
     BOOST_TEST_CONTEXT(name) {
       auto cfg = load_config(fixture(std::string(name) + ".toml"), {});
       auto net = models::make_model(cfg);
-      auto st = io::convert_reference(io::read_score_sde_pytorch(fixture(std::string(name) + ".pth")), *net, cfg, name);
+      auto st = interop::convert_reference(interop::read_score_sde_pytorch(fixture(std::string(name) + ".pth")), *net, cfg, name);
       const std::string h5 = dir / (std::string(name) + ".h5"), pth = dir / (std::string(name) + ".pth");
       io::save_checkpoint(h5, st);
-      io::save_torch_file(pth, io::to_score_sde_pytorch(io::load_checkpoint(h5), *net, cfg));
+      io::save_torch_file(pth, interop::to_score_sde_pytorch(io::load_checkpoint(h5), *net, cfg));
       auto a = io::load_torch_zip(fixture(std::string(name) + ".pth")).toGenericDict();
       auto b = io::load_torch_zip(pth).toGenericDict();
       auto same_tensor = [](const c10::IValue& x, const c10::IValue& y) {
@@ -357,7 +357,7 @@ BOOST_AUTO_TEST_CASE(import_then_export_gives_back_the_file_bitwise) {
       BOOST_TEST(bad == 0);
       BOOST_TEST(compared > 20);
       // A plain state_dict of the EMA weights: no prefix, the shadow values in the parameters.
-      io::save_torch_file(dir / "sd.pth", io::to_state_dict(st, *net, cfg, /*ema=*/true));
+      io::save_torch_file(dir / "sd.pth", interop::to_state_dict(st, *net, cfg, /*ema=*/true));
       auto sd = io::load_torch_zip(dir / "sd.pth").toGenericDict();
       BOOST_TEST(sd.size() == ma.size());
       int64_t ema_bad = 0;
@@ -393,7 +393,7 @@ BOOST_AUTO_TEST_CASE(full_size_jobs_when_reference_files_are_given) {
     if (!std::filesystem::exists(base + ".pth") || !std::filesystem::exists(base + "_expected.pt")) continue;
     auto cfg = load_config(job(name), {});
     auto net = models::make_model(cfg);
-    auto st = io::convert_reference(io::read_score_sde_pytorch(base + ".pth"), *net, cfg, base + ".pth");
+    auto st = interop::convert_reference(interop::read_score_sde_pytorch(base + ".pth"), *net, cfg, base + ".pth");
     auto expected = io::load_torch_zip(base + "_expected.pt").toGenericDict();
     auto x = expected.at("x").toTensor(), labels = expected.at("labels").toTensor();
     net->eval();
@@ -412,24 +412,24 @@ BOOST_AUTO_TEST_CASE(full_size_jobs_when_reference_files_are_given) {
 }
 
 BOOST_AUTO_TEST_CASE(checkpoints_of_another_network_are_refused_by_name) {
-  auto ref = io::read_score_sde_pytorch(fixture("ncsnpp_ve.pth"));
+  auto ref = interop::read_score_sde_pytorch(fixture("ncsnpp_ve.pth"));
   {
     auto cfg = load_config(fixture("ddpmpp_vp.toml"), {});
     auto net = models::make_model(cfg);
-    auto msg = error_of([&] { io::convert_reference(ref, *net, cfg, "ncsnpp_ve.pth"); });
+    auto msg = error_of([&] { interop::convert_reference(ref, *net, cfg, "ncsnpp_ve.pth"); });
     BOOST_TEST(msg.find("extra 'module.all_modules.0.W'") != std::string::npos, msg);
   }
   {
     auto cfg = load_config(fixture("ncsnpp_ve.toml"), {"model.nf=8"});
     auto net = models::make_model(cfg);
-    auto msg = error_of([&] { io::convert_reference(ref, *net, cfg, "ncsnpp_ve.pth"); });
+    auto msg = error_of([&] { interop::convert_reference(ref, *net, cfg, "ncsnpp_ve.pth"); });
     BOOST_TEST(msg.find("'module.all_modules.0.W' has shape [4], the job's network expects [8]") != std::string::npos,
                msg);
   }
   {
     auto cfg = load_config(fixture("ncsnpp_ve.toml"), {"model.sigma_max=60.0"});
     auto net = models::make_model(cfg);
-    auto msg = error_of([&] { io::convert_reference(ref, *net, cfg, "ncsnpp_ve.pth"); });
+    auto msg = error_of([&] { interop::convert_reference(ref, *net, cfg, "ncsnpp_ve.pth"); });
     BOOST_TEST(msg.find("module.sigmas") != std::string::npos, msg);
   }
   {
@@ -437,7 +437,7 @@ BOOST_AUTO_TEST_CASE(checkpoints_of_another_network_are_refused_by_name) {
     auto net = models::make_model(cfg);
     auto bad = ref;
     bad.ema_shadow.pop_back();
-    auto msg = error_of([&] { io::convert_reference(bad, *net, cfg, "x.pth"); });
+    auto msg = error_of([&] { interop::convert_reference(bad, *net, cfg, "x.pth"); });
     BOOST_TEST(msg.find("ema.shadow_params has 155 tensors") != std::string::npos, msg);
   }
 }
@@ -447,12 +447,12 @@ BOOST_AUTO_TEST_CASE(damaged_or_legacy_files_are_errors_naming_the_file) {
   auto bytes = test::read_file(fixture("ncsnpp_ve.pth"));
   const std::string cut = dir / "cut.pth";
   test::write_file(cut, bytes.substr(0, bytes.size() / 2));
-  auto msg = error_of([&] { io::read_score_sde_pytorch(cut); });
+  auto msg = error_of([&] { interop::read_score_sde_pytorch(cut); });
   BOOST_TEST(msg.find("cut.pth") != std::string::npos, msg);
   const std::string legacy = dir / "legacy.pth";
   const char legacy_head[] = {'\x80', '\x02', '\x8a', '\x0a', 'l', '\xfc', '\x9c', 'F', '\xf9', ' ', 'j', '\xa8', 'P', '\x19', '.'};
   test::write_file(legacy, std::string(legacy_head, sizeof(legacy_head)));  // the pre-1.6 magic-number pickle
-  msg = error_of([&] { io::read_score_sde_pytorch(legacy); });
+  msg = error_of([&] { interop::read_score_sde_pytorch(legacy); });
   BOOST_TEST(msg.find("legacy.pth") != std::string::npos, msg);
   BOOST_TEST(msg.find("zip-format") != std::string::npos, msg);
 }
@@ -473,16 +473,16 @@ BOOST_AUTO_TEST_CASE(hostile_pickles_are_refused_naming_the_file_and_the_key) {
 
   const std::string deep = dir / "deep.pth";
   write_torch_zip(deep, "\x80\x02" + std::string(2000000, ']') + std::string(1999999, 'a') + ".", {});
-  auto msg = error_of([&] { io::read_score_sde_pytorch(deep); });
+  auto msg = error_of([&] { interop::read_score_sde_pytorch(deep); });
   BOOST_TEST(msg.find("deep.pth: the pickle nests containers more than 1000 deep") != std::string::npos, msg);
 
   const std::string self = dir / "self.pth";
   write_torch_zip(self, std::string("\x80\x02]q\x00h\x00" "a.", 8), {});
-  msg = error_of([&] { io::read_score_sde_pytorch(self); });
+  msg = error_of([&] { interop::read_score_sde_pytorch(self); });
   BOOST_TEST(msg.find("self.pth: malformed pickle: a list contains itself") != std::string::npos, msg);
   const std::string cycle = dir / "cycle.pth";  // A = [B], then B.append(A)
   write_torch_zip(cycle, std::string("\x80\x02]q\x00]q\x01" "ah\x01h\x00" "a0.", 14), {});
-  msg = error_of([&] { io::read_score_sde_pytorch(cycle); });
+  msg = error_of([&] { interop::read_score_sde_pytorch(cycle); });
   BOOST_TEST(msg.find("cycle.pth: malformed pickle: a container is modified after being placed inside another") !=
                  std::string::npos,
              msg);

@@ -1,7 +1,9 @@
-// Import of score_sde_pytorch checkpoints (`torch.save` zip files holding
-// {model, ema, optimizer, step}) into scorch's TrainState, mapping every tensor by name and
-// refusing missing, extra or mis-shaped ones. Read with scorch's own pickle reader
-// (io/torch_pickle.h: LibTorch 1.13's unpickler lacks opcodes these files use), on the CPU.
+// score_sde_pytorch checkpoints <-> scorch (the room above `models` that knows both the
+// reference's key names and scorch's networks; `io` knows no models). Import of `torch.save`
+// zip files holding {model, ema, optimizer, step} into scorch's TrainState, mapping every
+// tensor by name and refusing missing, extra or mis-shaped ones, and export back. Read and
+// written with io/torch_pickle.h (LibTorch 1.13's unpickler lacks opcodes these files use),
+// on the CPU.
 #pragma once
 #include <map>
 #include <string>
@@ -10,7 +12,10 @@
 #include "scorch/io/checkpoint.h"
 #include "scorch/models/model.h"
 
-namespace scorch::io {
+namespace scorch::interop {
+
+using io::TensorMap;
+using io::TrainState;
 
 // The reference checkpoint as stored: names without the DataParallel `module.` prefix.
 struct ReferenceCheckpoint {
@@ -42,8 +47,4 @@ TrainState convert_reference(const ReferenceCheckpoint& ref, models::ScoreNet& n
 c10::IValue to_score_sde_pytorch(const TrainState& st, models::ScoreNet& net, const Config& cfg);
 // A plain state_dict of the network (no `module.` prefix), with the EMA or the raw weights.
 c10::IValue to_state_dict(const TrainState& st, models::ScoreNet& net, const Config& cfg, bool ema);
-// Writes `root` with LibTorch's own pickler (torch::pickle_save: the zip format Python's
-// torch.load reads) to `path` atomically.
-void save_torch_file(const std::string& path, const c10::IValue& root);
-
-}  // namespace scorch::io
+}  // namespace scorch::interop

@@ -1,13 +1,8 @@
-// score_sde_pytorch -> scorch checkpoint import. The zip/pickle is read by io/torch_pickle
-// onto the CPU (CUDA-saved checkpoints load on CPU-only builds). Mapping is by name:
-// scorch's NCSN++ registers the reference's module names.
-#include "scorch/io/reference_checkpoint.h"
-
-#include "scorch/io/files.h"
-
-#include <caffe2/serialize/inline_container.h>
-#include <torch/csrc/jit/serialization/export.h>
-#include <torch/csrc/jit/serialization/pickler.h>
+// score_sde_pytorch <-> scorch checkpoints (see interop/score_sde_pytorch.h). The zip/pickle
+// is read by io/torch_pickle onto the CPU (CUDA-saved checkpoints load on CPU-only builds)
+// and written by it. Mapping is by name: scorch's NCSN++ registers the reference's module
+// names.
+#include "scorch/interop/score_sde_pytorch.h"
 
 #include <spdlog/spdlog.h>
 
@@ -19,7 +14,7 @@
 #include "scorch/io/torch_pickle.h"
 #include "scorch/models/ncsnpp.h"
 
-namespace scorch::io {
+namespace scorch::interop {
 
 namespace {
 
@@ -78,7 +73,7 @@ ReferenceCheckpoint read_score_sde_pytorch(const std::string& path) {
                  "'new.pth')\"",
                  path, path);
   }
-  c10::IValue root = load_torch_zip(path);
+  c10::IValue root = io::load_torch_zip(path);
   ReferenceCheckpoint r;
   auto top = as_dict(root, path);
   const std::string w = path;
@@ -331,26 +326,4 @@ c10::IValue to_score_sde_pytorch(const TrainState& st, models::ScoreNet& net, co
   return root;
 }
 
-void save_torch_file(const std::string& path, const c10::IValue& root) {
-  // torch::pickle_save's own steps (LibTorch's Pickler, then its zip writer), but with the
-  // containers untagged: a type tag (torch.jit._pickle.restore_type_tag) is a global that
-  // torch.load(weights_only=True), the default since torch 2.6, refuses.
-  std::vector<char> pickle;
-  torch::jit::Pickler pickler([&](const char* b, size_t n) { pickle.insert(pickle.end(), b, b + n); }, nullptr,
-                              nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
-  pickler.protocol();
-  pickler.pushIValue(root);
-  pickler.stop();
-  std::vector<char> bytes;
-  {
-    caffe2::serialize::PyTorchStreamWriter zip([&](const void* b, size_t n) {
-      bytes.insert(bytes.end(), static_cast<const char*>(b), static_cast<const char*>(b) + n);
-      return n;
-    });
-    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), zip);
-    zip.writeEndOfFile();
-  }
-  write_file_atomically(path, [&](const std::string& tmp) { write_bytes(tmp, bytes.data(), bytes.size()); });
-}
-
-}  // namespace scorch::io
+}  // namespace scorch::interop

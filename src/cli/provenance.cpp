@@ -89,6 +89,24 @@ nlohmann::json or_null(const std::string& s) { return s.empty() ? nlohmann::json
 
 const char* eval_log_header() { return kHeader; }
 
+bool record_exists(dist::Communicator& comm, const std::string& record, const std::string& key,
+                   const std::string& value) {
+  auto flag = torch::zeros({1}, torch::kInt64);
+  if (comm.rank() == 0 && fs::is_regular_file(record)) {
+    try {
+      std::ifstream in(record);
+      const auto j = nlohmann::json::parse(in);
+      const bool match = key.empty() || (j.contains("settings") && j["settings"].is_object() &&
+                                         j["settings"].value(key, std::string()) == value);
+      if (match && j.contains("results")) flag[0] = 1;
+    } catch (const std::exception&) {
+      // unreadable: computed again and rewritten
+    }
+  }
+  comm.allreduce_sum(flag);
+  return flag[0].item<int64_t>() > 0;
+}
+
 std::string weights_description(bool has_ema, double decay, int64_t updates) {
   return has_ema ? fmt::format("EMA (decay {}, {} updates)", decay, updates)
                  : std::string("raw parameters (the checkpoint holds no EMA)");

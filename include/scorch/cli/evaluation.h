@@ -23,6 +23,10 @@ struct FidOptions {
 int sample_sets(const Common& opt, dist::Communicator& comm);
 // `scorch eval bpd`; `record` (rank 0) receives the JSON record's path.
 int eval_bpd(const Common& opt, dist::Communicator& comm, bool reuse_records = false, std::string* record = nullptr);
+// `scorch eval fid-stats`: pytorch-fid-compatible statistics of a data set file.
+int eval_fid_stats(const FidOptions& opt, dist::Communicator& comm);
+// --config, --workdir, --set, --ckpt and --feature-net (its interfaces explained), bound to `o`.
+void add_feature_options(CLI::App& app, FidOptions& o);
 // `scorch eval fid`; `record` (rank 0) receives the JSON record's path (the seed sets'
 // summary when eval.seed_sets > 1).
 int eval_fid(const FidOptions& opt, dist::Communicator& comm, std::string* record = nullptr);

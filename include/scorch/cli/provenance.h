@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "scorch/dist/communicator.h"
+
 namespace scorch::cli {
 
 struct Provenance {
@@ -44,6 +46,12 @@ struct Result {
 // results and record).
 void log_results(const std::string& workdir, int64_t step, const std::vector<Result>& results, const Provenance& p,
                  const std::string& record, const std::string& sets_json = std::string());
+
+// Whether rank 0 sees the JSON record `record` holding results and, unless `key` is "",
+// the setting `key` = `value` (under "settings"). Collective: every rank takes the same
+// branch (the sweep's reruns read finished results instead of computing them again).
+bool record_exists(dist::Communicator& comm, const std::string& record, const std::string& key,
+                   const std::string& value);
 
 // The columns of eval_log.csv, in order (the header line without its newline).
 const char* eval_log_header();

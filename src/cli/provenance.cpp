@@ -87,8 +87,6 @@ nlohmann::json or_null(const std::string& s) { return s.empty() ? nlohmann::json
 
 }  // namespace
 
-const char* eval_log_header() { return kHeader; }
-
 bool record_exists(dist::Communicator& comm, const std::string& record, const std::string& key,
                    const std::string& value) {
   auto flag = torch::zeros({1}, torch::kInt64);

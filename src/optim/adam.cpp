@@ -65,6 +65,17 @@ torch::Tensor Adam::step(int64_t step, torch::Tensor norm) {
   return norm;
 }
 
+void ema_step(std::vector<torch::Tensor>& shadow, const std::vector<std::pair<std::string, torch::Tensor>>& params,
+              double decay) {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> ps;
+  ps.reserve(params.size());
+  for (const auto& [name, p] : params) ps.push_back(p);
+  auto diff = at::_foreach_sub(shadow, ps);
+  at::_foreach_mul_(diff, 1.0 - decay);
+  at::_foreach_sub_(shadow, diff);
+}
+
 EMA::EMA(const std::vector<std::pair<std::string, torch::Tensor>>& params, double decay) : decay_(decay) {
   for (const auto& [name, p] : params) shadow_.push_back(p.detach().clone());
 }
@@ -72,14 +83,7 @@ EMA::EMA(const std::vector<std::pair<std::string, torch::Tensor>>& params, doubl
 void EMA::update(const std::vector<std::pair<std::string, torch::Tensor>>& params) {
   torch::NoGradGuard ng;
   ++n_;
-  double d = std::min(decay_, (1.0 + static_cast<double>(n_)) / (10.0 + static_cast<double>(n_)));
-  std::vector<torch::Tensor> ps;
-  ps.reserve(params.size());
-  for (const auto& [name, p] : params) ps.push_back(p);
-  // shadow -= (shadow - p) * (1 - d), in three multi-tensor kernels.
-  auto diff = at::_foreach_sub(shadow_, ps);
-  at::_foreach_mul_(diff, 1.0 - d);
-  at::_foreach_sub_(shadow_, diff);
+  ema_step(shadow_, params, std::min(decay_, (1.0 + static_cast<double>(n_)) / (10.0 + static_cast<double>(n_))));
 }
 
 void EMA::copy_to(const std::vector<std::pair<std::string, torch::Tensor>>& params) const {

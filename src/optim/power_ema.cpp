@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "scorch/core/error.h"
+#include "scorch/optim/adam.h"
 
 namespace scorch::optim {
 
@@ -43,16 +44,8 @@ PowerEMA::PowerEMA(const std::vector<std::pair<std::string, torch::Tensor>>& par
 }
 
 void PowerEMA::update(const std::vector<std::pair<std::string, torch::Tensor>>& params) {
-  torch::NoGradGuard ng;
   ++t_;
-  const double beta = std::pow(1.0 - 1.0 / static_cast<double>(t_), gamma_ + 1.0);
-  std::vector<torch::Tensor> ps;
-  ps.reserve(params.size());
-  for (const auto& [name, p] : params) ps.push_back(p);
-  // theta_hat += (theta - theta_hat) (1 - beta), in three multi-tensor kernels.
-  auto diff = at::_foreach_sub(ps, shadow_);
-  at::_foreach_mul_(diff, 1.0 - beta);
-  at::_foreach_add_(shadow_, diff);
+  ema_step(shadow_, params, std::pow(1.0 - 1.0 / static_cast<double>(t_), gamma_ + 1.0));  // beta_t
 }
 
 double profile_inner_product(const Profile& a, const Profile& b) {

@@ -66,6 +66,16 @@ NamedTensors zip(const NamedTensors& names, std::vector<torch::Tensor>& tensors)
   return out;
 }
 
+// Host copies of the power-function EMA profiles (checkpoints and EMA snapshots).
+std::vector<io::PowerEmaState> host_power_ema(const NamedTensors& names, const std::vector<optim::PowerEMA>& emas) {
+  std::vector<io::PowerEmaState> out;
+  for (const auto& p : emas) {
+    auto shadow = p.shadow();
+    out.push_back({p.sigma_rel(), p.gamma(), p.num_updates(), to_host_map(zip(names, shadow))});
+  }
+  return out;
+}
+
 // The default generator dropout draws from on `device`.
 at::Generator dropout_generator(const torch::Device& device) {
   return at::globalContext().defaultGenerator(device.is_cuda() ? device : torch::Device(torch::kCPU));
@@ -282,10 +292,7 @@ io::TrainState Trainer::state() const {
   st.ema_decay = ema_->decay();
   st.ema_updates = ema_->num_updates();
   st.adam_steps = adam_->num_steps();
-  for (const auto& p : power_emas_) {
-    auto shadow = p.shadow();
-    st.power_ema.push_back({p.sigma_rel(), p.gamma(), p.num_updates(), to_host_map(zip(trainable_, shadow))});
-  }
+  st.power_ema = host_power_ema(trainable_, power_emas_);
   if (device_.is_cuda()) torch::cuda::synchronize(device_.index());  // the pinned copies are complete
   return st;
 }
@@ -399,10 +406,7 @@ void Trainer::maybe_snapshot_ema() {
   s.config_toml = to_toml(cfg_);
   s.params = to_host_map(models::named(model_->named_parameters()));
   s.buffers = to_host_map(models::named(model_->named_buffers()));
-  for (const auto& p : power_emas_) {
-    auto shadow = p.shadow();
-    s.profiles.push_back({p.sigma_rel(), p.gamma(), p.num_updates(), to_host_map(zip(trainable_, shadow))});
-  }
+  s.profiles = host_power_ema(trainable_, power_emas_);
   if (device_.is_cuda()) torch::cuda::synchronize(device_.index());  // the pinned copies are complete
   const std::string path = io::ema_snapshot_path(workdir_, step_);
   io::save_ema_snapshot(path, s);

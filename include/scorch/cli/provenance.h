@@ -53,9 +53,6 @@ void log_results(const std::string& workdir, int64_t step, const std::vector<Res
 bool record_exists(dist::Communicator& comm, const std::string& record, const std::string& key,
                    const std::string& value);
 
-// The columns of eval_log.csv, in order (the header line without its newline).
-const char* eval_log_header();
-
 // "EMA (decay D, U updates)" or "raw parameters (the checkpoint holds no EMA)" of a
 // checkpoint's weights as load_score_model uses them.
 std::string weights_description(bool has_ema, double decay, int64_t updates);

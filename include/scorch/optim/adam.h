@@ -45,6 +45,11 @@ class Adam {
 // Exponential moving average of the weights, as score_sde's models/ema.py
 // (ExponentialMovingAverage.update): with n the update count after incrementing,
 // decay_eff = min(decay, (1+n)/(10+n)); shadow -= (1-decay_eff)(shadow - p).
+// One averaging step over named tensors: shadow -= (shadow - p) (1 - decay), in three
+// multi-tensor kernels; shared by EMA and PowerEMA (optim/power_ema.h).
+void ema_step(std::vector<torch::Tensor>& shadow, const std::vector<std::pair<std::string, torch::Tensor>>& params,
+              double decay);
+
 class EMA {
  public:
   EMA(const std::vector<std::pair<std::string, torch::Tensor>>& params, double decay);

@@ -18,8 +18,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
-#include <iostream>
-#include <map>
 #include <deque>
 #include <functional>
 #include <limits>
@@ -27,6 +25,7 @@
 #include <optional>
 #include <thread>
 
+#include "mpi_detail.h"
 #include "scorch/core/error.h"
 #include "scorch/core/host.h"
 #include "scorch/dist/communicator.h"
@@ -35,143 +34,7 @@ namespace scorch::dist {
 
 namespace {
 
-MPI_Datatype mpi_type(torch::ScalarType t) {
-  switch (t) {
-    case torch::kFloat32: return MPI_FLOAT;
-    case torch::kFloat64: return MPI_DOUBLE;
-    case torch::kInt64: return MPI_INT64_T;
-    case torch::kInt32: return MPI_INT32_T;
-    case torch::kUInt8: return MPI_UINT8_T;
-    default: SCORCH_THROW("MPI: unsupported dtype {}", c10::toString(t));
-  }
-}
-
-void check(int rc, const char* what) {
-  if (rc != MPI_SUCCESS) {
-    char msg[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(rc, msg, &len);
-    SCORCH_THROW("MPI {} failed: {}", what, std::string(msg, static_cast<size_t>(len)));
-  }
-}
-
-constexpr int64_t kMaxCount = int64_t(1) << 30;
-
-// Watches the one blocking MPI operation a communicator (or its counter) is in: Scope marks
-// it, a thread checks every 0.5 s (or a tenth of the timeout) and, past the timeout, reports
-// and ends the job. Operations of one communicator run one at a time (its thread), but a
-// counter's fetch_add runs on the caller's thread, so each in-flight operation has a slot.
-class Watchdog {
- public:
-  Watchdog(int rank, std::string peers) : rank_(rank), peers_(std::move(peers)) {}
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      quit_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-  void set_timeout(double seconds) {
-    std::lock_guard<std::mutex> lk(mu_);
-    timeout_s_ = seconds;
-    if (seconds > 0 && !thread_.joinable()) thread_ = std::thread([this] { watch(); });
-    cv_.notify_all();
-  }
-  void set_activity(const std::string& what) {
-    std::lock_guard<std::mutex> lk(mu_);
-    activity_ = what;
-  }
-
-  // Marks one blocking operation for its lifetime.
-  class Scope {
-   public:
-    Scope(Watchdog& w, std::string what) : w_(w) {
-      std::lock_guard<std::mutex> lk(w_.mu_);
-      id_ = ++w_.next_id_;
-      w_.busy_[id_] = {std::chrono::steady_clock::now(), std::move(what), w_.activity_};
-    }
-    ~Scope() {
-      std::lock_guard<std::mutex> lk(w_.mu_);
-      w_.busy_.erase(id_);
-    }
-    Scope(const Scope&) = delete;
-    Scope& operator=(const Scope&) = delete;
-
-   private:
-    Watchdog& w_;
-    uint64_t id_ = 0;
-  };
-
- private:
-  struct Busy {
-    std::chrono::steady_clock::time_point since;
-    std::string what, activity;
-  };
-
-  void watch() {
-    std::unique_lock<std::mutex> lk(mu_);
-    while (!quit_) {
-      const double period = std::clamp(timeout_s_ / 10, 0.05, 0.5);
-      cv_.wait_for(lk, std::chrono::duration<double>(period));
-      if (quit_ || timeout_s_ <= 0) continue;
-      const auto now = std::chrono::steady_clock::now();
-      for (const auto& [id, b] : busy_) {
-        const double waited = std::chrono::duration<double>(now - b.since).count();
-        if (waited <= timeout_s_) continue;
-        const std::string msg = fmt::format(
-            "scorch: error: [rank {} on {}] MPI watchdog: {} ({}) has not completed after {:.1f} s (dist.timeout_s = "
-            "{}): a peer rank died, hangs or cannot be reached over the network (MPI cannot tell which; the job's "
-            "ranks run on {}); aborting the job\n",
-            rank_, host_name(), b.what, b.activity.empty() ? "outside training steps" : b.activity, waited,
-            timeout_s_, peers_);
-        std::cerr << msg << std::flush;
-        // MPI_Abort asks the launcher to end every rank; should that not return (the
-        // launcher is behind the same broken link), end this rank at least.
-        std::thread([] {
-          std::this_thread::sleep_for(std::chrono::seconds(10));
-          std::_Exit(1);
-        }).detach();
-        lk.unlock();
-        MPI_Abort(MPI_COMM_WORLD, 1);
-        std::_Exit(1);
-      }
-    }
-  }
-
-  int rank_;
-  std::string peers_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::thread thread_;
-  bool quit_ = false;
-  double timeout_s_ = 0;
-  std::string activity_;
-  uint64_t next_id_ = 0;
-  std::map<uint64_t, Busy> busy_;
-};
-
-// "node1 (ranks 0-1), node2 (ranks 2-3)": which ranks run where, from every rank's host
-// name (gathered once, collectively).
-std::string hosts_of_ranks(MPI_Comm comm) {
-  int size = 1;
-  MPI_Comm_size(comm, &size);
-  constexpr int kLen = 64;
-  std::string mine = host_name();
-  mine.resize(kLen, '\0');
-  std::vector<char> all(static_cast<size_t>(size) * kLen);
-  check(MPI_Allgather(mine.data(), kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, comm), "Allgather");
-  std::string out;
-  for (int r = 0; r < size;) {
-    const std::string h(all.data() + static_cast<size_t>(r) * kLen);
-    int e = r;
-    while (e + 1 < size && std::string(all.data() + static_cast<size_t>(e + 1) * kLen) == h) ++e;
-    out += fmt::format("{}{} (rank{} {})", out.empty() ? "" : ", ", h, e > r ? "s" : "",
-                       e > r ? fmt::format("{}-{}", r, e) : std::to_string(r));
-    r = e + 1;
-  }
-  return out;
-}
+using namespace mpi_detail;
 
 // One queued collective and its completion state.
 class MpiWork final : public Work {
@@ -221,168 +84,6 @@ class MpiWork final : public Work {
 class DoneWork final : public Work {
  public:
   void wait() override {}
-};
-
-// Two counters behind SharedCounter, each on a communicator of its own (so that its creation
-// and traffic never interleave with the owner's collectives):
-//  - within one node, a window of one int64 on rank 0 (MPI_Fetch_and_op; Open MPI's osc/sm
-//    serves it in shared memory);
-//  - across nodes, a service thread on rank 0 that answers fetch-and-add messages. Open MPI
-//    4.1 has no one-sided component for TCP between nodes with MPI_THREAD_MULTIPLE (osc/rdma
-//    needs RDMA hardware, osc/pt2pt refuses THREAD_MULTIPLE, osc/ucx only what UCX is set up
-//    for): MPI_Win_allocate fails there. The service polls a posted receive with short
-//    pauses, so it takes no core from rank 0's compute.
-class MpiServedCounter final : public SharedCounter {
- public:
-  MpiServedCounter(MPI_Comm comm, int64_t initial, Watchdog* watchdog)
-      : comm_(comm), watchdog_(watchdog), value_(initial) {
-    MPI_Comm_rank(comm_, &rank_);
-    if (rank_ == 0) service_ = std::thread([this] { serve(); });
-    check(MPI_Barrier(comm_), "Barrier");
-  }
-  ~MpiServedCounter() override {
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (finalized) return;
-    MPI_Barrier(comm_);  // collective: every rank's last request has been answered
-    if (service_.joinable()) {
-      quit_ = true;
-      service_.join();
-    }
-    MPI_Comm_free(&comm_);
-  }
-  int64_t fetch_add(int64_t v) override {
-    if (rank_ == 0) return value_.fetch_add(v);
-    std::optional<Watchdog::Scope> watch;
-    if (watchdog_) watch.emplace(*watchdog_, "the farm counter's fetch-and-add on rank 0 (a message to its service)");
-    int64_t before = 0;
-    check(MPI_Send(&v, 1, MPI_INT64_T, 0, kAdd, comm_), "Send");
-    check(MPI_Recv(&before, 1, MPI_INT64_T, 0, kReply, comm_, MPI_STATUS_IGNORE), "Recv");
-    return before;
-  }
-
- private:
-  static constexpr int kAdd = 1, kReply = 2;
-  void serve() {
-    int64_t v = 0;
-    MPI_Request req;
-    MPI_Irecv(&v, 1, MPI_INT64_T, MPI_ANY_SOURCE, kAdd, comm_, &req);
-    for (int idle = 0;;) {
-      int done = 0;
-      MPI_Status st;
-      MPI_Test(&req, &done, &st);
-      if (done) {
-        int64_t before = value_.fetch_add(v);
-        MPI_Send(&before, 1, MPI_INT64_T, st.MPI_SOURCE, kReply, comm_);
-        MPI_Irecv(&v, 1, MPI_INT64_T, MPI_ANY_SOURCE, kAdd, comm_, &req);
-        idle = 0;
-        continue;
-      }
-      if (quit_) break;
-      // Pauses growing from 10 us to 1 ms while no request comes.
-      std::this_thread::sleep_for(std::chrono::microseconds(std::min(1000, 10 << std::min(idle++, 7))));
-    }
-    MPI_Cancel(&req);
-    MPI_Wait(&req, MPI_STATUS_IGNORE);
-  }
-
-  MPI_Comm comm_;
-  Watchdog* watchdog_;
-  std::atomic<int64_t> value_;
-  std::atomic<bool> quit_{false};
-  int rank_ = 0;
-  std::thread service_;
-};
-
-class MpiCounter final : public SharedCounter {
- public:
-  MpiCounter(MPI_Comm comm, int64_t initial, Watchdog* watchdog) : comm_(comm), watchdog_(watchdog) {
-    int rank = 0;
-    MPI_Comm_rank(comm_, &rank);
-    int64_t* base = nullptr;
-    check(MPI_Win_allocate(rank == 0 ? sizeof(int64_t) : 0, sizeof(int64_t), MPI_INFO_NULL, comm_, &base, &win_),
-          "Win_allocate");
-    if (rank == 0) {
-      check(MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, win_), "Win_lock");
-      *base = initial;
-      check(MPI_Win_unlock(0, win_), "Win_unlock");
-    }
-    check(MPI_Barrier(comm_), "Barrier");
-  }
-  ~MpiCounter() override {
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (finalized) return;
-    MPI_Win_free(&win_);
-    MPI_Comm_free(&comm_);
-  }
-  int64_t fetch_add(int64_t v) override {
-    int64_t before = 0;
-    std::optional<Watchdog::Scope> watch;
-    if (watchdog_) watch.emplace(*watchdog_, "the farm counter's fetch-and-add on rank 0");
-    check(MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, win_), "Win_lock");
-    check(MPI_Fetch_and_op(&v, &before, MPI_INT64_T, 0, 0, MPI_SUM, win_), "Fetch_and_op");
-    check(MPI_Win_unlock(0, win_), "Win_unlock");
-    return before;
-  }
-
- private:
-  MPI_Comm comm_;
-  Watchdog* watchdog_;
-  MPI_Win win_ = MPI_WIN_NULL;
-};
-
-// The node's block: a shared window on a communicator of the node's ranks (its own, so
-// that its barriers never interleave with the owner's collectives).
-class MpiNodeShared final : public NodeShared {
- public:
-  MpiNodeShared(MPI_Comm node, int64_t bytes) : comm_(node), bytes_(bytes) {
-    MPI_Comm_rank(comm_, &rank_);
-    MPI_Comm_size(comm_, &size_);
-    const MPI_Aint mine = rank_ == 0 ? static_cast<MPI_Aint>(std::max<int64_t>(bytes, 1)) : 0;
-    void* base = nullptr;
-    // Contiguous across ranks is not needed: only rank 0 holds bytes.
-    MPI_Info info;
-    MPI_Info_create(&info);
-    MPI_Info_set(info, "alloc_shared_noncontig", "true");
-    const int rc = MPI_Win_allocate_shared(mine, 1, info, comm_, &base, &win_);
-    MPI_Info_free(&info);
-    if (rc != MPI_SUCCESS) {
-      MPI_Comm_free(&comm_);
-      check(rc, "Win_allocate_shared");
-    }
-    MPI_Aint size = 0;
-    int disp = 1;
-    check(MPI_Win_shared_query(win_, 0, &size, &disp, &data_), "Win_shared_query");
-    SCORCH_CHECK(static_cast<int64_t>(size) >= bytes, "MPI shared window: asked for {} bytes, node rank 0 holds {}",
-                 bytes, static_cast<int64_t>(size));
-    check(MPI_Win_lock_all(MPI_MODE_NOCHECK, win_), "Win_lock_all");
-  }
-  ~MpiNodeShared() override {
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (finalized) return;
-    MPI_Win_unlock_all(win_);
-    MPI_Win_free(&win_);
-    MPI_Comm_free(&comm_);
-  }
-  void* data() override { return data_; }
-  int64_t bytes() const override { return bytes_; }
-  int64_t allocated_here() const override { return rank_ == 0 ? bytes_ : 0; }
-  int node_rank() const override { return rank_; }
-  int node_size() const override { return size_; }
-  void node_barrier() override {
-    check(MPI_Win_sync(win_), "Win_sync");
-    check(MPI_Barrier(comm_), "Barrier");
-    check(MPI_Win_sync(win_), "Win_sync");
-  }
-
- private:
-  MPI_Comm comm_;
-  int64_t bytes_;
-  int rank_ = 0, size_ = 1;
-  MPI_Win win_ = MPI_WIN_NULL;
-  void* data_ = nullptr;
 };
 
 class MpiCommunicator final : public Communicator {
@@ -535,15 +236,14 @@ class MpiCommunicator final : public Communicator {
     submit([&] { check(MPI_Comm_dup(comm_, &dup), "Comm_dup"); }, {}, {}, "creating the farm counter")->wait();
     // Several nodes (every rank sees it: its node holds fewer than all ranks): the served
     // counter, which needs a thread on rank 0 that may call MPI.
-    if (local_size_ < size_ && mpi_thread_multiple()) return std::make_unique<MpiServedCounter>(dup, initial, watchdog_.get());
-    return std::make_unique<MpiCounter>(dup, initial, watchdog_.get());
+    return mpi_detail::make_counter(dup, initial, watchdog_.get(), /*served=*/local_size_ < size_ && mpi_thread_multiple());
   }
   std::unique_ptr<NodeShared> make_node_shared(int64_t bytes) override {
     MPI_Comm node = MPI_COMM_NULL;
     submit([&] { check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "Comm_split_type"); },
            {}, {}, "splitting the ranks by node")
         ->wait();
-    return std::make_unique<MpiNodeShared>(node, bytes);
+    return mpi_detail::make_node_shared(node, bytes);
   }
   void barrier() override {
     submit([this] { check(MPI_Barrier(comm_), "Barrier"); }, {}, {}, "a barrier")->wait();

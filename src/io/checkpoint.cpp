@@ -10,7 +10,6 @@
 
 
 #include "scorch/core/error.h"
-#include "scorch/core/hash.h"
 #include "scorch/core/log.h"
 #include "scorch/io/ema_snapshots.h"
 #include "scorch/io/hdf5.h"
@@ -33,17 +32,8 @@ TrainState read_header(const h5::File& f, const std::string& path) {
   st.world_size = h5::get_attr_int(f.id(), "world_size", path);
   st.epoch = h5::get_attr_int(f.id(), "epoch", path);
   st.batch_in_epoch = h5::get_attr_int(f.id(), "batch_in_epoch", path);
-  st.config_toml = h5::read_string(f.id(), "config", path);
-  h5::Handle c(H5Dopen2(f.id(), "config", H5P_DEFAULT), H5Dclose);
-  if (h5::has_attr(c.id(), "crc32")) {
-    const auto want = h5::get_attr_int(c.id(), "crc32", path);
-    const auto got = static_cast<int64_t>(crc32_of(st.config_toml));
-    SCORCH_CHECK(want == got, "{}: /config fails its CRC-32 check (stored {:08x}, computed {:08x}): the file is corrupted",
-                 path, want, got);
-  } else {
-    SCORCH_CHECK(version < 3, "{}: /config has no crc32 attribute, which version {} files always carry: the file is "
-                 "corrupted", path, version);
-  }
+  // Version 3 added the CRC-32 of /config; versions 1 and 2 load unchecked.
+  st.config_toml = h5::read_checked_string(f.id(), "config", path, /*crc_required=*/version >= 3);
   st.source = path;
   return st;
 }
@@ -79,11 +69,7 @@ void save_checkpoint(const std::string& path, const TrainState& st) {
     h5::set_attr(f, "batch_in_epoch", st.batch_in_epoch);
     // What wrote it (core/version.h): build_scorch, build_commit, build_libtorch, ...
     for (const auto& [k, v] : build_info()) h5::set_attr(f, "build_" + k, v);
-    h5::write_string(f, "config", st.config_toml);
-    {
-      h5::Handle c(H5Dopen2(f, "config", H5P_DEFAULT), H5Dclose);
-      h5::set_attr(c.id(), "crc32", static_cast<int64_t>(crc32_of(st.config_toml)));
-    }
+    h5::write_checked_string(f, "config", st.config_toml);
     h5::write_tensors(f, "model/params", st.params);
     h5::write_tensors(f, "model/buffers", st.buffers);
     h5::write_tensors(f, "ema", st.ema);

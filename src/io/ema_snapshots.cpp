@@ -6,7 +6,6 @@
 #include <regex>
 
 #include "scorch/core/error.h"
-#include "scorch/core/hash.h"
 #include "scorch/core/version.h"
 
 namespace fs = std::filesystem;
@@ -68,11 +67,7 @@ void save_ema_snapshot(const std::string& path, const EmaSnapshot& s) {
     h5::set_attr(f, "step", s.step);
     h5::set_attr(f, "images", s.images);
     for (const auto& [k, v] : build_info()) h5::set_attr(f, "build_" + k, v);
-    h5::write_string(f, "config", s.config_toml);
-    {
-      h5::Handle c(H5Dopen2(f, "config", H5P_DEFAULT), H5Dclose);
-      h5::set_attr(c.id(), "crc32", static_cast<int64_t>(crc32_of(s.config_toml)));
-    }
+    h5::write_checked_string(f, "config", s.config_toml);
     h5::write_tensors(f, "model/params", s.params);
     h5::write_tensors(f, "model/buffers", s.buffers);
     write_power_ema(f, "power_ema", s.profiles);
@@ -90,13 +85,7 @@ EmaSnapshot load_ema_snapshot(const std::string& path, bool tensors) {
   s.source = path;
   s.step = h5::get_attr_int(f.id(), "step", path);
   s.images = h5::get_attr_int(f.id(), "images", path);
-  s.config_toml = h5::read_string(f.id(), "config", path);
-  {
-    h5::Handle c(H5Dopen2(f.id(), "config", H5P_DEFAULT), H5Dclose);
-    const auto want = h5::get_attr_int(c.id(), "crc32", path);
-    SCORCH_CHECK(want == static_cast<int64_t>(crc32_of(s.config_toml)),
-                 "{}: /config fails its CRC-32 check: the file is corrupted", path);
-  }
+  s.config_toml = h5::read_checked_string(f.id(), "config", path, /*crc_required=*/true);
   if (tensors) {
     s.params = h5::read_tensors(f.id(), "model/params", path);
     s.buffers = h5::read_tensors(f.id(), "model/buffers", path);

@@ -12,6 +12,7 @@
 
 #include "hdf5_detail.h"
 #include "scorch/core/error.h"
+#include "scorch/core/hash.h"
 #include "scorch/io/hdf5.h"
 
 namespace scorch::h5 {
@@ -314,6 +315,26 @@ std::string read_string(hid_t loc, const std::string& name, const std::string& f
   SCORCH_CHECK(H5Dread(d.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, s.data()) >= 0,
                "{}: cannot read '{}' (corrupted?): {}", file, name, last_error());
   s.resize(std::strlen(s.c_str()));
+  return s;
+}
+
+void write_checked_string(hid_t loc, const std::string& name, const std::string& s) {
+  write_string(loc, name, s);
+  Handle d = open_dataset(loc, name, "(being written)");
+  set_attr(d.id(), "crc32", static_cast<int64_t>(crc32_of(s)));
+}
+
+std::string read_checked_string(hid_t loc, const std::string& name, const std::string& file, bool crc_required) {
+  std::string s = read_string(loc, name, file);
+  Handle d = open_dataset(loc, name, file);
+  if (!has_attr(d.id(), "crc32")) {
+    SCORCH_CHECK(!crc_required, "{}: /{} has no crc32 attribute, which files of this version always carry: the file is "
+                 "corrupted", file, name);
+    return s;
+  }
+  const int64_t want = get_attr_int(d.id(), "crc32", file), got = static_cast<int64_t>(crc32_of(s));
+  SCORCH_CHECK(want == got, "{}: /{} fails its CRC-32 check (stored {:08x}, computed {:08x}): the file is corrupted",
+               file, name, want, got);
   return s;
 }
 

@@ -97,6 +97,12 @@ void write_rows(hid_t loc, const std::string& name, int64_t start, const torch::
 
 void write_string(hid_t loc, const std::string& name, const std::string& s);
 std::string read_string(hid_t loc, const std::string& name, const std::string& file);
+// A string dataset with its CRC-32 (zlib's) in the attribute "crc32": HDF5 checksums chunked
+// datasets only, and a string is one contiguous value (the /config of checkpoints and EMA
+// snapshots). The reader verifies it and throws naming the file and both sums; a dataset
+// without the attribute is read unchecked unless `crc_required`.
+void write_checked_string(hid_t loc, const std::string& name, const std::string& s);
+std::string read_checked_string(hid_t loc, const std::string& name, const std::string& file, bool crc_required);
 
 void set_attr(hid_t loc, const std::string& name, int64_t v);
 void set_attr(hid_t loc, const std::string& name, double v);

@@ -36,14 +36,7 @@ namespace fs = std::filesystem;
 
 namespace scorch::train {
 
-namespace {
-
 using clock_type = std::chrono::steady_clock;
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-}  // namespace
 
 const std::vector<std::string>& train_log_columns() {
   static const std::vector<std::string> c{"step",        "loss",         "lr",           "images_per_s",
@@ -156,7 +149,8 @@ void Trainer::snapshot_sampling() {
     const double now = unix_seconds();
     if (events_) events_->image("samples/snapshot", step_, bytes, h, w, all.size(3), now);
     spdlog::info("snapshot sampling: {} samples ({}, {} NFE) with the EMA weights in {:.1f} s -> {}", n,
-                 sampling::short_name(cfg_), nfe, seconds_since(t0), png);
+                 sampling::short_name(cfg_), nfe,
+                 std::chrono::duration<double>(clock_type::now() - t0).count(), png);
   }
 }
 

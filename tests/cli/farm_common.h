@@ -1,18 +1,31 @@
 // Helpers of the farm suites (cli/test_farm.cpp, cli/test_farm_eval.cpp): the 2-D mixture
 // the farm samples without training, a job file for it, numbers read from the binary's
-// output and records, the index check of a sample run, and a small TorchScript feature net.
+// output and records, the index check of a sample run, and a small TorchScript feature net;
+// and the headers both files use.
 #pragma once
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/script.h>
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
 
 #include "cli/cli_common.h"
 #include "common.h"
+#include "scorch/cli/evaluation.h"
+#include "scorch/core/random.h"
+#include "scorch/data/dataset.h"
+#include "scorch/eval/metrics.h"
+#include "scorch/io/hdf5.h"
+#include "scorch/io/npz.h"
+#include "scorch/likelihood/likelihood.h"
+#include "scorch/models/analytic_gmm.h"
+#include "scorch/sde/sde.h"
 
 namespace scorch::test::farm_helpers {
 

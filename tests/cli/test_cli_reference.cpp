@@ -1,30 +1,18 @@
 // The `scorch` binary on the reference's files and on real-format inputs: a score_sde_pytorch
 // checkpoint imported, sampled on 2 ranks and resumed; image folders converted identically on
 // 1 and 2 ranks; hostile inputs refused at once, naming the problem.
-#include <unistd.h>
-
 #include <array>
-#include <cmath>
-#include <fstream>
-#include <cstdio>
 #include <filesystem>
 #include <regex>
 
 #include "cli/cli_common.h"
-#include "common.h"
-#include <ATen/CPUGeneratorImpl.h>
-
 #include "scorch/data/dataset.h"
 #include "scorch/data/image_grid.h"
-#include "scorch/io/checkpoint.h"
-#include "scorch/io/ema_snapshots.h"
 #include "scorch/io/hdf5.h"
-#include "test_paths.h"
 
 using namespace scorch;
-using scorch::test::run;
-using scorch::test::scorch_cmd;
-using scorch::test::points_job;
+using test::run;
+using test::scorch_cmd;
 namespace fs = std::filesystem;
 
 BOOST_AUTO_TEST_SUITE(cli_reference)

@@ -4,31 +4,12 @@
 // indices; a run larger than 2 GiB with bounded memory; guided samples, inpainting and
 // colourisation through the farm; damaged batches computed again. The evaluations (FID, IS,
 // KID, bits/dim, seed sets, sweeps) are in cli/test_farm_eval.cpp.
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/script.h>
-
-#include <algorithm>
-#include <cmath>
-#include <filesystem>
-#include <regex>
-
-#include "cli/cli_common.h"
-#include "scorch/cli/evaluation.h"
-#include "common.h"
-#include "scorch/core/random.h"
-#include "scorch/data/dataset.h"
-#include "scorch/eval/metrics.h"
-#include "scorch/io/hdf5.h"
-#include "scorch/io/npz.h"
-#include "scorch/likelihood/likelihood.h"
-#include "scorch/models/analytic_gmm.h"
-#include "scorch/sde/sde.h"
+#include "cli/farm_common.h"
 
 using namespace scorch;
 using test::run;
 using test::scorch_cmd;
 namespace fs = std::filesystem;
-#include "cli/farm_common.h"
 
 using namespace scorch::test::farm_helpers;
 

@@ -3,31 +3,12 @@
 // standard Inception interfaces giving Python's features, FID of a sample run with cached
 // features, seed sets, the sweep over checkpoints and its records, and bits/dim from the farm
 // equal to the direct computation on the same images.
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/script.h>
-
-#include <algorithm>
-#include <cmath>
-#include <filesystem>
-#include <regex>
-
-#include "cli/cli_common.h"
-#include "scorch/cli/evaluation.h"
-#include "common.h"
-#include "scorch/core/random.h"
-#include "scorch/data/dataset.h"
-#include "scorch/eval/metrics.h"
-#include "scorch/io/hdf5.h"
-#include "scorch/io/npz.h"
-#include "scorch/likelihood/likelihood.h"
-#include "scorch/models/analytic_gmm.h"
-#include "scorch/sde/sde.h"
+#include "cli/farm_common.h"
 
 using namespace scorch;
 using test::run;
 using test::scorch_cmd;
 namespace fs = std::filesystem;
-#include "cli/farm_common.h"
 
 using namespace scorch::test::farm_helpers;
 

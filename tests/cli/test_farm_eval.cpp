@@ -14,7 +14,6 @@ using namespace scorch::test::farm_helpers;
 
 BOOST_AUTO_TEST_SUITE(farm)
 
-
 BOOST_AUTO_TEST_CASE(fid_statistics_are_world_size_invariant_and_exact_on_known_sets) {
   test::TempDir d("farmfid");
   auto cfg = test::tiny_image_config(d / "a.h5", 300, 1);

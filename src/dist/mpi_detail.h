@@ -90,6 +90,7 @@ class Watchdog {
   uint64_t next_id_ = 0;
   std::map<uint64_t, Busy> busy_;
 };
+
 // "node1 (ranks 0-1), node2 (ranks 2-3)": which ranks run where, from every rank's host
 // name (gathered once, collectively).
 std::string hosts_of_ranks(MPI_Comm comm);

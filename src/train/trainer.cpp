@@ -7,33 +7,18 @@
 // train/trainer_run.cpp.
 #include "scorch/train/trainer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Context.h>
-
 #include <chrono>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 
 #include "scorch/core/error.h"
-#include "scorch/core/host.h"
 #include "scorch/core/log.h"
 #include "scorch/core/random.h"
 #include "scorch/core/stop.h"
 #include "scorch/core/memory.h"
 #include "scorch/core/torch_compat.h"
-#include "scorch/core/version.h"
 #include "scorch/data/dataset.h"
 #include "scorch/dist/backend.h"
 #include "scorch/dist/sharding.h"
-#include "scorch/io/ema_snapshots.h"
-#include "scorch/io/files.h"
-#include "scorch/io/tensorboard.h"
-#include "scorch/data/image_grid.h"
-#include "scorch/models/score_fn.h"
-#include "scorch/sampling/noise.h"
-#include "scorch/sampling/sampler.h"
-#include "scorch/sde/variants.h"
 
 namespace scorch::train {
 

@@ -14,7 +14,7 @@
 #        NODES="1 2 4", SLOW_PCT=35, SKIP="allreduce farm" to leave parts out)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-[[ -x build/scorch ]] || source jobs/setup.sh
+[[ -x build/scorch ]] || source jobs/setup.sh --torch debian
 C=tests/cluster
 RATES=${RATES:-100mbit 1gbit}
 STEPS=${STEPS:-6}

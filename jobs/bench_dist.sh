@@ -8,7 +8,7 @@
 # (env: JOB, PER_RANK, MAX_BYTES, THREADS, SKIP_ALLREDUCE=1)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-[[ -x build/scorch ]] || source jobs/setup.sh
+[[ -x build/scorch ]] || source jobs/setup.sh --torch debian
 if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 STEPS=${1:-10}

@@ -5,7 +5,7 @@
 # and the classifier. Usage: bash jobs/bench_farm.sh [RUN]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source jobs/setup.sh
+source jobs/setup.sh --torch debian
 RUN=${1:-runs/fashion_mnist}
 export OMP_NUM_THREADS=1
 tmp=$(mktemp -d)

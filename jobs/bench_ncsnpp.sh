@@ -5,7 +5,7 @@
 # at batch 128 in fp32 and bf16. Usage: bash jobs/bench_ncsnpp.sh [STEPS]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-[[ -x build/scorch ]] || source jobs/setup.sh
+[[ -x build/scorch ]] || source jobs/setup.sh --torch debian
 STEPS=${1:-3}
 THREADS=${THREADS:-$(nproc)}
 run() {  # job device precision batch -> "ms/image images/s peakMiB"

@@ -5,7 +5,7 @@
 # NFE of PC sampler configurations. Usage: bash jobs/bench_ode.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source jobs/setup.sh
+source jobs/setup.sh --torch debian
 export OMP_NUM_THREADS=1
 MPI=(mpirun --oversubscribe -np 2)
 out=$(mktemp -d)

@@ -4,7 +4,7 @@
 # not counted. Usage: bash jobs/bench_scaling.sh [STEPS] [extra --set ...]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source jobs/setup.sh
+source jobs/setup.sh --torch debian
 STEPS=${1:-60}
 shift || true
 JOB=jobs/fashion_mnist.toml

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 t0=$(date +%s)
-source jobs/setup.sh
+source jobs/setup.sh --torch debian
 
 JOB=jobs/fashion_mnist.toml
 RUN=${SCORCH_RUN:-runs/fashion_mnist}

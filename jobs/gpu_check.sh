@@ -31,13 +31,16 @@
 #   build-rest    ninja -k 0: every other target
 #   cpu-tests     the quick CPU suites on the same (CUDA) build
 #   dependencies  headers and libraries the build took from outside the prefix and LibTorch
-# --rehearse: the CPU machine's version. LibTorch is Debian's (TORCH_CMAKE_PREFIX), the
-#   CUDA stages are skipped, the benches run at tiny sizes on the CPU, the build also compiles
-#   the CUDA-only sources against the CUDA toolkit when one is there (scorch_cuda_compile_check),
-#   and `dependencies` fails on any header or library from a Debian package that is neither
-#   carried (jobs/gpu_deps.sh) nor on the GPU machine.
-# --light (with --rehearse): configure in build-gpu-rehearsal, build only the CUDA-only objects
-#   there, and run the other stages on an existing build (--bin-build, default build).
+# --rehearse: the CPU machine's version: the same build against PyPI's CUDA torch in the
+#   checkout's venv (bash jobs/setup.sh --torch pip), configured with the carried packages,
+#   compiled and linked here (no GPU: the CUDA stages are skipped, the benches run at tiny
+#   sizes on the CPU with that CUDA binary); without a venv, Debian's LibTorch 1.13 and the
+#   CUDA-only sources compiled as objects (scorch_cuda_compile_check). `dependencies` fails on
+#   any header or library from a Debian package that is neither carried (jobs/gpu_deps.sh)
+#   nor on the GPU machine.
+# --light (with --rehearse): configure in build-gpu-rehearsal, compile only the CUDA-only
+#   sources there (no PCH), and run the other stages on an existing build (--bin-build,
+#   default build; the CUDA suite passes build-cuda).
 # Other options: --only a,b,c (just these stages), --limit STAGE=SECONDS (override one
 #   stage's limit; repeatable), --budget SECONDS, --feature-net PATH.
 # Exit status: 0 if no stage failed or timed out, 1 otherwise.
@@ -83,17 +86,27 @@ T_START=$(date +%s)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OMPI_MCA_rmaps_base_oversubscribe=1
 
-# A Python with torch: the one on PATH, else the PyTorch venv of the GPU machines.
+# A Python with torch: the one on PATH, else the PyTorch venv of the GPU machines; in a
+# rehearsal, the checkout's venv (jobs/setup.sh --torch pip: PyPI's CUDA torch) first.
 PYTHON=python3
-for p in python3 /usr/bin/python3 /opt/torch/.venv/bin/python3; do
+CANDIDATES=(python3 /usr/bin/python3 /opt/torch/.venv/bin/python3)
+((REHEARSE)) && CANDIDATES=("$ROOT/venv/bin/python" "${CANDIDATES[@]}")
+for p in "${CANDIDATES[@]}"; do
   if "$p" -c 'import torch' >/dev/null 2>&1; then PYTHON=$p; break; fi
 done
 export PATH=$(dirname "$(command -v "$PYTHON")"):$PATH
 HAVE_GPU=0
 if ((REHEARSE == 0)) && command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then HAVE_GPU=1; fi
+export TORCH_PYTHON=$PYTHON
 if ((REHEARSE)); then
-  export TORCH_CMAKE_PREFIX=${TORCH_CMAKE_PREFIX:-/usr/lib/x86_64-linux-gnu/cmake}
+  # The wheel's CUDA LibTorch when the checkout has one (the GPU machine's build, compiled and
+  # linked here), else Debian's 1.13 (the CUDA-only sources then compile as objects only).
+  if ! "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.version.cuda else 1)' 2>/dev/null; then
+    export TORCH_CMAKE_PREFIX=${TORCH_CMAKE_PREFIX:-/usr/lib/x86_64-linux-gnu/cmake}
+  fi
   export SCORCH_WITH_NCCL=AUTO
+  # The light rehearsal compiles a few files once: the torch PCH would cost more than it saves.
+  ((LIGHT)) && export SCORCH_CMAKE_ARGS="-DCMAKE_DISABLE_PRECOMPILE_HEADERS=ON"
 fi
 
 # Sizes: the lease's, or the rehearsal's tiny ones on the CPU.
@@ -130,7 +143,7 @@ run_stage() {
     echo "gpu_check: [$N] $name (limit ${limit} s) ..." >&2
     local t0 rc
     t0=$(date +%s.%N)
-    STAGE_LOG=$log timeout -k 5 "$limit" bash -c "$(declare -f "$fn" summary build_targets); $(declare -p ROOT BUILD BIN OUT FIG REHEARSE LIGHT NPROC PYTHON DEV \
+    STAGE_LOG=$log timeout -k 5 "$limit" bash -c "$(declare -f "$fn" summary build_targets cuda_objects); $(declare -p ROOT BUILD BIN OUT FIG REHEARSE LIGHT NPROC PYTHON DEV \
       NET_BATCH NET_STEPS TRAIN_BATCH TRAIN_STEPS SAMPLE_BATCH PC_STEPS BPD_IMAGES FID_IMAGES JOBS SIZE_SETS AR_MAX \
       FEATURE_NET 2>/dev/null); set -eo pipefail; $fn" > "$log" 2>&1 < /dev/null
     rc=$?
@@ -167,7 +180,7 @@ print("cuda available", torch.cuda.is_available(), "devices", torch.cuda.device_
 if torch.cuda.is_available():
     p = torch.cuda.get_device_properties(0); print("gpu", p.name, round(p.total_memory / 2**30, 1), "GiB")
 try:
-    import nvidia.nccl, os; d = os.path.dirname(nvidia.nccl.__file__); print("nccl", d, os.listdir(os.path.join(d, "lib")))
+    import nvidia.nccl, os; d = list(nvidia.nccl.__path__)[0]; print("nccl", d, os.listdir(os.path.join(d, "lib")))
 except Exception as e:
     print("nccl: not found as a pip package:", e)
 PY
@@ -181,7 +194,7 @@ st_unpack() { bash "$ROOT/jobs/gpu_deps.sh" unpack; summary "$(ls "$ROOT"/third_
 
 st_configure() {
   BUILD_DIR=$BUILD bash "$ROOT/jobs/gpu_deps.sh" configure
-  summary "$(grep -o 'scorch: LibTorch.*' "$STAGE_LOG" | head -1)"
+  summary "$(grep -o 'scorch: C++.*' "$STAGE_LOG" | head -1)"
 }
 
 # ninja -k 0 over TARGETS: every error of every file; the summary names the files.
@@ -197,11 +210,18 @@ build_targets() {
   else summary "built $*"; fi
   return $rc
 }
+# The objects of the sources only a CUDA build compiles (NCCL, devices, versions, compat).
+cuda_objects() {
+  ninja -C "$BUILD" -t targets all 2>/dev/null |
+    grep -oE '^CMakeFiles/scorch_core.dir/src/(dist/nccl_communicator|dist/backend|core/torch_compat|core/version)\.cpp\.o' || true
+}
 st_build_core() {
   local targets=(scorch scorch_gpu_tests)
   ((LIGHT)) && targets=()
   if ((REHEARSE)) && [[ $(ninja -C "$BUILD" -t targets all 2>/dev/null) == *$'\n'scorch_cuda_compile_check:* ]]; then
     targets+=(scorch_cuda_compile_check)
+  elif ((LIGHT)) && grep -q "SCORCH_HAVE_CUDA" "$BUILD/build.ninja" 2>/dev/null; then
+    mapfile -t targets < <(cuda_objects)  # against the wheel's CUDA LibTorch, as on the GPU machine
   fi
   ((${#targets[@]})) || { echo "nothing to build"; return 0; }
   build_targets "${targets[@]}"

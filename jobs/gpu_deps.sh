@@ -12,8 +12,9 @@
 # `build` is `unpack` (dpkg -x, writes third_party/env.sh), `configure` (cmake) and the
 # build itself; jobs/gpu_check.sh runs the three as separate, timed stages.
 #
-# Environment of `configure`/`build`: TORCH_CMAKE_PREFIX (default: asked from python3's
-# torch), NCCL_ROOT (default: the nvidia-nccl pip package), SCORCH_WITH_NCCL (default ON),
+# Environment of `configure`/`build`: TORCH_PYTHON (default python3), TORCH_CMAKE_PREFIX
+# (default: asked from that Python's torch), NCCL_ROOT (default: the nvidia-nccl pip package;
+# CMake takes the wheel's beside torch first), SCORCH_WITH_NCCL (default ON), SCORCH_CMAKE_ARGS,
 # BUILD_DIR (default build-gpu), CONFIGURE_ONLY=1 (`build` stops after configuring).
 #
 # Cluster modules instead: skip `fetch`, load the MPI and HDF5 modules and run
@@ -85,8 +86,10 @@ configure() {
   # shellcheck disable=SC1091
   source "$ROOT/third_party/env.sh"
   local TORCH_PREFIX NCCL_DIR
-  TORCH_PREFIX=${TORCH_CMAKE_PREFIX:-$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')}
-  NCCL_DIR=$(python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))' 2>/dev/null || true)
+  local PY=${TORCH_PYTHON:-python3}
+  TORCH_PREFIX=${TORCH_CMAKE_PREFIX:-$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')}
+  # nvidia.nccl is a namespace package (no __file__): its folder is __path__[0].
+  NCCL_DIR=$("$PY" -c 'import nvidia.nccl; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null || true)
   [[ -n $NCCL_DIR ]] || NCCL_DIR=${NCCL_ROOT:-}
   echo "gpu_deps: LibTorch from $TORCH_PREFIX, NCCL from ${NCCL_DIR:-<not found>}"
   if [[ -n $NCCL_DIR ]] && ! grep -q "^export NCCL_LIB=" "$ROOT/third_party/env.sh"; then
@@ -99,7 +102,7 @@ configure() {
     -DMPI_HOME="$MULTI/openmpi" -DMPI_CXX_COMPILER="$U/bin/mpicxx" \
     -DHDF5_ROOT="$MULTI/hdf5/serial" -DHDF5_NO_FIND_PACKAGE_CONFIG_FILE=ON \
     -DBoost_INCLUDE_DIR="$U/include" -DBoost_NO_SYSTEM_PATHS=ON -DBOOST_ROOT="$U" \
-    -DSCORCH_WITH_NCCL="${SCORCH_WITH_NCCL:-ON}"
+    -DSCORCH_WITH_NCCL="${SCORCH_WITH_NCCL:-ON}" ${SCORCH_CMAKE_ARGS:-}
 }
 
 build() {

@@ -11,7 +11,7 @@
 # Every step is skipped when its output exists (rerun to resume). Prints one table.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source jobs/setup.sh
+source jobs/setup.sh --torch debian
 export OMP_NUM_THREADS=1
 JOB=jobs/fashion_mnist_cond.toml
 RUN=${SCORCH_RUN:-runs/fashion_mnist_cond}

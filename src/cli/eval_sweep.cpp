@@ -154,7 +154,7 @@ int eval_sweep(const SweepOptions& o, dist::Communicator& comm) {
       spdlog::info("sweep of {}: {} post-hoc EMA profiles at step {}, {}", workdir, o.sigma_rels.size(), step, o.metric);
     }
     for (double s : o.sigma_rels) {
-      Row row{s, default_ema_checkpoint(workdir, step, s)};
+      Row row{.x = s, .ckpt = default_ema_checkpoint(workdir, step, s)};
       if (comm.rank() == 0 && !fs::exists(row.ckpt)) reconstruct_ema(workdir, s, step, row.ckpt);
       comm.barrier();
       if (const int rc = evaluate_checkpoint(o, comm, fid, bpd, row); rc != 0) return rc;
@@ -173,7 +173,7 @@ int eval_sweep(const SweepOptions& o, dist::Communicator& comm) {
   for (size_t k = 0; k < pick.size(); ++k) {
     const auto& [step, path] = all[pick[k]];
     if (comm.rank() == 0) spdlog::info("sweep: checkpoint {} of {}: {} (step {})", k + 1, pick.size(), path, step);
-    Row row{static_cast<double>(step), path};
+    Row row{.x = static_cast<double>(step), .ckpt = path};
     if (const int rc = evaluate_checkpoint(o, comm, fid, bpd, row); rc != 0) return rc;
     rows.push_back(row);
   }

@@ -153,7 +153,8 @@ Field* find(std::vector<Field>& fields, const std::string& key) {
   if (known.empty()) {
     for (const auto& f : fields) {
       std::string s = f.key.substr(0, f.key.find('.'));
-      if (known.find("[" + s + "]") == std::string::npos) known += (known.empty() ? "" : " ") + ("[" + s + "]");
+      const std::string sec = fmt::format("[{}]", s);  // (fmt: GCC 12 warns falsely on "lit" + string&& in C++20)
+      if (known.find(sec) == std::string::npos) known += (known.empty() ? "" : " ") + sec;
     }
     SCORCH_THROW("{}: unknown key '{}' (sections: {})", at, key, known);
   }

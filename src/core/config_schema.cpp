@@ -15,7 +15,7 @@ namespace config_schema {
 std::vector<Field> schema(Config& c) {
   std::vector<Field> f;
   auto add = [&f](std::string key, FieldPtr p, std::string help) -> Field& {
-    f.push_back(Field{std::move(key), p, std::move(help)});
+    f.push_back(Field{.key = std::move(key), .ptr = p, .help = std::move(help)});
     return f.back();
   };
   f.reserve(96);

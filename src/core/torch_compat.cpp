@@ -95,6 +95,15 @@ AutocastGuard::~AutocastGuard() {
 
 std::string torch_version() { return TORCH_VERSION; }
 
+std::string torch_cuda_version() {
+#ifdef SCORCH_HAVE_CUDA
+  const long v = at::detail::getCUDAHooks().versionCUDART();  // CUDART_VERSION of LibTorch's build: 13020
+  return fmt::format("{}.{}", v / 1000, (v % 1000) / 10);
+#else
+  return "none";
+#endif
+}
+
 std::string cudnn_version() {
   if (!at::Context::hasCuDNN()) return "none";
   const long v = at::detail::getCUDAHooks().versionCuDNN();
@@ -122,8 +131,10 @@ void set_tf32(bool enabled) {
 
 GradReadyHook::GradReadyHook(const torch::Tensor& param, std::function<void()> fn) {
   SCORCH_CHECK(param.is_leaf() && param.requires_grad(), "GradReadyHook: the tensor must be a leaf that requires grad");
-  accumulator_ = torch::autograd::impl::grad_accumulator(param);
+  auto acc = torch::autograd::impl::grad_accumulator(param);  // shared_ptr or intrusive_ptr (see the header)
+  accumulator_ = acc.get();
   SCORCH_CHECK(accumulator_ != nullptr, "GradReadyHook: no gradient accumulator for this tensor");
+  owner_ = std::make_shared<decltype(acc)>(std::move(acc));
   key_ = accumulator_->add_post_hook(std::make_unique<CallAfterAccumulate>(std::move(fn)));
 }
 

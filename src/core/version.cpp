@@ -10,6 +10,7 @@
 #include "scorch/core/torch_compat.h"
 #include "scorch_build_info.h"
 
+#include <torch/cuda.h>
 #ifdef SCORCH_HAVE_CUDA
 #include <cuda_runtime_api.h>
 #endif
@@ -28,14 +29,23 @@ std::vector<std::pair<std::string, std::string>> build_info() {
   v.emplace_back("build_type", SCORCH_BUILD_TYPE);
   v.emplace_back("libtorch", compat::torch_version());
 #ifdef SCORCH_HAVE_CUDA
-  v.emplace_back("cuda", fmt::format("{}.{}", CUDART_VERSION / 1000, (CUDART_VERSION % 1000) / 10));
+  // The CUDA LibTorch was built with (its runtime is the one loaded), and the toolkit whose
+  // headers compiled scorch (same major version: CMakeLists.txt checks it).
+  v.emplace_back("cuda", fmt::format("{} (LibTorch's; scorch compiled with the {}.{} toolkit)", compat::torch_cuda_version(),
+                                     CUDART_VERSION / 1000, (CUDART_VERSION % 1000) / 10));
   v.emplace_back("cudnn", compat::cudnn_version());
+  v.emplace_back("gpus", fmt::format("{} visible", torch::cuda::device_count()));
 #else
   v.emplace_back("cuda", "not built");
   v.emplace_back("cudnn", "not built");
+  v.emplace_back("gpus", "none (a CPU build)");
 #endif
 #ifdef SCORCH_HAVE_NCCL
-  v.emplace_back("nccl", fmt::format("{}.{}.{}", NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH));
+  // The libnccl.so.2 loaded (libtorch_cuda's), and the nccl.h compiled against.
+  int nccl = 0;
+  ncclGetVersion(&nccl);
+  v.emplace_back("nccl", fmt::format("{}.{}.{} (headers {}.{}.{})", nccl / 10000, (nccl % 10000) / 100, nccl % 100,
+                                     NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH));
 #else
   v.emplace_back("nccl", "not built");
 #endif

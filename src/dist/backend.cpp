@@ -6,6 +6,7 @@
 #include "scorch/core/error.h"
 #include "scorch/core/host.h"
 #include "scorch/core/log.h"
+#include "scorch/core/torch_compat.h"
 #include "scorch/dist/nccl_communicator.h"
 
 #ifdef SCORCH_HAVE_CUDA
@@ -42,10 +43,21 @@ torch::Device choose_device(const std::string& want, Communicator& comm) {
   SCORCH_CHECK(want == "auto" || want == "cpu" || want == "cuda",
                "dist.device = \"{}\" is not one of: auto, cpu, cuda", want);
   const bool have_cuda = torch::cuda::is_available() && torch::cuda::device_count() > 0;
-  SCORCH_CHECK(want != "cuda" || have_cuda,
-               "dist.device = \"cuda\" but this LibTorch sees no GPU (built without CUDA, or no device visible on {}); "
-               "use dist.device = \"cpu\" or \"auto\"",
-               host_name());
+#ifdef SCORCH_HAVE_CUDA
+  const std::string found = fmt::format("this CUDA build (LibTorch {}, CUDA {}) sees {} GPUs on {}",
+                                        compat::torch_version(), compat::torch_cuda_version(),
+                                        torch::cuda::device_count(), host_name());
+#else
+  const std::string found = fmt::format("this scorch was built against a CPU LibTorch ({}) on {}: it has no CUDA",
+                                        compat::torch_version(), host_name());
+#endif
+  SCORCH_CHECK(want != "cuda" || have_cuda, "dist.device = \"cuda\", but {}; use dist.device = \"cpu\" or \"auto\"", found);
+#ifdef SCORCH_HAVE_CUDA
+  // A CUDA build on a machine without a GPU (a login node, CI) computes on the CPU, and says so.
+  if (want == "auto" && !have_cuda && comm.rank() == 0) {
+    spdlog::info("dist.device = \"auto\": {}, so every rank computes on the CPU", found);
+  }
+#endif
   torch::Device device(torch::kCPU);
   if (want == "cuda" || (want == "auto" && have_cuda)) {
     const int n = static_cast<int>(torch::cuda::device_count());
@@ -89,8 +101,9 @@ std::string resolve_backend(const std::string& want, const torch::Device& device
     SCORCH_CHECK(nccl_compiled(),
                  "dist.backend = \"nccl\" but this scorch was built without NCCL (it needs a CUDA LibTorch and NCCL at "
                  "configure time: see README, Building on a GPU cluster)");
-    SCORCH_CHECK(device.is_cuda(), "dist.backend = \"nccl\" needs dist.device = \"cuda\" (this rank computes on {})",
-                 device.str());
+    SCORCH_CHECK(device.is_cuda(), "dist.backend = \"nccl\" needs a GPU per rank, but this rank computes on {} ({} GPUs "
+                 "visible on {}): use dist.backend = \"mpi\" or \"auto\"",
+                 device.str(), torch::cuda::device_count(), host_name());
   }
   return want;
 }

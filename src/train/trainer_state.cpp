@@ -158,7 +158,7 @@ ResumePoint find_resume_point(dist::Communicator& comm, const std::string& workd
   std::string msg;  // the path, or "!" and why nothing is usable
   if (comm.rank() == 0) {
     auto r = io::newest_loadable_checkpoint(workdir);
-    msg = r.path.empty() && !r.set_aside.empty() ? "!" + r.failure(workdir) : r.path;
+    msg = r.path.empty() && !r.set_aside.empty() ? fmt::format("!{}", r.failure(workdir)) : r.path;
     if (!r.path.empty() && !r.set_aside.empty()) {
       spdlog::warn("resuming from {}, the newest checkpoint that verifies ({} newer set aside)", r.path,
                    r.set_aside.size());

@@ -88,13 +88,13 @@ BOOST_AUTO_TEST_CASE(fid_statistics_are_world_size_invariant_and_exact_on_known_
 }
 
 // The two standard Inception files, by their interfaces: small TorchScript modules of the
-// same interfaces written by Debian's python3-torch (tests/fixtures/inception_interfaces.py,
+// same interfaces written by the tests' Python's torch (2.x, tests/fixtures/inception_interfaces.py,
 // random weights) give through scorch (2 ranks, grey images repeated to RGB) the features
 // Python gives; FID equals pytorch-fid's formula with scipy's sqrtm; IS the one of the
 // probabilities Python computes.
 BOOST_AUTO_TEST_CASE(standard_inception_interfaces_give_the_features_python_gives) {
-  if (std::system("/usr/bin/python3 -c 'import torch, h5py, scipy' > /dev/null 2>&1") != 0) {
-    BOOST_TEST_MESSAGE("python3-torch, python3-h5py or python3-scipy is not installed: skipped");
+  if (std::system(SCORCH_PYTHON " -c 'import torch, h5py, scipy' > /dev/null 2>&1") != 0) {
+    BOOST_TEST_MESSAGE(SCORCH_PYTHON " lacks torch, h5py or scipy (jobs/setup.sh --torch pip installs them): skipped");
     return;
   }
   test::TempDir d("farminception");
@@ -108,7 +108,7 @@ BOOST_AUTO_TEST_CASE(standard_inception_interfaces_give_the_features_python_give
   cfg.eval.batch_size = 16;
   cfg.eval.is_splits = 4;
   const std::string script = std::string(SCORCH_SOURCE_DIR) + "/tests/fixtures/inception_interfaces.py";
-  auto r = run("/usr/bin/python3 " + script + " " + d.path() + " " + d / "a.h5");
+  auto r = run(std::string(SCORCH_PYTHON) + " " + script + " " + d.path() + " " + d / "a.h5");
   BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
   const auto py = io::read_npz(d / "python_features.npz");
   struct Case {
@@ -130,7 +130,8 @@ BOOST_AUTO_TEST_CASE(standard_inception_interfaces_give_the_features_python_give
       r = run(scorch_cmd(2) + " eval fid" + base + " --workdir " + d / "w" + " --ref " + d / (c.file + ".a.npz") +
               " --data " + d / "b.h5");
       BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
-      auto p = run("/usr/bin/python3 " + script + " fid " + d / (c.file + ".b.npz") + " " + d / (c.file + ".a.npz"));
+      auto p = run(std::string(SCORCH_PYTHON) + " " + script + " fid " + d / (c.file + ".b.npz") + " " +
+                   d / (c.file + ".a.npz"));
       BOOST_REQUIRE_MESSAGE(p.code == 0, p.out);
       const double python_fid = last_number(p.out, "python fid");
       BOOST_TEST(python_fid > 1e-2);

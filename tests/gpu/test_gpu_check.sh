@@ -53,7 +53,8 @@ done
 echo "rehearsal: $(stage_field "$R" build-core seconds) s build, total $(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["total_s"])' "$R") s"
 
 echo "== 2. planted compile errors and a stage over its limit"
-if [[ $(ninja -C "$ROOT/build-gpu-rehearsal" -t targets all 2>/dev/null) != *$'\n'scorch_cuda_compile_check:* ]]; then
+targets=$(ninja -C "$ROOT/build-gpu-rehearsal" -t targets all 2>/dev/null || true)
+if [[ $targets != *$'\n'scorch_cuda_compile_check:* ]] && ! grep -q SCORCH_HAVE_CUDA "$ROOT/build-gpu-rehearsal/build.ninja"; then
   echo "no CUDA toolkit and nccl.h here: the CUDA-only sources are not compiled, part 2 is skipped"
   exit 0
 fi
@@ -61,6 +62,7 @@ COPY=$TMP/copy
 mkdir -p "$COPY/third_party"
 git -C "$ROOT" ls-files -z | tar -C "$ROOT" --null -T - -cf - | tar -C "$COPY" -xf -
 ln -s "$ROOT/third_party/debs" "$COPY/third_party/debs"
+[[ -d $ROOT/venv ]] && ln -s "$ROOT/venv" "$COPY/venv"  # the wheel's torch, as in part 1
 echo 'static_assert(false, "planted in nccl_communicator");' >> "$COPY/src/dist/nccl_communicator.cpp"
 echo 'int planted_error_in_torch_compat = undefined_name;' >> "$COPY/src/core/torch_compat.cpp"
 # And a carried package taken out of the list: the dependency check must name it.

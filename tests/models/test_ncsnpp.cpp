@@ -364,13 +364,13 @@ BOOST_AUTO_TEST_CASE(import_then_export_gives_back_the_file_bitwise) {
       for (const auto& [key, t] : st.ema) ema_bad += !torch::equal(sd.at(key).toTensor(), t);
       BOOST_TEST(ema_bad == 0);
       BOOST_TEST(!torch::equal(st.ema.begin()->second, st.params.at(st.ema.begin()->first)));  // EMA differs from raw
-      if (std::system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") == 0) {
+      if (std::system(SCORCH_PYTHON " -c 'import torch' > /dev/null 2>&1") == 0) {
         // score_sde_pytorch's restore in Python: strict load of the model, Adam, EMA, and
         // the reference network's recorded outputs (tests/fixtures/check_export.py).
-        const std::string cmd = fmt::format("/usr/bin/python3 {} {} {}", fixture("check_export.py"), name, pth);
+        const std::string cmd = fmt::format("{} {} {} {}", SCORCH_PYTHON, fixture("check_export.py"), name, pth);
         BOOST_TEST(std::system(cmd.c_str()) == 0, "torch.load and strict restore of " << pth);
       } else {
-        BOOST_TEST_MESSAGE("python3-torch is not installed: torch.load of the export skipped");
+        BOOST_TEST_MESSAGE(SCORCH_PYTHON " has no torch (jobs/setup.sh --torch pip): torch.load of the export skipped");
       }
     }
   }

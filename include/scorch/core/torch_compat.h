@@ -73,6 +73,9 @@ class AutocastGuard {
 // "1.13.0": the LibTorch this scorch was compiled against.
 std::string torch_version();
 
+// The CUDA version LibTorch was built with ("13.2"), or "none" (a CPU LibTorch).
+std::string torch_cuda_version();
+
 // The cuDNN version LibTorch was built with ("9.1.0"), or "none".
 std::string cudnn_version();
 // Peak bytes allocated by LibTorch's CUDA caching allocator on `device` since start (0 on
@@ -92,7 +95,10 @@ class GradReadyHook {
   GradReadyHook& operator=(const GradReadyHook&) = delete;
 
  private:
-  std::shared_ptr<torch::autograd::Node> accumulator_;  // kept alive, as c10d's Reducer does
+  torch::autograd::Node* accumulator_ = nullptr;  // the parameter's AccumulateGrad node
+  // Keeps it alive, as c10d's Reducer does: a std::shared_ptr<Node> before LibTorch 2.15,
+  // a c10::intrusive_ptr<Node> since (Node became an intrusive_ptr_target).
+  std::shared_ptr<void> owner_;
   uintptr_t key_ = 0;
 };
 

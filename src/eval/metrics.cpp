@@ -50,10 +50,10 @@ namespace {
 
 // tr sqrt(S1 S2) through the symmetric sqrt(S1) S2 sqrt(S1); also the largest imaginary part.
 std::pair<double, double> trace_sqrt_product(const torch::Tensor& s1, const torch::Tensor& s2) {
-  auto [w, v] = torch::linalg::eigh(s1, "L");
+  auto [w, v] = at::linalg_eigh(s1, "L");
   auto root = v.mm(torch::diag(w.clamp_min(0).sqrt())).mm(v.t());
   auto m = root.mm(s2).mm(root);
-  auto lam = torch::linalg::eigvalsh((m + m.t()) / 2, "L");
+  auto lam = at::linalg_eigvalsh((m + m.t()) / 2, "L");
   const double tr = lam.clamp_min(0).sqrt().sum().item<double>();
   const double imag = std::sqrt(std::max(0.0, -lam.min().item<double>()));
   return {tr, imag};

@@ -76,7 +76,7 @@ torch::Tensor posthoc_weights(const std::vector<Profile>& stored, const Profile&
   }
   // Least squares (the Gram matrix of nearly equal profiles is close to singular): the
   // minimum-norm solution through the SVD ("gelsd").
-  auto x = std::get<0>(torch::linalg::lstsq(G, b, c10::nullopt, std::string("gelsd")));
+  auto x = std::get<0>(at::linalg_lstsq(G, b, /*rcond=*/{}, std::string("gelsd")));
   return x.flatten();
 }
 

@@ -57,8 +57,15 @@ BOOST_AUTO_TEST_CASE(help_explains_every_subcommand) {
   r = run(scorch_cmd(1) + " --version");
   BOOST_TEST(r.code == 0);
   BOOST_TEST(r.out.find(std::string("libtorch: ") + SCORCH_TORCH_VERSION + "\n") != std::string::npos, r.out);
-  for (const char* k : {"scorch: ", "commit: ", "build_type: ", "cuda: ", "nccl: ", "mpi: Open MPI v4", "hdf5: 1."})
+  for (const char* k : {"scorch: ", "commit: ", "build_type: ", "cuda: ", "nccl: ", "gpus: ", "mpi: Open MPI v4", "hdf5: 1."})
     BOOST_TEST(r.out.find(k) != std::string::npos, k);
+#ifdef SCORCH_HAVE_NCCL
+  // The libnccl.so.2 loaded at run time is the one compiled against (libtorch_cuda's).
+  BOOST_TEST(r.out.find("nccl: " SCORCH_NCCL_VERSION " (headers " SCORCH_NCCL_VERSION ")") != std::string::npos, r.out);
+#endif
+#ifdef SCORCH_HAVE_CUDA
+  BOOST_TEST(r.out.find("gpus: " + std::to_string(torch::cuda::device_count()) + " visible") != std::string::npos, r.out);
+#endif
   r = run(scorch_cmd(1) + " export --help");
   BOOST_TEST(r.code == 0);
   BOOST_TEST(r.out.find("--state-dict") != std::string::npos);
@@ -91,6 +98,46 @@ BOOST_AUTO_TEST_CASE(bad_job_files_fail_before_work_naming_key_and_file) {
   r = run(scorch_cmd(1) + " prepare fashion-mnist --raw " + d / "nowhere" + " --out " + d / "out");
   BOOST_TEST(r.code != 0);
   BOOST_TEST(r.out.find("nowhere") != std::string::npos);
+}
+
+// What needs a GPU stops before any work where there is none, naming the key and what was
+// found (a CUDA build: LibTorch's version and 0 GPUs; a CPU build: a CPU LibTorch, no NCCL);
+// dist.device = "auto" in a CUDA build says once that it computes on the CPU.
+BOOST_AUTO_TEST_CASE(gpu_settings_without_a_gpu_stop_before_any_work) {
+  if (torch::cuda::is_available()) {
+    BOOST_TEST_MESSAGE("a GPU is visible: the refusals are not exercised");
+    return;
+  }
+  test::TempDir d("cligpu");
+  const auto job = points_job(d);
+  for (const std::string set : {"dist.device=cuda", "dist.backend=nccl"}) {
+    BOOST_TEST_CONTEXT(set) {
+      auto r = run(scorch_cmd(2) + " train --config " + job + " --workdir " + d / "w" + " --set " + set);
+      BOOST_TEST_INFO(r.out);
+      BOOST_TEST(r.code != 0);
+      const std::string key = set.substr(0, set.find('='));
+      BOOST_TEST(r.out.find(key + " = \"" + set.substr(set.find('=') + 1) + "\"") != std::string::npos);
+#ifdef SCORCH_HAVE_CUDA
+      BOOST_TEST(r.out.find("0 GPUs") != std::string::npos);
+#else
+      BOOST_TEST((r.out.find("CPU LibTorch") != std::string::npos || r.out.find("without NCCL") != std::string::npos));
+#endif
+      BOOST_TEST(!fs::exists(d / "w/checkpoints"));
+    }
+  }
+  auto r = run(scorch_cmd(2) + " train --config " + job + " --workdir " + d / "w" + " --set training.n_iters=2");
+  BOOST_TEST_INFO(r.out);
+  BOOST_TEST(r.code == 0);
+  size_t lines = 0;
+  for (size_t at = r.out.find("dist.device = \"auto\""); at != std::string::npos;
+       at = r.out.find("dist.device = \"auto\"", at + 1))
+    ++lines;
+#ifdef SCORCH_HAVE_CUDA
+  BOOST_TEST(lines == 1u);
+  BOOST_TEST(r.out.find("computes on the CPU") != std::string::npos);
+#else
+  BOOST_TEST(lines == 0u);
+#endif
 }
 
 BOOST_AUTO_TEST_CASE(train_info_sample_eval_on_two_ranks) {

@@ -2,9 +2,16 @@
 // build, a CUDA LibTorch 2.x from a PyTorch install) lives behind these few functions, so
 // no other file tests TORCH_VERSION.
 //
-// Audit of every LibTorch API scorch uses, against PyTorch 2.x's C++ headers (read in the
-// pytorch/pytorch repository; no 2.x build exists on the CPU machine, so the first GPU lease
-// compiles it: jobs/gpu_check.sh). Differences, and what scorch does about them:
+// Audit of every LibTorch API scorch uses, against PyTorch 2.x's C++ headers, now compiled and
+// linked against PyPI's torch 2.15 (CUDA 13.2) on every CI run (jobs/setup.sh --torch pip).
+// Differences, and what scorch does about them:
+//  - the headers require C++20 (2.13+); scorch is C++20 for both LibTorch versions.
+//  - autograd Node is a c10::intrusive_ptr_target in 2.15: impl::grad_accumulator returns an
+//    intrusive_ptr, a shared_ptr before. GradReadyHook keeps either, type-erased.
+//  - <torch>/include ships fmt 12, found before Debian's fmt 9 that spdlog needs: the build
+//    searches Debian's first (CMakeLists.txt, SCORCH_FMT_FIRST); no version test in code.
+//  - torch::linalg:: (torch/linalg.h) is gone from 2.15's C++ API: scorch calls the ATen ops
+//    at::linalg_eigh/eigvalsh/eigvals/lstsq, present in every version.
 //  - autocast (ATen/autocast_mode.h): is_enabled/set_enabled, is_cpu_enabled/...,
 //    get/set_autocast_gpu_dtype/cpu_dtype became per-device-type functions
 //    is_autocast_enabled(DeviceType), set_autocast_enabled, get/set_autocast_dtype in 2.4;

@@ -52,6 +52,7 @@ OUT=$ROOT/build-gpu/report
 REHEARSE=0
 LIGHT=0
 BUDGET=540
+BUDGET_SET=0
 ONLY=""
 FEATURE_NET=""
 BIN_BUILD=$ROOT/build
@@ -62,7 +63,7 @@ while (($#)); do
     --out) OUT=$(realpath -m "$2"); shift 2 ;;
     --rehearse) REHEARSE=1; shift ;;
     --light) LIGHT=1; shift ;;
-    --budget) BUDGET=$2; shift 2 ;;
+    --budget) BUDGET=$2; BUDGET_SET=1; shift 2 ;;
     --only) ONLY=",$2,"; shift 2 ;;
     --limit) LIMIT_OVERRIDE[${2%%=*}]=${2#*=}; shift 2 ;;
     --feature-net) FEATURE_NET=$(realpath -m "$2"); shift 2 ;;
@@ -72,6 +73,13 @@ while (($#)); do
   esac
 done
 ((LIGHT == 0 || REHEARSE == 1)) || { echo "gpu_check: --light needs --rehearse" >&2; exit 2; }
+# A full rehearsal compiles the whole CUDA build on the CPU machine's 2 cores (about 12 min
+# against the GPU machine's 16): longer limits there, unless given.
+if ((REHEARSE && !LIGHT)); then
+  [[ $BUDGET_SET == 1 ]] || BUDGET=2400
+  [[ -n ${LIMIT_OVERRIDE[build-core]:-} ]] || LIMIT_OVERRIDE[build-core]=1500
+  [[ -n ${LIMIT_OVERRIDE[build-rest]:-} ]] || LIMIT_OVERRIDE[build-rest]=900
+fi
 
 BUILD=$ROOT/build-gpu
 ((REHEARSE)) && BUILD=$ROOT/build-gpu-rehearsal

@@ -43,7 +43,7 @@ build_delayer() {
   local bin=$cluster_dir/bin/nfq_delay
   if [[ ! -x $bin || $here/nfq_delay.cpp -nt $bin ]]; then
     mkdir -p "$cluster_dir/bin"
-    g++ -std=c++17 -O2 -Wall -o "$bin.tmp" "$here/nfq_delay.cpp" -lnetfilter_queue -lnfnetlink >&2 \
+    g++ -std=c++20 -O2 -Wall -o "$bin.tmp" "$here/nfq_delay.cpp" -lnetfilter_queue -lnfnetlink >&2 \
       || cluster_die "fault.sh: cannot build nfq_delay (needs Debian's libnetfilter-queue-dev)"
     mv "$bin.tmp" "$bin"
   fi

@@ -303,7 +303,8 @@ BOOST_AUTO_TEST_CASE(imported_networks_reproduce_the_reference_outputs) {
 // import -> scorch checkpoint -> export gives back the published file: the same keys, and
 // every tensor with its dtype and bits (model with module.sigmas, EMA shadow list, Adam
 // moments by parameter id), the step, the EMA counters and Adam's step. Python's torch.load
-// reads the export where python3-torch is installed (skipped, not failed, elsewhere).
+// (2.x, its default weights_only=True) reads the export with the tests' Python (SCORCH_PYTHON:
+// the venv of jobs/setup.sh --torch pip; skipped, not failed, where it has no torch).
 BOOST_AUTO_TEST_CASE(import_then_export_gives_back_the_file_bitwise) {
   test::TempDir dir("export");
   for (const char* name : {"ncsnpp_ve", "ddpmpp_vp", "ncsnpp_skip", "ncsnpp_ddpmblocks"}) {

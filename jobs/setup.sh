@@ -77,13 +77,13 @@ if [[ $TORCH_MODE == pip ]]; then
   if [[ $have != "$TORCH_VERSION" ]]; then
     [[ -x $VENV/bin/python ]] || /usr/bin/python3 -m venv "$VENV" >> "$LOG" 2>&1 || { tail -n 20 "$LOG"; exit 1; }
     mkdir -p "$CACHE"
-    if ! "$VENV/bin/pip" install -q --no-index --find-links "$CACHE" "${WANT[@]}" >> "$LOG" 2>&1; then
+    if ! "$VENV/bin/pip" install -q --no-cache-dir --no-index --find-links "$CACHE" "${WANT[@]}" >> "$LOG" 2>&1; then
       before=$(du -sm "$CACHE" | cut -f1)
       t=$(date +%s)
       echo "scorch setup: downloading torch $TORCH_VERSION and its NVIDIA wheels into $CACHE (about 2.9 GB, once)"
-      "$VENV/bin/pip" download -q -d "$CACHE" "${WANT[@]}" >> "$LOG" 2>&1 || { tail -n 20 "$LOG"; exit 1; }
+      "$VENV/bin/pip" download -q --no-cache-dir -d "$CACHE" "${WANT[@]}" >> "$LOG" 2>&1 || { tail -n 20 "$LOG"; exit 1; }
       echo "scorch setup: downloaded $(( $(du -sm "$CACHE" | cut -f1) - before )) MB in $(( $(date +%s) - t )) s"
-      "$VENV/bin/pip" install -q --no-index --find-links "$CACHE" "${WANT[@]}" >> "$LOG" 2>&1 || { tail -n 20 "$LOG"; exit 1; }
+      "$VENV/bin/pip" install -q --no-cache-dir --no-index --find-links "$CACHE" "${WANT[@]}" >> "$LOG" 2>&1 || { tail -n 20 "$LOG"; exit 1; }
     fi
     echo "scorch setup: $VENV has torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
   fi

@@ -51,7 +51,7 @@ namespace {
 struct Row {
   double x;          // the step, or the profile's sigma_rel
   std::string ckpt;  // the checkpoint evaluated
-  std::string fid_record, bpd_record;
+  std::string fid_record{}, bpd_record{};
   double fid = std::nan(""), bpd = std::nan("");
 };
 

@@ -24,7 +24,7 @@ struct Field {
   double hi = std::numeric_limits<double>::infinity();
   bool lo_open = false;
   bool hi_open = false;
-  std::vector<std::string> choices;
+  std::vector<std::string> choices{};
   // Changes what a trained network means (its shape, its SDE, its objective, its data
   // scaling): refused when a run resumes from a checkpoint that holds another value.
   bool fixed = false;

@@ -9,6 +9,7 @@
 
 #include "scorch/core/error.h"
 #include "scorch/core/hash.h"
+#include "scorch/core/torch_compat.h"
 #include "scorch/io/checkpoint.h"
 #include "scorch/io/hdf5.h"
 #include "scorch/models/classifier.h"
@@ -37,7 +38,19 @@ class ScriptNet final : public FeatureNet {
     try {
       module_ = torch::jit::load(path, device);
     } catch (const std::exception& e) {
-      SCORCH_THROW("{}: not a TorchScript module ({})", path, message_of(e).substr(0, 300));
+      const std::string what = message_of(e);
+      // A module scripted by a newer PyTorch may call operators an older LibTorch lacks
+      // (PyTorch 2.x's F.interpolate scripts aten::_upsample_lanczos2d_aa, unknown to 1.13).
+      const bool newer = what.find("Unknown builtin op") != std::string::npos ||
+                         what.find("Unknown type name") != std::string::npos ||
+                         what.find("version") != std::string::npos;
+      SCORCH_THROW("{}: not a TorchScript module this scorch (LibTorch {}) can load ({}){}", path,
+                   compat::torch_version(), what.substr(0, 300),
+                   newer ? fmt::format("; a module saved by a newer PyTorch than {} may use operators it lacks: save it "
+                                       "with PyTorch {}, or build scorch against the newer PyTorch (bash jobs/setup.sh "
+                                       "--torch-prefix PYTHON)",
+                                       compat::torch_version(), compat::torch_version())
+                         : std::string());
     }
     module_.eval();
     SCORCH_CHECK(module_.find_method("forward").has_value(), "{}: the TorchScript module has no forward method", path);

@@ -181,7 +181,6 @@ BOOST_AUTO_TEST_CASE(likelihood_matches_the_mixture_density) {
   for (int64_t D : {2, 16}) {
     for (const char* sde_name : {"vpsde", "vesde", "subvpsde"}) {
       Mixture mix(sde_name, D);
-      const auto& cfg = mix.cfg;
       const auto& s = mix.sde;
       const auto& gmm = mix.gmm;
       const auto& score = mix.score;

@@ -25,8 +25,9 @@ measure() {
     "$bin" --threads "$THREADS" bench train "$@" --set dist.device=cpu --set training.batch_size=16 --synthetic 64 \
       --steps 4 --warmup 1 2>/dev/null | awk '$1 == "on" {print $2}'
   else
+    # images/s from the seconds per batch of 16 (the printed images/s has two decimals only).
     "$bin" --threads "$THREADS" bench sample "$@" --set dist.device=cpu --batch 16 --method pc --max-steps 10 2>/dev/null |
-      awk '$1 ~ /^pc/ {print $NF}'
+      awk '$1 ~ /^pc/ {printf "%.4f\n", 16 / $5}'
   fi
 }
 echo "# bench_torch: A = $A ($("$A/scorch" --version | sed -n 's/^libtorch: //p')), B = $B" \

@@ -114,7 +114,8 @@ if ((REHEARSE)); then
   fi
   export SCORCH_WITH_NCCL=AUTO
   # The light rehearsal compiles a few files once: the torch PCH would cost more than it saves.
-  ((LIGHT)) && export SCORCH_CMAKE_ARGS="-DCMAKE_DISABLE_PRECOMPILE_HEADERS=ON"
+  # Said both ways, since the two share build-gpu-rehearsal (and CMake caches the choice).
+  export SCORCH_CMAKE_ARGS="-DCMAKE_DISABLE_PRECOMPILE_HEADERS=$( ((LIGHT)) && echo ON || echo OFF)"
 fi
 
 # Sizes: the lease's, or the rehearsal's tiny ones on the CPU.

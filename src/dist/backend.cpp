@@ -100,7 +100,7 @@ std::string resolve_backend(const std::string& want, const torch::Device& device
   if (want == "nccl") {
     SCORCH_CHECK(nccl_compiled(),
                  "dist.backend = \"nccl\" but this scorch was built without NCCL (it needs a CUDA LibTorch and NCCL at "
-                 "configure time: see README, Building on a GPU cluster)");
+                 "configure time: bash jobs/setup.sh --torch pip, or jobs/README.md, GPUs)");
     SCORCH_CHECK(device.is_cuda(), "dist.backend = \"nccl\" needs a GPU per rank, but this rank computes on {} ({} GPUs "
                  "visible on {}): use dist.backend = \"mpi\" or \"auto\"",
                  device.str(), torch::cuda::device_count(), host_name());

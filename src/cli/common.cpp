@@ -8,6 +8,7 @@
 #include "scorch/eval/feature_net.h"
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <filesystem>
@@ -88,6 +89,8 @@ Resolved resolve(const Common& opt, bool need_ckpt) {
       const auto header = io::load_checkpoint_header(r.ckpt);
       r.ckpt_config = header.config_toml;
       r.ckpt_step = header.step;
+      // A checkpoint of version 1 to 3 has no stored identity: its file's SHA-256.
+      r.ckpt_identity = header.identity.empty() ? file_sha256_hex(r.ckpt) : header.identity;
     } catch (const std::exception& e) {
       if (!implicit) throw;
       SCORCH_THROW("the newest checkpoint of '{}' cannot be used: {}. {}", r.workdir, e.what(),
@@ -201,6 +204,7 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm) {
   SCORCH_CHECK(problem.empty(), "checkpoint {} cannot be used: {}; no samples or likelihoods can come from it. {}",
                l.r.ckpt, problem, usable_checkpoint_hint(l.r.workdir, l.r.ckpt));
   l.step = st.step;
+  l.r.ckpt_identity = st.identity;  // of the content just verified
   l.net = models::make_model(l.r.cfg);
   models::load_weights(*l.net, io::weights(st, /*use_ema=*/true), st.buffers);
   l.weights = st.ema_profile.empty() ? weights_description(!st.ema.empty(), st.ema_decay, st.ema_updates)
@@ -242,7 +246,9 @@ SampleRun sample_run(const Resolved& r, int64_t step, int64_t set) {
   run.seeds = fmt::format("eval.seed = {}: sample i draws all its noise from stream ({}, i), i = {}..{}", cfg.eval.seed,
                           cfg.eval.seed, run.first_index, run.first_index + cfg.eval.num_samples - 1);
   const std::string ckpt = r.ckpt.empty() ? "analytic" : fs::path(r.ckpt).filename().string();
-  run.name = fmt::format("s{:09d}-{}-{}", step, sampling::short_name(cfg), fnv1a64_hex(ckpt + "\n" + run.settings).substr(0, 8));
+  run.identity = r.ckpt_identity;
+  run.name = fmt::format("s{:09d}-{}-{}", step, sampling::short_name(cfg),
+                         fnv1a64_hex(ckpt + "\n" + run.identity + "\n" + run.settings).substr(0, 8));
   run.dir = fmt::format("{}/samples/{}", r.workdir, run.name);
   run.plan.dir = run.dir;
   run.plan.num_items = cfg.eval.num_samples;
@@ -250,6 +256,38 @@ SampleRun sample_run(const Resolved& r, int64_t step, int64_t set) {
   run.plan.balance = cfg.eval.balance;
   run.plan.what = "samples";
   return run;
+}
+
+void note_other_checkpoint_runs(const std::string& dir, const std::string& prefix, const std::string& meta,
+                                const std::string& identity) {
+  std::error_code ec;
+  const fs::path parent = fs::path(dir).parent_path();
+  if (fs::exists(dir, ec) || !fs::is_directory(parent, ec)) return;
+  for (const auto& e : fs::directory_iterator(parent, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || e.path() == fs::path(dir) || !e.is_directory(ec)) continue;
+    const fs::path m = meta[0] == '.' ? fs::path(e.path().string() + meta) : e.path() / meta;
+    if (!fs::is_regular_file(m, ec)) continue;
+    std::string had;
+    try {
+      std::ifstream in(m);
+      const auto j = nlohmann::json::parse(in);
+      if (j.contains("checkpoint_identity") && j["checkpoint_identity"].is_string()) {
+        had = j["checkpoint_identity"].get<std::string>();
+      } else if (j.contains("checkpoint") && j["checkpoint"].is_object() && j["checkpoint"].contains("identity") &&
+                 j["checkpoint"]["identity"].is_string()) {
+        had = j["checkpoint"]["identity"].get<std::string>();
+      }
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (had == identity) continue;
+    spdlog::warn("{} holds results of this step from another checkpoint ({}; this one's identity is {}): not used, "
+                 "computing again into {}", e.path().string(),
+                 had.empty() ? std::string("one made before scorch recorded checkpoint identities")
+                             : "identity " + had.substr(0, 16),
+                 identity.substr(0, 16), dir);
+  }
 }
 
 std::vector<int64_t> with_batch(int64_t b, const std::vector<int64_t>& item) {

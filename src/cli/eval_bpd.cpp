@@ -45,24 +45,29 @@ int eval_bpd(const Common& opt, dist::Communicator& comm, bool reuse_records, st
                   fs::absolute(path).string(), n, R, cfg.eval.rtol, cfg.eval.atol, cfg.eval.hutchinson, cfg.seed,
                   cfg.eval.batch_size);
   const std::string ckpt = l.r.ckpt.empty() ? "analytic" : fs::path(l.r.ckpt).filename().string();
+  // The checkpoint's content identity is part of the batches' settings and of the folder's
+  // name: another checkpoint of this step (--discard-newer, a replaced file) computes anew.
+  const std::string batch_settings = settings + fmt::format("checkpoint_identity = {}\n", l.r.ckpt_identity);
   farm::Plan plan;
-  plan.dir = fmt::format("{}/eval/bpd-s{:09d}-{}", l.r.workdir, l.step, fnv1a64_hex(ckpt + "\n" + settings).substr(0, 8));
+  plan.dir = fmt::format("{}/eval/bpd-s{:09d}-{}", l.r.workdir, l.step,
+                         fnv1a64_hex(ckpt + "\n" + l.r.ckpt_identity + "\n" + settings).substr(0, 8));
   plan.num_items = n;
   plan.batch_size = cfg.eval.batch_size;
   plan.balance = cfg.eval.balance;
   plan.what = "bits/dim images";
   const std::string record = plan.dir + ".json";
   if (record_out) *record_out = record;
-  if (reuse_records && record_exists(comm, record, "batches", plan.dir)) {
+  if (reuse_records && record_exists(comm, record, "batches", plan.dir, l.r.ckpt_identity)) {
     if (comm.rank() == 0) fmt::print("eval: bits/dim of step {} already evaluated -> {}\n", l.step, record);
     return 0;
   }
   if (comm.rank() == 0) {
+    note_other_checkpoint_runs(plan.dir, fmt::format("bpd-s{:09d}-", l.step), ".json", l.r.ckpt_identity);
     spdlog::info("bits/dim of {} items of {} x {} repeats: probability-flow ODE, RK45 rtol {} atol {}, {} ranks on {}", n,
                  path, R, cfg.eval.rtol, cfg.eval.atol, comm.size(), l.device.str());
   }
   auto report = farm::run(
-      comm, plan, [&](const farm::Batch& b) { return farm::batch_file_complete(b, "settings", settings); },
+      comm, plan, [&](const farm::Batch& b) { return farm::batch_file_complete(b, "settings", batch_settings); },
       [&](const farm::Batch& b) {
         const torch::Tensor rows = source->rows(b.begin, b.count);
         std::vector<torch::Tensor> bpd, exact;
@@ -93,7 +98,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm, bool reuse_records, st
           }
           if (k == 0) latents = res.z.to(torch::kFloat32).cpu().contiguous();
         }
-        farm::write_batch(b, "settings", settings, [&](hid_t f) {
+        farm::write_batch(b, "settings", batch_settings, [&](hid_t f) {
           h5::write_tensor(f, "bpd", torch::stack(bpd, 1).contiguous());  // [b, R]
           h5::write_tensor(f, "latents", latents);                        // x(T) of repeat 0
           if (!exact.empty()) h5::write_tensor(f, "exact_bpd", torch::stack(exact, 1).contiguous());
@@ -123,6 +128,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm, bool reuse_records, st
       h5::set_attr(f, "mean_nfe", nfes.mean().item<double>());
       h5::set_attr(f, "data", path);
       h5::set_attr(f, "batches", plan.dir);
+      h5::set_attr(f, "checkpoint_identity", l.r.ckpt_identity);
       h5::write_string(f, "config", to_toml(cfg));
     });
     auto per_repeat = all.mean(0);
@@ -139,6 +145,7 @@ int eval_bpd(const Common& opt, dist::Communicator& comm, bool reuse_records, st
     Provenance p;
     p.checkpoint = l.r.ckpt.empty() ? std::string("analytic_gmm (exact score)") : l.r.ckpt;
     if (!l.r.ckpt.empty()) p.checkpoint_sha256 = file_sha256_hex(l.r.ckpt);
+    p.checkpoint_identity = l.r.ckpt_identity;
     p.weights = l.weights;
     p.sampler = fmt::format("likelihood = probability-flow ODE, RK45 (Dormand-Prince)\neval.rtol = {}\neval.atol = "
                             "{}\neval.hutchinson = {}\neval.bpd_num_repeats = {}\nmodel.num_scales = {}\ntraining.sde "

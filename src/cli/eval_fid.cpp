@@ -86,8 +86,23 @@ int eval_fid_stats(const FidOptions& opt, dist::Communicator& comm) {
   install_stop_handlers();
   auto s = feature_setup(opt, comm);
   const std::string dir = opt.out + ".parts-" + s.net->id();
-  auto feats = data_features(s, comm, opt.data, dir);
+  eval::Features feats;
+  try {
+    feats = data_features(s, comm, opt.data, dir);
+  } catch (...) {
+    // A failure before any feature batch was written leaves no empty cache folder behind
+    // (its farm lock only); finished batches stay for the rerun.
+    if (comm.rank() == 0) {
+      bool any = false;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(dir, ec)) any = any || e.path().extension() == ".h5";
+      if (!any) fs::remove_all(dir, ec);
+    }
+    throw;
+  }
   if (comm.rank() == 0) {
+    SCORCH_CHECK(!stop_requested(), "fid-stats: stopped by a signal before {} was written (the features stay cached "
+                 "in {})", opt.out, dir);
     std::map<std::string, torch::Tensor> arrays{{"mu", feats.moments.mean()}, {"sigma", feats.moments.covariance()},
                                                 {"n", torch::tensor({feats.moments.n}, torch::kInt64)},
                                                 {"feature_net_id", net_id_array(*s.net)}};
@@ -175,6 +190,7 @@ SampleRunFeatures sample_run_features(const FeatureSetup& s, dist::Communicator&
   // has its checkpoint hashed now, if it is still there).
   p.checkpoint = m.value("checkpoint", std::string());
   p.checkpoint_sha256 = m.value("checkpoint_sha256", std::string());
+  p.checkpoint_identity = m.value("checkpoint_identity", std::string());
   if (comm.rank() == 0 && p.checkpoint_sha256.empty() && fs::is_regular_file(p.checkpoint)) {
     p.checkpoint_sha256 = file_sha256_hex(p.checkpoint);
   }
@@ -343,7 +359,7 @@ int eval_fid(const FidOptions& opt, dist::Communicator& comm, std::string* recor
   const std::string final_record = runs.size() == 1 ? fmt::format("{}/eval-{}.json", runs[0], tag)
                                                     : fmt::format("{}/eval-{}-sets{}.json", runs[0], tag, runs.size());
   if (record_out) *record_out = final_record;
-  if (opt.reuse_records && record_exists(comm, final_record, "", "")) {
+  if (opt.reuse_records && record_exists(comm, final_record, "", "", opt.run.empty() ? s.r.ckpt_identity : "")) {
     if (comm.rank() == 0) fmt::print("eval: {} already evaluated -> {}\n", runs[0], final_record);
     return 0;
   }

@@ -4,6 +4,7 @@
 // log it; then a table, <workdir>/eval/sweep-<metric>.csv and a PNG plot per metric with
 // the best checkpoint marked. One command that a requeued job simply reruns: finished
 // sample batches are skipped, and a checkpoint whose JSON record exists is read from it.
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -11,9 +12,11 @@
 #include <fstream>
 
 #include "scorch/cli/evaluation.h"
+#include "scorch/cli/provenance.h"
 #include "scorch/core/error.h"
 #include "scorch/core/log.h"
 #include "scorch/core/stop.h"
+#include "scorch/dist/sharding.h"
 #include "scorch/data/plot.h"
 #include "scorch/io/checkpoint.h"
 #include "scorch/io/ema_snapshots.h"
@@ -27,6 +30,7 @@ namespace {
 
 // The value of `metric` in a JSON record: the value itself, or the seed sets' mean.
 double record_value(const std::string& record, const std::string& metric) {
+  verify_record(record);
   std::ifstream in(record);
   SCORCH_CHECK(in, "{}: the evaluation's record is missing", record);
   const auto j = nlohmann::json::parse(in);
@@ -170,14 +174,34 @@ int eval_sweep(const SweepOptions& o, dist::Communicator& comm) {
     spdlog::info("sweep of {}: {} of its {} checkpoints (every {}{}), {}", workdir, pick.size(), all.size(), o.every,
                  o.every > 1 ? ", the newest among them" : "", o.metric);
   }
+  std::vector<std::string> gone;  // deleted while the sweep ran (a live run's checkpoint.keep)
   for (size_t k = 0; k < pick.size(); ++k) {
     const auto& [step, path] = all[pick[k]];
+    if (dist::broadcast_string(comm, fs::exists(path) ? "1" : "0", 0) == "0") {
+      if (comm.rank() == 0) spdlog::warn("sweep: {} (step {}) is gone (deleted since the sweep began): skipped", path, step);
+      gone.push_back(path);
+      continue;
+    }
     if (comm.rank() == 0) spdlog::info("sweep: checkpoint {} of {}: {} (step {})", k + 1, pick.size(), path, step);
     Row row{.x = static_cast<double>(step), .ckpt = path};
-    if (const int rc = evaluate_checkpoint(o, comm, fid, bpd, row); rc != 0) return rc;
+    try {
+      if (const int rc = evaluate_checkpoint(o, comm, fid, bpd, row); rc != 0) return rc;
+    } catch (const std::exception& e) {
+      if (fs::exists(path)) throw;
+      spdlog::warn("sweep: {} (step {}) was deleted while it was evaluated ({}): skipped", path, step, message_of(e));
+      gone.push_back(path);
+      comm.barrier();
+      continue;
+    }
     rows.push_back(row);
   }
-  if (comm.rank() == 0) report(workdir, "step", o.metric, fid, bpd, rows);
+  SCORCH_CHECK(!rows.empty(), "eval sweep: every selected checkpoint of {} was deleted while the sweep ran", workdir);
+  if (comm.rank() == 0) {
+    report(workdir, "step", o.metric, fid, bpd, rows);
+    if (!gone.empty()) {
+      fmt::print("skipped {} checkpoint(s) deleted during the sweep: {}\n", gone.size(), fmt::join(gone, ", "));
+    }
+  }
   return 0;
 }
 

@@ -9,7 +9,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "scorch/core/error.h"
+#include "scorch/core/hash.h"
 #include "scorch/core/host.h"
+#include "scorch/core/log.h"
 #include "scorch/core/version.h"
 #include "scorch/io/files.h"
 #include "scorch/io/tensorboard.h"
@@ -87,22 +90,66 @@ nlohmann::json or_null(const std::string& s) { return s.empty() ? nlohmann::json
 
 }  // namespace
 
+namespace {
+
+// The checksum of a record's JSON without its "checksum" key.
+std::string record_checksum(nlohmann::json j) {
+  j.erase("checksum");
+  return sha256_hex(j.dump());
+}
+
+// "" if `record` may be reused; otherwise why not.
+std::string record_problem(const std::string& record, const std::string& key, const std::string& value,
+                           const std::string& identity) {
+  nlohmann::json j;
+  try {
+    std::ifstream in(record);
+    j = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    return fmt::format("it does not parse ({})", message_of(e));
+  }
+  if (!j.is_object() || !j.contains("results")) return "it holds no results";
+  if (!j.contains("checksum")) return "it carries no checksum (written by an older scorch, or edited)";
+  if (!j["checksum"].is_string() || j["checksum"].get<std::string>() != record_checksum(j)) {
+    return "its checksum does not match its content: it was changed after scorch wrote it";
+  }
+  if (!identity.empty()) {
+    const auto& c = j.value("checkpoint", nlohmann::json::object());
+    const std::string had = c.is_object() && c.contains("identity") && c["identity"].is_string()
+                                ? c["identity"].get<std::string>()
+                                : std::string();
+    if (had != identity) {
+      return fmt::format("it was computed from another checkpoint (identity {}, this one's {})",
+                         had.empty() ? std::string("unrecorded") : had.substr(0, 16), identity.substr(0, 16));
+    }
+  }
+  if (!key.empty() && !(j.contains("settings") && j["settings"].is_object() &&
+                        j["settings"].value(key, std::string()) == value)) {
+    return fmt::format("its setting '{}' is not '{}'", key, value);
+  }
+  return "";
+}
+
+}  // namespace
+
 bool record_exists(dist::Communicator& comm, const std::string& record, const std::string& key,
-                   const std::string& value) {
+                   const std::string& value, const std::string& identity) {
   auto flag = torch::zeros({1}, torch::kInt64);
   if (comm.rank() == 0 && fs::is_regular_file(record)) {
-    try {
-      std::ifstream in(record);
-      const auto j = nlohmann::json::parse(in);
-      const bool match = key.empty() || (j.contains("settings") && j["settings"].is_object() &&
-                                         j["settings"].value(key, std::string()) == value);
-      if (match && j.contains("results")) flag[0] = 1;
-    } catch (const std::exception&) {
-      // unreadable: computed again and rewritten
+    const std::string why = record_problem(record, key, value, identity);
+    if (why.empty()) {
+      flag[0] = 1;
+    } else {
+      spdlog::warn("{}: not reused, {}: evaluating again (the record is rewritten)", record, why);
     }
   }
   comm.allreduce_sum(flag);
   return flag[0].item<int64_t>() > 0;
+}
+
+void verify_record(const std::string& record) {
+  const std::string why = record_problem(record, "", "", "");
+  SCORCH_CHECK(why.empty(), "{}: {}", record, why);
 }
 
 std::string weights_description(bool has_ema, double decay, int64_t updates) {
@@ -128,7 +175,11 @@ void log_results(const std::string& workdir, int64_t step, const std::vector<Res
   nlohmann::json j{
       {"results", res},
       {"step", step >= 0 ? nlohmann::json(step) : nlohmann::json()},
-      {"checkpoint", {{"file", or_null(p.checkpoint)}, {"sha256", or_null(p.checkpoint_sha256)}, {"weights", or_null(p.weights)}}},
+      {"checkpoint",
+       {{"file", or_null(p.checkpoint)},
+        {"sha256", or_null(p.checkpoint_sha256)},
+        {"identity", or_null(p.checkpoint_identity)},
+        {"weights", or_null(p.weights)}}},
       {"sampler", p.sampler.empty() ? nlohmann::json() : settings_json(p.sampler)},
       {"nfe", {{"mean", or_null(p.nfe_mean)}, {"min", or_null(p.nfe_min)}, {"max", or_null(p.nfe_max)}}},
       {"n", p.n},
@@ -148,6 +199,7 @@ void log_results(const std::string& workdir, int64_t step, const std::vector<Res
       {"time", local_time_iso8601()},
       {"unix_time", now}};
   if (!sets_json.empty()) j["seed_sets"] = nlohmann::json::parse(sets_json);
+  j["checksum"] = record_checksum(j);
   fs::create_directories(fs::path(record).parent_path());
   io::write_text_atomically(record, j.dump(2) + "\n");
 

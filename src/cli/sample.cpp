@@ -87,9 +87,19 @@ int sample_set(const Loaded& l, dist::Communicator& comm, const SampleRun& run) 
                                                       run.first_index + cfg.eval.num_samples - 1)
                                         : std::string(),
                  cfg.eval.batch_size, comm.size(), l.device.str());
+    note_other_checkpoint_runs(run.dir, run.name.substr(0, run.name.rfind('-') + 1), "manifest.json", run.identity);
   }
+  // A batch counts as done when its settings and its checkpoint's identity are this run's.
+  auto done = [&](const farm::Batch& b) {
+    if (!farm::batch_file_complete(b, "settings", run.settings)) return false;
+    auto f = h5::File::open_read(b.path);
+    const bool same = h5::has_attr(f.id(), "checkpoint_identity") &&
+                      h5::get_attr_string(f.id(), "checkpoint_identity", b.path) == run.identity;
+    if (!same) spdlog::warn("{}: sampled from another checkpoint: computed again", b.path);
+    return same;
+  };
   auto report = farm::run(
-      comm, run.plan, [&](const farm::Batch& b) { return farm::batch_file_complete(b, "settings", run.settings); },
+      comm, run.plan, done,
       [&](const farm::Batch& b) {
         auto index = b.indices();  // the sample's own index: its noise stream and class
         for (auto& i : index) i += run.first_index;
@@ -130,6 +140,7 @@ int sample_set(const Loaded& l, dist::Communicator& comm, const SampleRun& run) 
           h5::set_attr(f, "nfe", res.nfe);
           h5::set_attr(f, "step", l.step);
           h5::set_attr(f, "checkpoint", ckpt);
+          h5::set_attr(f, "checkpoint_identity", run.identity);
           h5::set_attr(f, "device", l.device.str());
         });
         return farm::Outcome{res.nfe};
@@ -143,6 +154,7 @@ int sample_set(const Loaded& l, dist::Communicator& comm, const SampleRun& run) 
     nlohmann::json m{{"run", run.name},
                      {"checkpoint", ckpt},
                      {"checkpoint_sha256", l.r.ckpt.empty() ? std::string() : file_sha256_hex(l.r.ckpt)},
+                     {"checkpoint_identity", run.identity},
                      {"weights", l.weights},
                      {"step", l.step},
                      {"seeds", run.seeds},

@@ -21,6 +21,7 @@
 #include "scorch/dist/sharding.h"
 #include "scorch/io/checkpoint.h"
 #include "scorch/io/files.h"
+#include "scorch/train/discard.h"
 #include "scorch/train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -60,15 +61,20 @@ struct TrainOptions : Common {
 
 // --ckpt OLDER while the workdir holds checkpoints of later steps: a second branch among
 // them would leave two histories in one directory. Refused unless --discard-newer, which
-// moves the newer ones (and nothing else) to <workdir>/checkpoints/discarded-<time>/.
-// Rank 0, holding the lock.
-void settle_newer_checkpoints(const std::string& workdir, const std::string& ckpt, bool discard) {
+// moves the newer checkpoints and everything their steps made (train/discard.h: EMA
+// snapshots, sample runs, records, bits/dim batches, log rows) to
+// <workdir>/checkpoints/discarded-<time>/. Returns whether training from `ckpt` starts a new
+// branch of the history: after a discard, or from another run's file. Rank 0, holding the lock.
+bool settle_newer_checkpoints(const std::string& workdir, const std::string& ckpt, bool discard) {
   const int64_t step = io::load_checkpoint_header(ckpt).step;
   std::vector<std::string> newer;
+  bool own = false;  // one of this workdir's checkpoints
+  std::error_code ec;
   for (const auto& [s, path] : io::list_checkpoints(workdir)) {
     if (s > step) newer.push_back(path);
+    own = own || fs::equivalent(path, ckpt, ec);
   }
-  if (newer.empty()) return;
+  if (newer.empty()) return !own;
   SCORCH_CHECK(discard, "--ckpt {} is of step {}, but '{}/checkpoints' holds {} newer checkpoint(s) (up to {}): training "
                "from it would start a second history among them. Resume from the newest (drop --ckpt), or pass "
                "--discard-newer to move the newer ones aside (never deleted) and train from step {}",
@@ -77,9 +83,11 @@ void settle_newer_checkpoints(const std::string& workdir, const std::string& ckp
   when.erase(std::remove(when.begin(), when.end(), ':'), when.end());
   std::string dir = fmt::format("{}/checkpoints/discarded-{}", workdir, when);
   for (int i = 1; fs::exists(dir); ++i) dir = fmt::format("{}/checkpoints/discarded-{}.{}", workdir, when, i);
-  fs::create_directories(dir);
-  for (const auto& p : newer) fs::rename(p, fs::path(dir) / fs::path(p).filename());
-  spdlog::warn("--discard-newer: moved {} checkpoint(s) newer than step {} to {}", newer.size(), step, dir);
+  const auto moved = train::discard_after(workdir, step, dir);
+  spdlog::warn("--discard-newer: moved {} checkpoint(s) newer than step {} and what their steps made ({} item(s) in "
+               "all: EMA snapshots, sample runs, records, bits/dim batches, log rows) to {}",
+               newer.size(), step, moved.size(), dir);
+  return true;
 }
 
 int train(const TrainOptions& opt, dist::Communicator& comm) {
@@ -103,9 +111,11 @@ int train(const TrainOptions& opt, dist::Communicator& comm) {
     // The newest checkpoint that verifies (under the lock: corrupt newer ones are renamed
     // aside and reported), unless --ckpt names one.
     Common o = opt;
-    train::ResumePoint from{opt.ckpt, {}};
+    train::ResumePoint from{opt.ckpt, {}, false};
     if (!opt.ckpt.empty()) {
-      dist::on_root_or_throw(comm, [&] { settle_newer_checkpoints(opt.workdir, opt.ckpt, opt.discard_newer); });
+      bool branch = false;
+      dist::on_root_or_throw(comm, [&] { branch = settle_newer_checkpoints(opt.workdir, opt.ckpt, opt.discard_newer); });
+      from.new_branch = dist::broadcast_string(comm, branch ? "1" : "0", 0) == "1";
     }
     if (o.ckpt.empty()) from = train::find_resume_point(comm, opt.workdir);
     o.ckpt = from.path;

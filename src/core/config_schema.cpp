@@ -3,6 +3,7 @@
 // fixed for a trained network. Defaults are the members' initialisers (config.h, the
 // reference's values). Also the checks that span several keys (validate), the values that
 // follow from others (derive), and the item shape.
+#include <algorithm>
 #include <cmath>
 
 #include "config_schema.h"
@@ -274,6 +275,32 @@ void derive(Config& cfg) {
 
 void validate(const Config& c) {
   const auto& sc = c.sampling;
+  // Every size derived from these keys is a product of them: refused here when it cannot be
+  // represented (a wrapped product passed the disk check and grew without bound).
+  int64_t item = 1;
+  if (c.is_image_data()) {
+    item = checked_mul(checked_mul(c.data.image_size, c.data.image_size,
+                                   fmt::format("data.image_size = {} squared", c.data.image_size)),
+                       c.data.num_channels, fmt::format("data.image_size^2 x data.num_channels = {}", c.data.num_channels));
+  } else {
+    item = std::max<int64_t>(c.data.dim, 1);
+  }
+  // Sample indices are noise-stream ids: all sets' samples must be addressable.
+  checked_mul(c.eval.num_samples, c.eval.seed_sets,
+              fmt::format("eval.num_samples = {} x eval.seed_sets = {}", c.eval.num_samples, c.eval.seed_sets),
+              int64_t{1} << 53);
+  checked_mul(checked_mul(c.eval.num_samples, c.eval.seed_sets, "eval.num_samples x eval.seed_sets"), item,
+              fmt::format("eval.num_samples = {} x eval.seed_sets = {} x {} values per sample", c.eval.num_samples,
+                          c.eval.seed_sets, item));
+  checked_mul(c.eval.batch_size, item, fmt::format("eval.batch_size = {} x {} values per item", c.eval.batch_size, item));
+  checked_mul(c.training.batch_size, item,
+              fmt::format("training.batch_size = {} x {} values per item", c.training.batch_size, item));
+  checked_mul(c.eval.bpd_num_images, c.eval.bpd_num_repeats,
+              fmt::format("eval.bpd_num_images = {} x eval.bpd_num_repeats = {}", c.eval.bpd_num_images,
+                          c.eval.bpd_num_repeats));
+  checked_mul(c.eval.kid_subsets, c.eval.kid_subset_size,
+              fmt::format("eval.kid_subsets = {} x eval.kid_subset_size = {}", c.eval.kid_subsets,
+                          c.eval.kid_subset_size));
   SCORCH_CHECK(c.training.loss == "dsm" || c.training.continuous,
                "training.loss = \"{}\" is a continuous-time objective: it needs training.continuous = true",
                c.training.loss);

@@ -57,4 +57,16 @@ std::string message_of(const std::exception& e) {
   return msg;
 }
 
+int64_t checked_mul(int64_t a, int64_t b, const std::string& what, int64_t limit) {
+  int64_t out = 0;
+  if (__builtin_mul_overflow(a, b, &out) || out < 0) {
+    throw_error(__FILE__, __LINE__,
+                fmt::format("{}: the product does not fit in a 64-bit integer; nothing was computed", what));
+  }
+  if (out > limit) {
+    throw_error(__FILE__, __LINE__, fmt::format("{} = {}: more than {}; nothing was computed", what, out, limit));
+  }
+  return out;
+}
+
 }  // namespace scorch

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <vector>
 
 #include "scorch/core/error.h"
@@ -44,20 +45,43 @@ std::string file_fnv1a64_hex(const std::string& path) {
 std::string file_sha256_hex(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   SCORCH_CHECK(in, "{}: cannot read ({})", path, std::strerror(errno));
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  SCORCH_CHECK(ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1, "SHA-256: OpenSSL refused to start");
+  Sha256 h;
   std::vector<char> buf(size_t{1} << 20);
   while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
-    SCORCH_CHECK(EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount())) == 1, "SHA-256 of {} failed",
-                 path);
+    h.add(buf.data(), static_cast<size_t>(in.gcount()));
   }
   SCORCH_CHECK(in.eof(), "{}: read error ({})", path, std::strerror(errno));
+  return h.hex();
+}
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  SCORCH_CHECK(ctx_ && EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) == 1,
+               "SHA-256: OpenSSL refused to start");
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+Sha256& Sha256::add(const void* data, size_t n) {
+  SCORCH_CHECK(EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, n) == 1, "SHA-256 update failed");
+  return *this;
+}
+
+std::string Sha256::hex() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  SCORCH_CHECK(EVP_DigestFinal_ex(ctx.get(), md, &len) == 1 && len == 32, "SHA-256 of {} failed", path);
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
-  return hex;
+  SCORCH_CHECK(EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), md, &len) == 1 && len == 32, "SHA-256 failed");
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
+  return out;
+}
+
+std::string sha256_hex(const std::string& s) { return Sha256().add(s).hex(); }
+
+std::string random_hex_id(int digits) {
+  std::random_device rd;
+  std::string out;
+  while (static_cast<int>(out.size()) < digits) out += fmt::format("{:08x}", rd());
+  return out.substr(0, static_cast<size_t>(digits));
 }
 
 }  // namespace scorch

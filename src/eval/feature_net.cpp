@@ -64,7 +64,21 @@ class ScriptNet final : public FeatureNet {
       interface_ = Interface::kPytorchFid;
     }
   }
+  // Any failure inside the module (a Python `raise` in TorchScript, an output of the wrong
+  // type) is reported naming the file.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x01) override {
+    try {
+      return forward_checked(x01);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      SCORCH_THROW("{}: the feature network failed on a batch of {} images {}: {}", path_, x01.size(0),
+                   c10::str(x01.sizes()), message_of(e));
+    }
+  }
+
+ private:
+  std::pair<torch::Tensor, torch::Tensor> forward_checked(const torch::Tensor& x01) {
     torch::NoGradGuard ng;
     auto x = x01.size(1) == 1 ? x01.repeat({1, 3, 1, 1}) : x01;
     SCORCH_CHECK(x.size(1) == 3, "{}: TorchScript feature networks take RGB (1 or 3 channels), got {}", path_, x01.size(1));
@@ -87,6 +101,10 @@ class ScriptNet final : public FeatureNet {
         f = out.toTensorList().get(out.toTensorList().size() - 1);  // pytorch-fid: the last block asked for
       } else if (out.isTuple() && !out.toTuple()->elements().empty()) {
         const auto& e = out.toTuple()->elements();
+        for (size_t i = 0; i < std::min<size_t>(e.size(), 2); ++i) {
+          SCORCH_CHECK(e[i].isTensor(), "{}: forward returned a tuple whose element {} is a {}, not a tensor (expected "
+                       "(features [B,F], logits [B,K]))", path_, i, e[i].tagKind());
+        }
         f = e[0].toTensor();
         if (e.size() > 1) l = e[1].toTensor();
       } else {
@@ -99,6 +117,8 @@ class ScriptNet final : public FeatureNet {
                  c10::str(f.sizes()));
     return {f.to(torch::kFloat32), l.defined() ? l.to(torch::kFloat32) : l};
   }
+
+ public:
   std::string describe() const override {
     switch (interface_) {
       case Interface::kNvidiaInception:

@@ -3,9 +3,18 @@
 
 #include "scorch/core/error.h"
 #include "scorch/core/log.h"
+#include "scorch/core/stop.h"
+#include "scorch/data/dataset.h"
 #include "scorch/io/hdf5.h"
 
 namespace scorch::eval {
+
+double moments_bytes(int64_t F, int64_t ranks_on_node) {
+  // Each rank's sum of outer products (all-reduced in place), and on rank 0 the covariance
+  // (outer - n mu mu^T, symmetrised: two temporaries) and frechet_distance's sqrt(S1) and
+  // sqrt(S1) S2 sqrt(S1) with eigh's workspace: about four more.
+  return 8.0 * static_cast<double>(F) * static_cast<double>(F) * static_cast<double>(ranks_on_node + 4);
+}
 
 Features compute_features(dist::Communicator& comm, FeatureNet& net, const torch::Device& device, int64_t n,
                           int64_t batch_size, const std::string& dir, const std::string& balance,
@@ -17,6 +26,28 @@ Features compute_features(dist::Communicator& comm, FeatureNet& net, const torch
   out.plan.balance = balance;
   out.plan.what = "feature images";
   const std::string id = net.id();
+  {
+    // The moments hold F x F float64 sums: from the features of one image (rank 0), refused
+    // before any batch is computed when they cannot fit (see moments_bytes).
+    auto probe = torch::zeros({2}, torch::kInt64);
+    if (comm.rank() == 0 && n > 0) {
+      auto x = read(0, 1);
+      SCORCH_CHECK(x.dim() == 4 && x.size(0) == 1, "features: image 0 came back as {}", c10::str(x.sizes()));
+      auto f = net.forward(x.to(device)).first;
+      probe[0] = f.dim() == 2 ? f.size(1) : -1;
+    }
+    comm.broadcast(probe, 0);
+    const int64_t F = probe[0].item<int64_t>();
+    SCORCH_CHECK(n == 0 || F > 0, "{}: its features of one image are not [1,F]", net.describe());
+    const double need = moments_bytes(F, comm.local_size()), avail = data::available_memory();
+    SCORCH_CHECK(avail <= 0 || need <= 0.8 * avail,
+                 "{}: {} features per image: their float64 moments need about {} on this node ({} F x F "
+                 "accumulator(s) of {} each, one per rank here, and rank 0's covariance and Frechet square roots), but "
+                 "{} is available: use a feature network with fewer features (Inception's pool3 has 2048) or fewer ranks "
+                 "per node (nothing was computed)",
+                 net.describe(), F, format_bytes(need), comm.local_size(), format_bytes(8.0 * F * F),
+                 format_bytes(avail));
+  }
   out.report = farm::run(
       comm, out.plan, [&](const farm::Batch& b) { return farm::batch_file_complete(b, "net", id); },
       [&](const farm::Batch& b) {
@@ -38,15 +69,22 @@ Features compute_features(dist::Communicator& comm, FeatureNet& net, const torch
                out.report.batches);
   // Moments: rank r sums the batch files r, r + world, ...
   const auto all = farm::batches(out.plan);
-  int64_t F = 0, logits = 0;
+  int64_t F = 0, logits = 0, stopped = 0;
   for (size_t i = static_cast<size_t>(comm.rank()); i < all.size(); i += static_cast<size_t>(comm.size())) {
+    if (stop_requested()) {
+      stopped = 1;  // within one batch of the signal
+      break;
+    }
     auto f = h5::File::open_read(all[i].path);
     auto feat = h5::read_tensor(f.id(), "features", all[i].path);
     out.moments.add(feat);
     F = feat.size(1);
     logits = h5::exists(f.id(), "logits") ? 1 : 0;
   }
-  auto meta = comm.all_gather(torch::tensor({F, logits}, torch::kInt64));
+  auto meta = comm.all_gather(torch::tensor({F, logits, stopped}, torch::kInt64));
+  SCORCH_CHECK(meta.select(1, 2).max().item<int64_t>() == 0,
+               "features: stopped by a signal while summing the moments of {} (the features stay cached; nothing was "
+               "written)", dir);
   out.dim = meta.select(1, 0).max().item<int64_t>();
   out.has_logits = meta.select(1, 1).max().item<int64_t>() > 0;
   out.moments.allreduce(comm, out.dim);

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <regex>
+#include <sstream>
 
 
 #include "scorch/core/error.h"
+#include "scorch/core/hash.h"
 #include "scorch/core/log.h"
 #include "scorch/io/ema_snapshots.h"
 #include "scorch/io/hdf5.h"
@@ -35,7 +37,39 @@ TrainState read_header(const h5::File& f, const std::string& path) {
   // Version 3 added the CRC-32 of /config; versions 1 and 2 load unchecked.
   st.config_toml = h5::read_checked_string(f.id(), "config", path, /*crc_required=*/version >= 3);
   st.source = path;
+  if (version >= 4) {
+    st.identity = h5::get_attr_string(f.id(), "identity", path);
+    SCORCH_CHECK(st.identity.size() == 64 && st.identity.find_first_not_of("0123456789abcdef") == std::string::npos,
+                 "{}: attribute 'identity' is not a SHA-256 (64 hex digits): '{}'", path, st.identity);
+    st.lineage = h5::get_attr_string(f.id(), "lineage", path);
+    check_lineage(st.lineage, path + ": attribute 'lineage'");
+  }
   return st;
+}
+
+int64_t stored_version(const h5::File& f, const std::string& path) { return h5::get_attr_int(f.id(), "version", path); }
+
+// Length-prefixed pieces, so that no two different states feed the hash the same bytes.
+void hash_text(Sha256& h, const std::string& s) {
+  h.add(fmt::format("{}:", s.size()));
+  h.add(s);
+}
+
+void hash_tensor(Sha256& h, const std::string& name, const torch::Tensor& t) {
+  hash_text(h, name);
+  if (!t.defined()) {
+    hash_text(h, "undefined");
+    return;
+  }
+  const auto c = t.cpu().contiguous();
+  hash_text(h, fmt::format("{} {}", c10::toString(c.scalar_type()), c10::str(c.sizes())));
+  hash_text(h, std::to_string(c.nbytes()));
+  if (c.nbytes() > 0) h.add(c.data_ptr(), c.nbytes());
+}
+
+void hash_map(Sha256& h, const std::string& group, const TensorMap& m) {
+  hash_text(h, fmt::format("{} {}", group, m.size()));
+  for (const auto& [name, t] : m) hash_tensor(h, name, t);
 }
 
 }  // namespace
@@ -56,13 +90,77 @@ std::string first_nonfinite(const TrainState& st) {
   return "";
 }
 
+std::string content_identity(const TrainState& st) {
+  Sha256 h;
+  hash_text(h, "scorch-checkpoint-identity 1");
+  hash_text(h, fmt::format("step {} world_size {} epoch {} batch_in_epoch {}", st.step, st.world_size, st.epoch,
+                           st.batch_in_epoch));
+  hash_text(h, st.config_toml);
+  hash_map(h, "model/params", st.params);
+  hash_map(h, "model/buffers", st.buffers);
+  hash_map(h, "ema", st.ema);
+  hash_text(h, fmt::format("ema {:a} {} {}", st.ema_decay, st.ema_updates, st.ema_profile));
+  hash_map(h, "optimizer/exp_avg", st.exp_avg);
+  hash_map(h, "optimizer/exp_avg_sq", st.exp_avg_sq);
+  hash_text(h, fmt::format("adam {}", st.adam_steps));
+  hash_text(h, fmt::format("power_ema {}", st.power_ema.size()));
+  for (const auto& p : st.power_ema) {
+    hash_text(h, fmt::format("{:a} {:a} {}", p.sigma_rel, p.gamma, p.num_updates));
+    hash_map(h, "power_ema", p.tensors);
+  }
+  hash_tensor(h, "rng/default", st.rng);
+  hash_tensor(h, "rng/cuda", st.rng_cuda);
+  hash_map(h, "imported", st.imported);
+  return h.hex();
+}
+
+std::string checkpoint_identity(const std::string& path) {
+  const auto st = load_checkpoint_header(path);
+  return st.identity.empty() ? file_sha256_hex(path) : st.identity;
+}
+
+void check_lineage(const std::string& lineage, const std::string& what) {
+  std::istringstream in(lineage);
+  std::string seg;
+  int64_t last = -1;
+  while (in >> seg) {
+    const auto at = seg.find('@');
+    bool ok = at != std::string::npos && at > 0 && at + 1 < seg.size() &&
+              seg.find_first_not_of("0123456789abcdef") == at &&
+              seg.find_first_not_of("0123456789", at + 1) == std::string::npos && seg.size() - at - 1 <= 18;
+    int64_t step = ok ? std::stoll(seg.substr(at + 1)) : -1;
+    SCORCH_CHECK(ok && step > last,
+                 "{}: '{}' is not a lineage (\"ID@STEP ...\", hex ids, steps increasing): '{}'", what, lineage, seg);
+    last = step;
+  }
+}
+
+std::string lineage_with_branch(const std::string& lineage, int64_t step) {
+  return fmt::format("{}{}{}@{}", lineage, lineage.empty() ? "" : " ", random_hex_id(16), step);
+}
+
+std::string lineage_branch_at(const std::string& lineage, int64_t step) {
+  std::istringstream in(lineage);
+  std::string seg, id;
+  while (in >> seg) {
+    const auto at = seg.find('@');
+    const int64_t from = std::stoll(seg.substr(at + 1));
+    if (id.empty() || from < step) id = seg.substr(0, at);
+  }
+  return id;
+}
+
 void save_checkpoint(const std::string& path, const TrainState& st) {
   const auto bad = first_nonfinite(st);
   SCORCH_CHECK(bad.empty(), "refusing to write checkpoint '{}' of step {}: tensor '{}' holds NaN or Inf", path, st.step,
                bad);
+  check_lineage(st.lineage, fmt::format("checkpoint '{}' of step {}", path, st.step));
+  const std::string identity = content_identity(st);
   h5::write_atomically(path, [&](hid_t f) {
     h5::set_attr(f, "format", std::string(kCheckpointFormat));
     h5::set_attr(f, "version", kCheckpointVersion);
+    h5::set_attr(f, "identity", identity);
+    h5::set_attr(f, "lineage", st.lineage);
     h5::set_attr(f, "step", st.step);
     h5::set_attr(f, "world_size", st.world_size);
     h5::set_attr(f, "epoch", st.epoch);
@@ -116,6 +214,14 @@ TrainState load_checkpoint(const std::string& path) {
   if (h5::exists(f.id(), "rng/cuda")) st.rng_cuda = h5::read_tensor(f.id(), "rng/cuda", path);
   if (h5::exists(f.id(), "imported")) st.imported = h5::read_tensors(f.id(), "imported", path);
   st.power_ema = read_power_ema(f.id(), "power_ema", path);
+  const std::string content = content_identity(st);
+  if (stored_version(f, path) >= 4) {
+    SCORCH_CHECK(content == st.identity, "{}: its content does not match the identity recorded when scorch wrote it "
+                 "({} recorded, {} now): the file was changed afterwards (by hand or another tool); what was derived "
+                 "from it would not be this file's", path, st.identity.substr(0, 16), content.substr(0, 16));
+  } else {
+    st.identity = file_sha256_hex(path);  // versions 1 to 3: the file's SHA-256
+  }
   return st;
 }
 

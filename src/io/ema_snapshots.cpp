@@ -14,7 +14,7 @@ namespace scorch::io {
 
 namespace {
 constexpr const char* kSnapshotFormat = "scorch-ema-snapshot";
-constexpr int64_t kSnapshotVersion = 1;
+constexpr int64_t kSnapshotVersion = 2;  // 2 added the lineage; 1 still read
 }  // namespace
 
 void write_power_ema(hid_t f, const std::string& group, const std::vector<PowerEmaState>& profiles) {
@@ -53,6 +53,7 @@ std::string ema_snapshot_path(const std::string& workdir, int64_t step) {
 }
 
 void save_ema_snapshot(const std::string& path, const EmaSnapshot& s) {
+  check_lineage(s.lineage, fmt::format("EMA snapshot '{}' of step {}", path, s.step));
   for (size_t k = 0; k < s.profiles.size(); ++k) {
     for (const auto& [name, t] : s.profiles[k].tensors) {
       SCORCH_CHECK(!t.is_floating_point() || torch::isfinite(t).all().item<bool>(),
@@ -66,6 +67,7 @@ void save_ema_snapshot(const std::string& path, const EmaSnapshot& s) {
     h5::set_attr(f, "version", kSnapshotVersion);
     h5::set_attr(f, "step", s.step);
     h5::set_attr(f, "images", s.images);
+    h5::set_attr(f, "lineage", s.lineage);
     for (const auto& [k, v] : build_info()) h5::set_attr(f, "build_" + k, v);
     h5::write_checked_string(f, "config", s.config_toml);
     h5::write_tensors(f, "model/params", s.params);
@@ -79,12 +81,17 @@ EmaSnapshot load_ema_snapshot(const std::string& path, bool tensors) {
   SCORCH_CHECK(h5::has_attr(f.id(), "format") && h5::get_attr_string(f.id(), "format", path) == kSnapshotFormat,
                "{} is not a scorch EMA snapshot (no format=\"{}\" attribute)", path, kSnapshotFormat);
   const int64_t version = h5::get_attr_int(f.id(), "version", path);
-  SCORCH_CHECK(version == kSnapshotVersion, "{}: EMA snapshot version {} is not supported (this scorch reads {})", path,
-               version, kSnapshotVersion);
+  SCORCH_CHECK(version >= 1 && version <= kSnapshotVersion,
+               "{}: EMA snapshot version {} is not supported (this scorch reads 1 to {})", path, version,
+               kSnapshotVersion);
   EmaSnapshot s;
   s.source = path;
   s.step = h5::get_attr_int(f.id(), "step", path);
   s.images = h5::get_attr_int(f.id(), "images", path);
+  if (version >= 2) {
+    s.lineage = h5::get_attr_string(f.id(), "lineage", path);
+    check_lineage(s.lineage, path + ": attribute 'lineage'");
+  }
   s.config_toml = h5::read_checked_string(f.id(), "config", path, /*crc_required=*/true);
   if (tensors) {
     s.params = h5::read_tensors(f.id(), "model/params", path);

@@ -32,7 +32,7 @@ double seconds_since(clock_type::time_point t0) {
 }  // namespace
 
 Trainer::Trainer(const Config& cfg, dist::Communicator& comm, std::string workdir, torch::Device device)
-    : cfg_(cfg), comm_(comm), workdir_(std::move(workdir)), device_(device) {
+    : cfg_(cfg), comm_(comm), workdir_(std::move(workdir)), device_(device), lineage_(io::lineage_with_branch("", 0)) {
   validate(cfg_);
   comm_.set_timeout(cfg_.dist.timeout_s);
   const auto share = dist::batch_share(cfg_.training.batch_size, comm_.rank(), comm_.size(), cfg_.training.grad_accum);

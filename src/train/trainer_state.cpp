@@ -73,6 +73,7 @@ io::TrainState Trainer::state() const {
   st.epoch = step_ / batches_->steps_per_epoch();
   st.batch_in_epoch = step_ % batches_->steps_per_epoch();
   st.config_toml = to_toml(cfg_);
+  st.lineage = lineage_;
   st.params = to_host_map(models::named(model_->named_parameters()));
   st.buffers = to_host_map(models::named(model_->named_buffers()));
   st.ema = to_host_map(zip(trainable_, ema_->shadow()));
@@ -138,6 +139,8 @@ void Trainer::load_state(const io::TrainState& st) {
   }
   adam_->set_num_steps(st.adam_steps);
   step_ = st.step;
+  // A checkpoint written before scorch recorded histories starts one here.
+  lineage_ = st.lineage.empty() ? io::lineage_with_branch("", st.step) : st.lineage;
   const bool same_world = st.rng.defined() && st.rng.size(0) == comm_.size();
   const bool cuda_state = !device_.is_cuda() || (st.rng_cuda.defined() && st.rng_cuda.size(0) == comm_.size());
   if (same_world && cuda_state) {
@@ -173,12 +176,13 @@ ResumePoint find_resume_point(dist::Communicator& comm, const std::string& workd
 
 std::string Trainer::resume_latest() { return resume(find_resume_point(comm_, workdir_)); }
 
-std::string Trainer::resume_from(const std::string& path) { return resume(ResumePoint{path, {}}); }
+std::string Trainer::resume_from(const std::string& path) { return resume(ResumePoint{path, {}, false}); }
 
 std::string Trainer::resume(ResumePoint p) {
   if (p.path.empty()) return "";
   load_state(p.state.source == p.path ? p.state : io::load_checkpoint(p.path));
-  spdlog::info("resumed from {} at step {}", p.path, step_);
+  if (p.new_branch) lineage_ = io::lineage_with_branch(lineage_, step_);
+  spdlog::info("resumed from {} at step {}{}", p.path, step_, p.new_branch ? " (a new branch of its history)" : "");
   return p.path;
 }
 
@@ -193,6 +197,7 @@ void Trainer::maybe_snapshot_ema() {
   s.step = step_;
   s.images = step_ * cfg_.training.batch_size;
   s.config_toml = to_toml(cfg_);
+  s.lineage = lineage_;
   s.params = to_host_map(models::named(model_->named_parameters()));
   s.buffers = to_host_map(models::named(model_->named_buffers()));
   s.profiles = host_power_ema(trainable_, power_emas_);

@@ -42,6 +42,7 @@ struct Resolved {
   std::string workdir;  // --workdir, or the run directory holding --ckpt
   std::string ckpt_config;  // the checkpoint's own /config (TOML), "" without a checkpoint
   int64_t ckpt_step = 0;    // the step it holds
+  std::string ckpt_identity;  // its content identity (io/checkpoint.h), "" without a checkpoint
 };
 // defaults <- `toml` (a checkpoint's /config or a workdir's config.toml), derived; `source`
 // names it in errors.
@@ -76,8 +77,10 @@ struct Loaded {
 Loaded load_score_model(const Common& opt, dist::Communicator& comm);
 
 // A sample run of the farm: <workdir>/samples/<name>, name "s<step, 9 digits>-<sampler>-<hash>"
-// where the hash covers the sampler settings (sampling::settings) and the checkpoint's file
-// name; `settings` is what each batch file and the manifest record.
+// where the hash covers the sampler settings (sampling::settings), the checkpoint's file name
+// and its content identity (so that another checkpoint of the same step, after
+// --discard-newer or a file replaced by hand, never finds these samples); `settings` is what
+// each batch file and the manifest record, `identity` what they record of the checkpoint.
 struct SampleRun {
   std::string name;
   std::string dir;
@@ -86,6 +89,7 @@ struct SampleRun {
   int64_t set = 0;          // seed set k of eval.seed_sets: its batch b holds samples first_index + b's indices
   int64_t first_index = 0;  // k * eval.num_samples
   std::string seeds;        // "eval.seed = S: sample i draws all its noise from stream (S, i), i = a..b"
+  std::string identity;     // the checkpoint's content identity ("" for the analytic score)
 };
 // Set 0's name and settings do not depend on eval.seed_sets (a run of one set is set 0 of
 // many); set k > 0 adds "eval.seed_set = k" to the settings, so it is a run of its own.
@@ -106,6 +110,14 @@ struct Controlled {
   std::function<torch::Tensor(const torch::Tensor& x01)> show_input;
 };
 int run_controlled(const Common& common, dist::Communicator& comm, const Controlled& c);
+
+// Rank 0: when `dir` (a run about to be computed) does not exist yet, logs each sibling in
+// its folder of the same step and kind (a folder named `prefix`..., e.g. "s000000015-pc-")
+// whose JSON `meta` file (inside the sibling, e.g. "manifest.json", or with a leading '.'
+// beside it, e.g. ".json") names another checkpoint identity ("checkpoint_identity" or
+// "checkpoint": {"identity"}): its results are of another checkpoint, computed again here.
+void note_other_checkpoint_runs(const std::string& dir, const std::string& prefix, const std::string& meta,
+                                const std::string& identity);
 
 // Whether a farm run was stopped by a signal before finishing; if so rank 0 prints how far
 // it got in `dir` (the caller then exits with kStoppedExitCode).

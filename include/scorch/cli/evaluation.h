@@ -4,6 +4,7 @@
 // farm, and returns 0, kStoppedExitCode when a signal stopped it, or throws.
 #pragma once
 #include <cstddef>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -42,7 +43,12 @@ struct SweepOptions {
 // `scorch ema` (cli/ema.cpp): the power-function profile `sigma_rel` at snapshot `step` (-1:
 // the newest) of `workdir`, reconstructed from its EMA snapshots, written as a checkpoint to
 // `out` ("": default_ema_checkpoint). Returns the path. One process (rank 0).
-std::string reconstruct_ema(const std::string& workdir, double sigma_rel, int64_t step, const std::string& out);
+// Refuses a reconstruction whose relative L2 profile residual exceeds `max_residual`, and any
+// snapshot of another training history or architecture, naming the file.
+constexpr double kEmaMaxResidual = 0.05;
+constexpr int64_t kNewestSnapshot = std::numeric_limits<int64_t>::min();  // --step's default
+std::string reconstruct_ema(const std::string& workdir, double sigma_rel, int64_t step, const std::string& out,
+                            double max_residual = kEmaMaxResidual);
 // <workdir>/ema/phema_<step, 9 digits>_sigma<sigma_rel, 4 decimals>.h5
 std::string default_ema_checkpoint(const std::string& workdir, int64_t step, double sigma_rel);
 

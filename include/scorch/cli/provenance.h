@@ -18,6 +18,7 @@ namespace scorch::cli {
 struct Provenance {
   std::string checkpoint;         // the file, "analytic_gmm (exact score)", or "" (a data set)
   std::string checkpoint_sha256;  // "" without a file
+  std::string checkpoint_identity;  // io/checkpoint.h's content identity ("" without a file)
   std::string weights;            // "EMA (decay 0.9999, 1200 updates)", "raw parameters ..."
   std::string sampler;            // every sampler setting, "key = value" per line (or the ODE's)
   double nfe_mean = std::numeric_limits<double>::quiet_NaN();  // score evaluations per sample
@@ -38,6 +39,8 @@ struct Result {
   double se = std::numeric_limits<double>::quiet_NaN();  // standard error / std over splits; NaN: none
 };
 
+// The JSON record carries "checksum": the SHA-256 of its own text without that key (sorted
+// keys, as nlohmann::json dumps them), so that a hand-edited result is not reported again.
 // Appends one row per result to <workdir>/eval_log.csv (the file rewritten atomically, so a
 // row is never torn; a file of the earlier 7-column layout keeps its rows, moved into the
 // new columns), writes the JSON record to `record` (atomically), and adds "eval/<metric>" at
@@ -47,11 +50,16 @@ struct Result {
 void log_results(const std::string& workdir, int64_t step, const std::vector<Result>& results, const Provenance& p,
                  const std::string& record, const std::string& sets_json = std::string());
 
-// Whether rank 0 sees the JSON record `record` holding results and, unless `key` is "",
-// the setting `key` = `value` (under "settings"). Collective: every rank takes the same
-// branch (the sweep's reruns read finished results instead of computing them again).
+// Whether rank 0 sees the JSON record `record` holding results, whose checksum verifies (a
+// record edited by hand, or written before records carried one, is not trusted), made from
+// the checkpoint of identity `identity` (unless ""), and, unless `key` is "", holding the
+// setting `key` = `value` (under "settings"). Says why a record that is there is not reused.
+// Collective: every rank takes the same branch (the sweep's reruns read finished results
+// instead of computing them again).
 bool record_exists(dist::Communicator& comm, const std::string& record, const std::string& key,
-                   const std::string& value);
+                   const std::string& value, const std::string& identity = "");
+// Throws naming `record` unless its checksum verifies (rank 0's readers of a record's values).
+void verify_record(const std::string& record);
 
 // "EMA (decay D, U updates)" or "raw parameters (the checkpoint holds no EMA)" of a
 // checkpoint's weights as load_score_model uses them.

@@ -4,6 +4,7 @@
 #pragma once
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -26,6 +27,10 @@ std::string message_of(const std::exception& e);
 // A path quoted for a message; one over 160 characters (a 6 kB --workdir) shown by its ends,
 // its length and Linux's limits.
 std::string shown_path(const std::string& path);
+
+// a * b for sizes computed from user input: throws naming `what` (e.g. "eval.num_samples = 4
+// x eval.seed_sets = 2") when the product does not fit in 63 bits or exceeds `limit`.
+int64_t checked_mul(int64_t a, int64_t b, const std::string& what, int64_t limit = INT64_MAX);
 
 }  // namespace scorch
 

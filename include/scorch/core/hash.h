@@ -24,4 +24,28 @@ std::string file_fnv1a64_hex(const std::string& path);
 // the file.
 std::string file_sha256_hex(const std::string& path);
 
+// SHA-256 fed in pieces (OpenSSL's EVP, SHA-NI where the CPU has it): the content identity
+// of a checkpoint (io/checkpoint.h) and the checksum of a provenance record.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  Sha256& add(const void* data, size_t n);
+  Sha256& add(const std::string& s) { return add(s.data(), s.size()); }
+  // The digest as 64 hex digits; the object takes no more input after it.
+  std::string hex();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
+
+// SHA-256 of `s` as 64 hex digits.
+std::string sha256_hex(const std::string& s);
+
+// A new random identifier of `digits` hex digits (std::random_device): a training
+// history's branch (io/checkpoint.h's lineage).
+std::string random_hex_id(int digits = 16);
+
 }  // namespace scorch

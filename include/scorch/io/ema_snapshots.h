@@ -3,7 +3,8 @@
 // section 3). One HDF5 file per snapshot, written atomically like a checkpoint (every
 // dataset Fletcher-32 checksummed, /config CRC-32), pruned by ema.snapshot_keep:
 //   <workdir>/ema/snapshot_<step, 9 digits>.h5
-//   /            attrs: format="scorch-ema-snapshot", version, step, images
+//   /            attrs: format="scorch-ema-snapshot", version, step, images, lineage (version 2:
+//                the training history that wrote it, as in io/checkpoint.h; "" unrecorded)
 //   /config      the run's resolved TOML (attr crc32)
 //   /model/params/<name>, /model/buffers/<name>   the raw weights at that step
 //   /power_ema/<k>/<name>  profile k (attrs sigma_rel, gamma, num_updates)
@@ -24,6 +25,7 @@ struct EmaSnapshot {
   TensorMap params, buffers;
   std::vector<PowerEmaState> profiles;
   std::string source;  // the file it was read from
+  std::string lineage;  // "ID@STEP ..." (io/checkpoint.h); "" in a version 1 file
 };
 
 // <workdir>/ema/snapshot_<step>.h5

@@ -49,6 +49,10 @@ struct StepTimes {
 struct ResumePoint {
   std::string path;
   io::TrainState state;  // rank 0: the verified checkpoint; elsewhere empty
+  // Training from here starts a new branch of the history (io/checkpoint.h's lineage): the
+  // checkpoint is not the newest of this workdir's own history (--discard-newer moved newer
+  // ones aside) or comes from another file (--ckpt of another run).
+  bool new_branch = false;
 };
 ResumePoint find_resume_point(dist::Communicator& comm, const std::string& workdir);
 
@@ -147,6 +151,9 @@ class Trainer {
   int64_t nonfinite_in_a_row_ = 0, nonfinite_total_ = 0;
   double last_grad_norm_ = 0;  // global gradient norm of the last step, before clipping
   int64_t step_ = 0;
+  // The history this state belongs to (io/checkpoint.h): one new branch from step 0, or the
+  // resumed checkpoint's, with a branch added where ResumePoint::new_branch says so.
+  std::string lineage_;
   bool stop_agreed_ = false;  // some rank was signalled (from the all-reduced flag)
   bool profiling_ = false;
   StepTimes times_;

@@ -48,7 +48,7 @@ Command colorize_command() {
             ->check(CLI::ExistingFile);
         app.add_option("--count", opt.count, "images to colour (default: all)");
         app.add_option("--out", opt.out,
-                       "output (default <workdir>/samples/colorize_<step>-<sampler>.h5): /samples, /images uint8, "
+                       "output (default <workdir>/samples/colorize_<step>-<sampler>-<hash of every input>.h5): /samples, /images uint8, "
                        "/index and a PNG grid grey input | result | original");
         app.footer("score_sde's get_pc_colorizer: the grey channel of the orthogonal colour basis is replaced by the "
                    "forward-noised grey image after every sampler update, and set exactly at the end. Batches of "

@@ -8,6 +8,7 @@
 
 #include "scorch/cli/common.h"
 #include "scorch/core/error.h"
+#include "scorch/core/hash.h"
 #include "scorch/core/log.h"
 #include "scorch/core/stop.h"
 #include "scorch/data/dataset.h"
@@ -40,9 +41,23 @@ int run_controlled(const Common& common, dist::Communicator& comm, const Control
                fmt::join(shape.begin() + 1, shape.end(), ", "), fmt::join(want, ", "));
   const int64_t n = c.count > 0 ? std::min(c.count, shape[0]) : shape[0];
   SCORCH_CHECK(n > 0, "{}: no rows to {}", c.data, c.kind);
+  // Everything the result depends on: the data file (path, size, modification time), the
+  // mask, how many rows, the noise seed, the sampler, the checkpoint's identity. The default
+  // output name carries its hash, so that another input never overwrites an earlier result.
+  std::string data_stamp;
+  {
+    std::error_code ec;
+    const auto when = fs::last_write_time(c.data, ec);
+    data_stamp = fmt::format("{} ({} bytes, modified {})", fs::absolute(c.data).string(), fs::file_size(c.data, ec),
+                             ec ? 0 : when.time_since_epoch().count());
+  }
+  const std::string settings =
+      fmt::format("{} {} mask {}\nstep {}\nrows {}\neval.seed = {}\ncheckpoint_identity = {}\n{}", c.kind, data_stamp,
+                  c.mask_id, l.step, n, cfg.eval.seed, l.r.ckpt_identity, sampling::settings(cfg));
   const std::string out =
-      c.out.empty() ? fmt::format("{}/samples/{}_{:09d}-{}{}.h5", l.r.workdir, c.kind, l.step,
-                                  sampling::short_name(cfg), c.tag.empty() ? "" : "-" + c.tag)
+      c.out.empty() ? fmt::format("{}/samples/{}_{:09d}-{}{}-{}.h5", l.r.workdir, c.kind, l.step,
+                                  sampling::short_name(cfg), c.tag.empty() ? "" : "-" + c.tag,
+                                  fnv1a64_hex(settings).substr(0, 8))
                     : c.out;
   if (comm.rank() == 0 && fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
   farm::Plan plan;
@@ -51,9 +66,6 @@ int run_controlled(const Common& common, dist::Communicator& comm, const Control
   plan.batch_size = cfg.eval.batch_size;
   plan.balance = cfg.eval.balance;
   plan.what = c.kind == "inpaint" ? "inpainted items" : "colourised images";
-  const std::string settings =
-      fmt::format("{} {} mask {}\nstep {}\n{}", c.kind, fs::absolute(c.data).string(), c.mask_id, l.step,
-                  sampling::settings(cfg));
   if (comm.rank() == 0) {
     spdlog::info("{}: {} rows of {} ({}, batches of {}, {} rank(s))", c.kind, n, c.data, sampling::short_name(cfg),
                  cfg.eval.batch_size, comm.size());

@@ -25,6 +25,7 @@
 #include "scorch/data/source.h"
 #include "scorch/dist/backend.h"
 #include "scorch/eval/features.h"
+#include "scorch/eval/reference.h"
 #include "scorch/io/checkpoint.h"
 #include "scorch/io/hdf5.h"
 #include "scorch/io/npz.h"
@@ -117,33 +118,6 @@ int eval_fid_stats(const FidOptions& opt, dist::Communicator& comm) {
 }
 
 namespace {
-
-// Reference statistics from any of the files users have: scorch's and pytorch-fid's / EDM's
-// .npz (`mu`, `sigma`; scorch's also `features` for KID), or score_sde's statistics files
-// (score_sde/evaluation.py writes `pool_3` features [N,F] and, where computed, `logits`):
-// their moments are computed here in float64 (np.cov's unbiased covariance), and the
-// features serve KID.
-std::map<std::string, torch::Tensor> reference_statistics(const std::string& path) {
-  auto ref = io::read_npz(path);
-  if (!ref.count("mu") && !ref.count("sigma") && ref.count("pool_3")) {
-    const auto pool = ref.at("pool_3");
-    SCORCH_CHECK(pool.dim() == 2 && pool.size(0) >= 2 && pool.is_floating_point(),
-                 "{}: 'pool_3' must hold features [N,F] of N >= 2 images (score_sde's statistics), got {} of {}", path,
-                 c10::str(pool.sizes()), c10::str(pool.dtype()));
-    SCORCH_CHECK(torch::isfinite(pool).all().item<bool>(), "{}: 'pool_3' holds NaN or Inf", path);
-    eval::Moments m;
-    m.add(pool);  // accumulated in float64
-    ref["mu"] = m.mean();
-    ref["sigma"] = m.covariance();
-    if (!ref.count("features")) ref["features"] = pool;
-    spdlog::info("{}: score_sde statistics ({} images, {} features): moments computed from its pool_3 features", path,
-                 pool.size(0), pool.size(1));
-  }
-  SCORCH_CHECK(ref.count("mu") && ref.count("sigma"),
-               "{}: neither 'mu' and 'sigma' arrays (scorch, pytorch-fid and EDM statistics) nor 'pool_3' features "
-               "(score_sde statistics)", path);
-  return ref;
-}
 
 // What one evaluation gives: the results (FID first), the last line's text, its provenance.
 struct Evaluated {
@@ -299,7 +273,7 @@ int eval_fid(const FidOptions& opt, dist::Communicator& comm, std::string* recor
   const auto& cfg = s.r.cfg;
   SCORCH_CHECK(!s.r.workdir.empty(), "eval fid: pass --workdir (its samples/ holds the sample runs; features are "
                "cached there)");
-  auto ref = reference_statistics(opt.ref);
+  auto ref = eval::read_reference_stats(opt.ref);
   SCORCH_CHECK(!ref.count("feature_net_id") || ref.at("feature_net_id").equal(net_id_array(*s.net)),
                "{} was made with another feature network than {} (its features are not comparable)", opt.ref,
                s.net->describe());

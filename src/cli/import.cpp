@@ -60,6 +60,18 @@ int import_checkpoint(const ImportOptions& opt, dist::Communicator& comm) {
   spdlog::info("reading {} (score_sde_pytorch) for the {} network of {} ({} parameters)", opt.src, cfg.model.name,
                opt.common.config, models::count_parameters(*net));
   auto ref = interop::read_score_sde_pytorch(opt.src);
+  if (!ref.scorch_config.empty()) {
+    // scorch's own export: its network keys must be the job's (weights of a VP network under
+    // training.sde = "vesde" would be a checkpoint of another model).
+    const auto diff = fixed_key_changes(config_of(ref.scorch_config, opt.src + ":scorch_config"), cfg);
+    std::string list;
+    for (const auto& c : diff) {
+      list += fmt::format("\n  {}: {} in {}, {} in {}", c.key, c.before, opt.src, c.after, opt.common.config);
+    }
+    SCORCH_CHECK(diff.empty(), "{} was exported by scorch from a model with other network keys than {} ({} "
+                 "differ):{}\nImport it with the job it was trained with (or those values via --set)",
+                 opt.src, opt.common.config, diff.size(), list);
+  }
   auto st = interop::convert_reference(ref, *net, cfg, opt.src);
   verify_on_device(st, cfg, device);
   const std::string dest = opt.out.empty() ? io::checkpoint_path(opt.common.workdir, st.step) : opt.out;

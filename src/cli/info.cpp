@@ -4,10 +4,13 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include "scorch/cli/commands.h"
 #include "scorch/cli/common.h"
+#include "scorch/core/error.h"
 #include "scorch/core/torch_compat.h"
 #include "scorch/dist/backend.h"
 #include "scorch/io/checkpoint.h"
@@ -53,9 +56,9 @@ std::string run_state_text(const std::string& workdir) {
   }
   if (io::lock_is_held(workdir)) return fmt::format("run           running ({}; holds {}/.lock)\n", who, workdir);
   return fmt::format("run           dead: status.json says running ({}) but no process holds {}/.lock: it was killed "
-                     "(SIGKILL, a lost node, a launcher that ended it) before it could say so. Run the same train "
-                     "command to resume from the newest checkpoint\n",
-                     who, workdir);
+                     "(SIGKILL, a lost node, a launcher that ended it) before it could say so; it had reached step {} "
+                     "(checkpoint {}). Run the same train command to resume from the newest checkpoint\n",
+                     who, workdir, j.value("step", int64_t{-1}), j.value("checkpoint", std::string("none")));
 }
 
 int info(const InfoOptions& opt, dist::Communicator& comm) {
@@ -64,8 +67,22 @@ int info(const InfoOptions& opt, dist::Communicator& comm) {
     for (const auto& [key, help] : config_keys()) fmt::print("{:<34} {}\n", key, help);
     return 0;
   }
-  auto r = resolve(opt.common, /*need_ckpt=*/false);
+  Common c = opt.common;
+  std::string source;  // what the model described comes from
+  if (!c.workdir.empty()) {
+    SCORCH_CHECK(std::filesystem::is_directory(c.workdir), "info --workdir {}: no such directory", c.workdir);
+    const std::string run_toml = c.workdir + "/config.toml";
+    if (c.ckpt.empty() && io::latest_checkpoint(c.workdir).empty()) {
+      // No checkpoint yet: the run's own config.toml (written when training starts) or --config.
+      if (c.config.empty() && std::filesystem::is_regular_file(run_toml)) c.config = run_toml;
+      SCORCH_CHECK(!c.config.empty(), "info --workdir {}: no run there (no checkpoints/ckpt_*.h5 and no config.toml); "
+                   "pass --config JOB to describe a job's model", c.workdir);
+      source = fmt::format("no checkpoint yet: the model of {}", c.config);
+    }
+  }
+  auto r = resolve(c, /*need_ckpt=*/false);
   if (!r.workdir.empty()) fmt::print("{}", run_state_text(r.workdir));
+  if (!source.empty()) fmt::print("checkpoint    {}\n", source);
   if (r.cfg.model.name == "analytic_gmm") {
     fmt::print("model         analytic_gmm ({} components, exact score, no parameters)\n", r.cfg.model.gmm_means.size());
   } else {
@@ -85,6 +102,11 @@ int info(const InfoOptions& opt, dist::Communicator& comm) {
     fmt::print("checkpoint    {}\n", r.ckpt);
     fmt::print("step          {}\n", st.step);
     fmt::print("world size    {} (epoch {}, batch {} of it)\n", st.world_size, st.epoch, st.batch_in_epoch);
+    fmt::print("identity      {}\n", r.ckpt_identity);
+    if (!st.lineage.empty()) {
+      const auto branches = std::count(st.lineage.begin(), st.lineage.end(), '@');
+      fmt::print("history       {} ({} branch{})\n", st.lineage, branches, branches == 1 ? "" : "es");
+    }
   }
   fmt::print("\n{}", to_toml(r.cfg));
   return 0;

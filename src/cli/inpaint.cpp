@@ -125,7 +125,7 @@ Command inpaint_command() {
             ->required();
         app.add_option("--count", opt.count, "rows to complete (default: all)");
         app.add_option("--out", opt.out,
-                       "output (default <workdir>/samples/inpaint_<step>-<sampler>-mask<hash of the mask>.h5): /samples, /index, and for "
+                       "output (default <workdir>/samples/inpaint_<step>-<sampler>-mask<hash of the mask>-<hash of every input>.h5): /samples, /index, and for "
                        "images /images uint8 and a PNG grid masked input | result | original");
         app.footer("Known values are replaced by the data forward-noised to the current time after every sampler "
                    "update (score_sde's get_pc_inpainter; PC, ode and the fast methods alike) and set exactly at the "

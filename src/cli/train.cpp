@@ -38,8 +38,9 @@ const std::string& process_start_time() {
 }
 
 // <workdir>/status.json: {"state": running | finished | stopped | failed, "step", "checkpoint",
-// "exit_code", "message", "pid", "host", "started", "time"}. Rank 0 only. A run killed
-// outright stays "running" here; `scorch info --workdir` tells it is dead (nothing holds
+// "exit_code", "message", "pid", "host", "started", "time"}. Rank 0 only, at the start, at
+// every checkpoint (step and checkpoint reached) and at the end. A run killed outright stays
+// "running" here, with how far it got; `scorch info --workdir` tells it is dead (nothing holds
 // the lock) and jobs/launch.sh and the Slurm scripts mark it failed with the exit status.
 void write_status(const std::string& workdir, const std::string& state, int64_t step, int exit_code,
                   const std::string& message = "") {
@@ -144,7 +145,18 @@ int train(const TrainOptions& opt, dist::Communicator& comm) {
     // Written only once the configuration has built a model and loaded its data.
     if (root) io::write_text_atomically(opt.workdir + "/config.toml", to_toml(cfg));
     trainer.resume(std::move(from));
-    if (root) write_status(opt.workdir, "running", trainer.step(), -1);
+    if (root) {
+      write_status(opt.workdir, "running", trainer.step(), -1);
+      // How far the run got, at every checkpoint: a run killed outright leaves "running" with
+      // the step and checkpoint it reached (scorch info tells it is dead).
+      trainer.set_checkpoint_listener([&](int64_t step) {
+        try {
+          write_status(opt.workdir, "running", step, -1);
+        } catch (const std::exception& e) {
+          spdlog::warn("status.json not updated at step {}: {}", step, e.what());
+        }
+      });
+    }
     const bool finished = trainer.run();
     const int code = finished ? 0 : kStoppedExitCode;
     if (root) {

@@ -2,7 +2,6 @@
 // map 8-bit images to network input and back.
 #include "scorch/data/dataset.h"
 
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -37,52 +36,6 @@ Dataset read_all(const DatasetInfo& info) {
 
 }  // namespace
 
-double available_memory() {
-  double avail = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
-  std::ifstream mi("/proc/meminfo");
-  std::string key, unit;
-  double kb = 0;
-  while (mi >> key >> kb) {
-    std::getline(mi, unit);
-    if (key == "MemAvailable:") avail = kb * 1024.0;
-  }
-  // The memory cgroup this process is in (a Slurm job's, a node's): its limit less its
-  // usage. /proc/self/cgroup has "0::/path" for cgroup v2 and "N:memory:/path" for v1.
-  std::ifstream cg("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(cg, line)) {
-    const auto a = line.find(':'), b = line.find(':', a + 1);
-    if (a == std::string::npos || b == std::string::npos) continue;
-    const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
-    std::string limit_file, usage_file;
-    if (controllers.empty()) {
-      limit_file = "/sys/fs/cgroup" + path + "/memory.max";
-      usage_file = "/sys/fs/cgroup" + path + "/memory.current";
-    } else if (("," + controllers + ",").find(",memory,") != std::string::npos) {
-      limit_file = "/sys/fs/cgroup/memory" + path + "/memory.limit_in_bytes";
-      usage_file = "/sys/fs/cgroup/memory" + path + "/memory.usage_in_bytes";
-    } else {
-      continue;
-    }
-    std::ifstream lf(limit_file), uf(usage_file);
-    std::string limit;
-    double usage = 0;
-    // v1 writes "no limit" as a number near 2^63; v2 as "max".
-    if (lf >> limit && limit != "max" && std::stod(limit) < 1e18) {
-      if (!(uf >> usage)) usage = 0;
-      // Usage counts the page cache; its inactive part is reclaimed before anything fails
-      // (as MemAvailable counts it available): the working set is what is taken.
-      std::ifstream st(limit_file.substr(0, limit_file.rfind('/')) + "/memory.stat");
-      std::string k;
-      double v = 0;
-      while (st >> k >> v) {
-        if (k == (controllers.empty() ? "inactive_file" : "total_inactive_file")) usage = std::max(0.0, usage - v);
-      }
-      avail = std::min(avail, std::max(0.0, std::stod(limit) - usage));
-    }
-  }
-  return avail;
-}
 
 void check_fits_in_memory(const DatasetInfo& info, double copies) {
   const double avail = available_memory(), need = static_cast<double>(info.bytes) * copies;

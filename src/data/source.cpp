@@ -1,6 +1,8 @@
 // The three data sources behind data/source.h and the `auto` choice between them.
 #include "scorch/data/source.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <numeric>
 
@@ -138,8 +140,17 @@ class StreamSource final : public Source {
   StreamSource(const DatasetInfo& info, std::string why, double cache_mb)
       : Source(info, read_labels(info), std::move(why)),
         cache_bytes_(static_cast<int64_t>(cache_mb * 1024 * 1024)),
-        reader_(std::make_unique<h5::RowReader>(info.path, info.image ? "images" : "points", cache_bytes_)) {}
+        reader_(std::make_unique<h5::RowReader>(info.path, info.image ? "images" : "points", cache_bytes_)),
+        opened_(stat_of(info.path)) {}
   void gather(const torch::Tensor& idx, torch::Tensor& out) const override {
+    // Streamed rows come from the file as it is now: one that changed since the run opened
+    // it (rewritten in place, replaced, grown or shrunk) would feed other data than the run
+    // started with, silently. One stat per batch: identity (device, inode), size, mtime, ctime.
+    const auto now = stat_of(info_.path);
+    if (now != opened_) {
+      SCORCH_THROW("{} changed while this run streams it ({}): a data set must not change under a run. Restore it, or "
+                   "start the run again on the new file", info_.path, now.what_changed(opened_));
+    }
     check_indices(idx);
     check_out(*this, idx, out);
     const int64_t b = idx.size(0);
@@ -171,8 +182,36 @@ class StreamSource final : public Source {
   int64_t resident_bytes() const override { return std::min(cache_bytes_, info_.bytes); }
 
  private:
+  struct FileStat {
+    uint64_t dev = 0, ino = 0;
+    int64_t size = -1, mtime_ns = 0, ctime_ns = 0;
+    bool operator!=(const FileStat& o) const {
+      return dev != o.dev || ino != o.ino || size != o.size || mtime_ns != o.mtime_ns || ctime_ns != o.ctime_ns;
+    }
+    std::string what_changed(const FileStat& was) const {
+      if (size < 0) return "it is gone";
+      if (dev != was.dev || ino != was.ino) return "another file now has its name";
+      if (size != was.size) {
+        return fmt::format("it {} from {} bytes when opened to {} now", size < was.size ? "shrank" : "grew", was.size, size);
+      }
+      return "rewritten in place: its modification time changed";
+    }
+  };
+  static FileStat stat_of(const std::string& path) {
+    struct stat st {};
+    FileStat f;
+    if (::stat(path.c_str(), &st) != 0) return f;
+    f.dev = st.st_dev;
+    f.ino = st.st_ino;
+    f.size = st.st_size;
+    f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    f.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+    return f;
+  }
+
   int64_t cache_bytes_;
   std::unique_ptr<h5::RowReader> reader_;
+  FileStat opened_;
 };
 
 }  // namespace

@@ -31,10 +31,19 @@ Features compute_features(dist::Communicator& comm, FeatureNet& net, const torch
     // before any batch is computed when they cannot fit (see moments_bytes).
     auto probe = torch::zeros({2}, torch::kInt64);
     if (comm.rank() == 0 && n > 0) {
-      auto x = read(0, 1);
-      SCORCH_CHECK(x.dim() == 4 && x.size(0) == 1, "features: image 0 came back as {}", c10::str(x.sizes()));
-      auto f = net.forward(x.to(device)).first;
-      probe[0] = f.dim() == 2 ? f.size(1) : -1;
+      const auto first = farm::batches(out.plan).front();
+      if (farm::batch_file_complete(first, "net", id)) {
+        auto f = h5::File::open_read(first.path);
+        const auto shape = h5::shape(f.id(), "features");
+        probe[0] = shape.size() == 2 ? shape[1] : -1;
+      } else {
+        // Readers deal in whole batches: the first one, of which one image goes through the net.
+        auto x = read(first.begin, first.count);
+        SCORCH_CHECK(x.dim() == 4 && x.size(0) == first.count, "features: images {}..{} came back as {}", first.begin,
+                     first.begin + first.count - 1, c10::str(x.sizes()));
+        auto f = net.forward(x.narrow(0, 0, 1).to(device)).first;
+        probe[0] = f.dim() == 2 ? f.size(1) : -1;
+      }
     }
     comm.broadcast(probe, 0);
     const int64_t F = probe[0].item<int64_t>();

@@ -121,6 +121,11 @@ ReferenceCheckpoint read_score_sde_pytorch(const std::string& path) {
     r.optim_steps = std::max(r.optim_steps, as_int(get(sd, "step", where), where + ".step"));
   }
   r.step = as_int(get(top, "step", w), w + ": step");
+  if (top.contains("scorch_config")) {
+    const auto c = top.at("scorch_config");
+    SCORCH_CHECK(c.isString(), "{}: 'scorch_config' is not a string", path);
+    r.scorch_config = c.toStringRef();
+  }
   return r;
 }
 
@@ -323,6 +328,7 @@ c10::IValue to_score_sde_pytorch(const TrainState& st, models::ScoreNet& net, co
   root.insert("model", model);
   root.insert("ema", ema);
   root.insert("step", st.step);
+  root.insert("scorch_config", st.config_toml);
   return root;
 }
 

@@ -11,6 +11,7 @@
 
 #include "scorch/core/error.h"
 #include "scorch/core/hash.h"
+#include "scorch/core/memory.h"
 #include "scorch/io/files.h"
 
 namespace scorch::io {
@@ -60,7 +61,18 @@ std::string npy_bytes(const torch::Tensor& t_in) {
   return out;
 }
 
-torch::Tensor parse_npy(const std::string& b, const std::string& what) {
+namespace {
+
+// A .npy header (from the first bytes of `b`): dtype, shape, order, where the data start and
+// how many bytes the header claims for them (checked arithmetic).
+struct NpyHeader {
+  torch::ScalarType type = torch::kFloat64;
+  std::vector<int64_t> shape;
+  bool fortran = false;
+  size_t data = 0, bytes = 0;
+};
+
+NpyHeader parse_npy_header(const std::string& b, const std::string& what) {
   SCORCH_CHECK(b.size() >= 10 && b.compare(0, 6, "\x93NUMPY") == 0, "{}: not a .npy array (bad magic)", what);
   const int major = static_cast<unsigned char>(b[6]);
   size_t hlen = 0, start = 0;
@@ -86,9 +98,17 @@ torch::Tensor parse_npy(const std::string& b, const std::string& what) {
                what, h);
   std::vector<int64_t> shape;
   std::string dims = m[1];
-  std::regex num(R"(\d+)");
+  std::regex num(R"(-?\d+)");
   for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it) {
-    shape.push_back(std::stoll(it->str()));
+    const std::string d = it->str();
+    SCORCH_CHECK(d[0] != '-', "{}: .npy header claims a negative dimension {} in shape ({})", what, d, dims);
+    int64_t v = 0;
+    try {
+      v = std::stoll(d);
+    } catch (const std::exception&) {
+      SCORCH_THROW("{}: .npy header claims dimension {} in shape ({}): beyond a 64-bit size", what, d, dims);
+    }
+    shape.push_back(v);
   }
   torch::ScalarType type;
   if (descr == "<f8") type = torch::kFloat64;
@@ -96,12 +116,35 @@ torch::Tensor parse_npy(const std::string& b, const std::string& what) {
   else if (descr == "<i8") type = torch::kInt64;
   else if (descr == "<i4") type = torch::kInt32;
   else SCORCH_THROW("{}: dtype '{}' is not supported (little-endian f8, f4, i8, i4 are)", what, descr);
+  // The claimed size in checked arithmetic (a wrapped product once matched an empty payload).
   int64_t n = 1;
-  for (auto d : shape) n *= d;
-  const size_t bytes = static_cast<size_t>(n) * c10::elementSize(type);
-  const size_t data = start + hlen;
+  for (auto d : shape) {
+    SCORCH_CHECK(!__builtin_mul_overflow(n, d, &n), "{}: .npy header claims shape ({}): its size overflows 64 bits",
+                 what, dims);
+  }
+  int64_t claimed = 0;
+  SCORCH_CHECK(!__builtin_mul_overflow(n, static_cast<int64_t>(c10::elementSize(type)), &claimed),
+               "{}: .npy header claims shape ({}) of {}: its size overflows 64 bits", what, dims, descr);
+  const size_t bytes = static_cast<size_t>(claimed);
+  return NpyHeader{type, shape, fortran, start + hlen, bytes};
+}
+
+}  // namespace
+
+size_t npy_payload_size(const std::string& head, const std::string& what) {
+  const auto h = parse_npy_header(head, what);
+  SCORCH_CHECK(h.data <= SIZE_MAX - h.bytes, "{}: .npy header claims more bytes than any file", what);
+  return h.data + h.bytes;
+}
+
+torch::Tensor parse_npy(const std::string& b, const std::string& what) {
+  const auto h = parse_npy_header(b, what);
+  const auto& shape = h.shape;
+  const bool fortran = h.fortran;
+  const auto type = h.type;
+  const size_t data = h.data, bytes = h.bytes;
   SCORCH_CHECK(b.size() - data == bytes, "{}: .npy holds {} data bytes, its header (shape {}, {}) says {}", what,
-               b.size() - data, c10::str(shape), descr, bytes);
+               b.size() - data, c10::str(shape), c10::toString(type), bytes);
   std::vector<int64_t> as_stored(shape);
   if (fortran) std::reverse(as_stored.begin(), as_stored.end());
   auto t = torch::empty(as_stored, torch::TensorOptions().dtype(type));
@@ -182,6 +225,29 @@ std::map<std::string, torch::Tensor> read_npz(const std::string& path) {
       payload = z.substr(data, csize);
     } else {
       SCORCH_CHECK(method == 8, "{}: '{}' uses ZIP method {} (stored and deflate are read)", path, name, method);
+      // Before inflating it all: its .npy header (in the first bytes) must claim exactly what the
+      // ZIP entry claims, and that must fit in memory (a few MB of deflated zeros can claim GBs).
+      {
+        std::string head(std::min<size_t>(usize, 1 << 16), '\0');
+        z_stream h{};
+        h.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(z.data() + data));
+        h.avail_in = csize;
+        h.next_out = reinterpret_cast<Bytef*>(head.data());
+        h.avail_out = static_cast<uInt>(head.size());
+        SCORCH_CHECK(inflateInit2(&h, -MAX_WBITS) == Z_OK, "{}: zlib inflateInit failed", path);
+        const int rc = inflate(&h, Z_SYNC_FLUSH);
+        inflateEnd(&h);
+        SCORCH_CHECK(rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR, "{}: '{}' does not inflate (zlib code {})",
+                     path, name, rc);
+        head.resize(h.total_out);
+        const size_t claimed = npy_payload_size(head, path + ":" + name);
+        SCORCH_CHECK(claimed == usize, "{}: '{}' claims {} bytes uncompressed (from {} compressed), but its .npy header "
+                     "says {}: a damaged or forged archive", path, name, usize, csize, claimed);
+        const double avail = available_memory();
+        SCORCH_CHECK(avail <= 0 || static_cast<double>(usize) <= 0.8 * avail,
+                     "{}: '{}' inflates to {} bytes (from {} compressed), more than this machine's available memory "
+                     "({:.0f} bytes): refused before inflating", path, name, usize, csize, avail);
+      }
       payload.resize(usize);
       z_stream s{};
       s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(z.data() + data));

@@ -9,6 +9,9 @@
 // pickles do this, and refusing it keeps the depth count exact and the graph acyclic), a
 // storage's claimed size must equal its archive record's, and a tensor's shape, strides and
 // offset must lie inside its storage; each refusal names the file and the nearest key.
+// Before any record is read, the archive's central directory is checked: torch.save stores
+// every member uncompressed, so a compressed member (a few MB of deflated zeros can claim
+// GBs) is refused naming it, before anything is inflated.
 // Writing (save_torch_file) goes through LibTorch's own Pickler.
 #include "scorch/io/torch_pickle.h"
 
@@ -17,8 +20,9 @@
 #include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/torch.h>
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
+#include <fstream>
 #include <map>
 #include <unordered_map>
 
@@ -396,7 +400,72 @@ class Unpickler {
 
 }  // namespace
 
+namespace {
+
+uint64_t le(const std::string& b, size_t at, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(b.at(at + static_cast<size_t>(i)));
+  return v;
+}
+
+// The ZIP central directory of `path` (ZIP64 too): every member must be stored (method 0),
+// as torch.save writes them. Reads only the directory, never a member.
+void check_members_stored(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  SCORCH_CHECK(in, "cannot open '{}': {}", path, std::strerror(errno));
+  const uint64_t size = static_cast<uint64_t>(in.tellg());
+  auto read_at = [&](uint64_t off, uint64_t n) {
+    SCORCH_CHECK(off <= size && n <= size - off, "{}: the ZIP directory points beyond the file ({} bytes at {}, file "
+                 "of {}): a damaged or forged archive", path, n, off, size);
+    std::string b(n, '\0');
+    in.seekg(static_cast<std::streamoff>(off));
+    in.read(b.data(), static_cast<std::streamsize>(n));
+    SCORCH_CHECK(in, "{}: read error", path);
+    return b;
+  };
+  const uint64_t tail_n = std::min<uint64_t>(size, 22 + 65535 + 20);
+  const std::string tail = read_at(size - tail_n, tail_n);
+  size_t eocd = std::string::npos;
+  for (size_t i = tail.size() >= 22 ? tail.size() - 22 + 1 : 0; i-- > 0;) {
+    if (le(tail, i, 4) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  }
+  SCORCH_CHECK(eocd != std::string::npos, "{}: not a ZIP archive (no end-of-central-directory record): not a torch.save "
+               "file", path);
+  uint64_t entries = le(tail, eocd + 10, 2), cd_size = le(tail, eocd + 12, 4), cd_off = le(tail, eocd + 16, 4);
+  if ((entries == 0xffff || cd_size == 0xffffffffu || cd_off == 0xffffffffu) && eocd >= 20 &&
+      le(tail, eocd - 20, 4) == 0x07064b50) {
+    const std::string z64 = read_at(le(tail, eocd - 20 + 8, 8), 56);
+    SCORCH_CHECK(le(z64, 0, 4) == 0x06064b50, "{}: damaged ZIP64 end record", path);
+    entries = le(z64, 32, 8);
+    cd_size = le(z64, 40, 8);
+    cd_off = le(z64, 48, 8);
+  }
+  SCORCH_CHECK(cd_size <= (uint64_t{1} << 28), "{}: a ZIP directory of {} bytes: a damaged or forged archive", path,
+               cd_size);
+  const std::string cd = read_at(cd_off, cd_size);
+  size_t p = 0;
+  for (uint64_t e = 0; e < entries; ++e) {
+    SCORCH_CHECK(p + 46 <= cd.size() && le(cd, p, 4) == 0x02014b50, "{}: damaged ZIP central directory (entry {})", path,
+                 e);
+    const uint64_t method = le(cd, p + 10, 2), csize = le(cd, p + 20, 4), usize = le(cd, p + 24, 4);
+    const size_t nlen = le(cd, p + 28, 2), xlen = le(cd, p + 30, 2), clen = le(cd, p + 32, 2);
+    SCORCH_CHECK(p + 46 + nlen <= cd.size(), "{}: damaged ZIP central directory (entry {})", path, e);
+    const std::string name = cd.substr(p + 46, nlen);
+    SCORCH_CHECK(method == 0, "{}: archive member '{}' is compressed (ZIP method {}, {} bytes claimed from {}{}): "
+                 "torch.save never compresses, so this is not a torch.save file as written; refused before inflating "
+                 "anything", path, name, method, usize == 0xffffffffu ? std::string("ZIP64 sizes") : std::to_string(usize),
+                 csize == 0xffffffffu ? std::string("?") : std::to_string(csize), "");
+    p += 46 + nlen + xlen + clen;
+  }
+}
+
+}  // namespace
+
 c10::IValue load_torch_zip(const std::string& path) {
+  check_members_stored(path);
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
   try {
     zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);

@@ -34,7 +34,9 @@ double gamma_of_sigma_rel(double sigma_rel) {
     g -= step;
     if (std::abs(step) <= 1e-14 * std::max(1.0, std::abs(g))) break;
   }
-  SCORCH_CHECK(g > kGammaPeak - 1e-9, "ema.sigma_rels: no profile of width {} (gamma {})", sigma_rel, g);
+  SCORCH_CHECK(std::isfinite(g) && g > kGammaPeak - 1e-9,
+               "sigma_rel {}: no power-function profile has this width in double precision (its exponent gamma does "
+               "not converge); EDM2 uses 0.05 to 0.10", sigma_rel);
   return g;
 }
 

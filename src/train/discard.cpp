@@ -88,7 +88,8 @@ std::vector<std::string> discard_after(const std::string& workdir, int64_t step,
       // A bits/dim record (eval/bpd-s<s>-<hash>.json) and the sweep's tables go with them.
       if (std::string(sub) == "eval" && name.rfind("sweep-", 0) == 0) s = step + 1;
       if (s <= step) continue;
-      const fs::path to = fs::path(dir) / sub / name;
+      // Checkpoints at the top of `dir` (it lies in checkpoints/), the rest in subfolders.
+      const fs::path to = std::string(sub) == "checkpoints" ? fs::path(dir) / name : fs::path(dir) / sub / name;
       fs::create_directories(to.parent_path());
       fs::rename(p, to);
       moved.push_back(to.string());

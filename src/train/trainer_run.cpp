@@ -236,6 +236,7 @@ bool Trainer::run(int64_t until) {
     maybe_snapshot_ema();
     if (step_ % cfg_.training.snapshot_freq == 0 || last) {
       save_checkpoint(/*wait=*/last);
+      if (on_checkpoint_ && comm_.rank() == 0) on_checkpoint_(step_);
       if (cfg_.training.snapshot_sampling && cfg_.is_image_data()) snapshot_sampling();
     }
   }

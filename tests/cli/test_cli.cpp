@@ -501,6 +501,64 @@ BOOST_AUTO_TEST_CASE(power_ema_profiles_resume_exactly_and_reconstruct_after_tra
   BOOST_TEST(r.out.find("ema.sigma_rels[0] = 0.5") != std::string::npos, r.out);
 }
 
+// Hostile rerun of post-hoc EMA: after `--discard-newer` the dropped branch's snapshots lie
+// beside its checkpoints and a reconstruction uses only the run's own history; a snapshot of
+// another run dropped into ema/ is refused by name, as are a profile the stored ones cannot
+// reconstruct, a negative --step and a missing folder; a gap in the snapshots is named.
+BOOST_AUTO_TEST_CASE(post_hoc_ema_uses_only_the_runs_own_history) {
+  test::TempDir d("phemahist");
+  auto job = points_job(d);
+  const std::string keep = " --set ema.sigma_rels=[0.05,0.10] --set ema.snapshot_kimg=0.064 --set training.snapshot_freq=4";
+  const std::string a = d / "a";
+  auto r = run(scorch_cmd(1) + " train --config " + job + " --workdir " + a + keep + " --set training.n_iters=12");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const auto old10 = io::load_ema_snapshot(io::ema_snapshot_path(a, 10), false);
+  r = run(scorch_cmd(1) + " train --config " + job + " --workdir " + a + keep + " --ckpt " + a +
+          "/checkpoints/ckpt_000000004.h5 --discard-newer --set optim.lr=0.01 --set training.n_iters=10");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  // Snapshots 6..12 of the dropped branch were moved; 6, 8, 10 are the new branch's.
+  const auto snaps = io::list_ema_snapshots(a);
+  BOOST_REQUIRE(!snaps.empty());
+  BOOST_TEST(snaps.back().first == 10);
+  const auto new10 = io::load_ema_snapshot(io::ema_snapshot_path(a, 10), false);
+  BOOST_TEST(io::lineage_branch_at(new10.lineage, 10) != io::lineage_branch_at(old10.lineage, 10));
+  BOOST_TEST(io::lineage_branch_at(new10.lineage, 4) == io::lineage_branch_at(old10.lineage, 4));
+  BOOST_TEST(run("ls -R " + a + "/checkpoints/discarded-*").out.find("snapshot_000000012.h5") != std::string::npos);
+  r = run(scorch_cmd(1) + " ema --workdir " + a + " --sigma-rel 0.10 --step 12");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("no snapshot at that step") != std::string::npos, r.out);
+  r = run(scorch_cmd(1) + " ema --workdir " + a + " --sigma-rel 0.08");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("at step 10") != std::string::npos, r.out);
+  // Another run's snapshot (same architecture) dropped in as the newest: refused by name.
+  r = run(scorch_cmd(1) + " train --config " + job + " --workdir " + d / "b" + keep + " --set training.n_iters=14");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  fs::copy_file(io::ema_snapshot_path(d / "b", 14), io::ema_snapshot_path(a, 14));
+  r = run(scorch_cmd(1) + " ema --workdir " + a + " --sigma-rel 0.08");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find(io::ema_snapshot_path(a, 14) + " (step 14) belongs to another training history") !=
+             std::string::npos, r.out);
+  fs::remove(io::ema_snapshot_path(a, 14));
+  // What the stored profiles cannot reconstruct, and bad options.
+  r = run(scorch_cmd(1) + " ema --workdir " + a + " --sigma-rel 0.001");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("cannot reconstruct this profile: relative residual") != std::string::npos, r.out);
+  r = run(scorch_cmd(1) + " ema --workdir " + a + " --sigma-rel 1e-300");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("nan") == std::string::npos, r.out);
+  r = run(scorch_cmd(1) + " ema --workdir " + a + " --sigma-rel 0.08 --step -5");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("ema --step -5: expected a snapshot step") != std::string::npos, r.out);
+  r = run(scorch_cmd(1) + " ema --workdir " + d / "missing" + " --sigma-rel 0.08");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("no such directory") != std::string::npos, r.out);
+  // A snapshot missing from the middle is named.
+  fs::remove(io::ema_snapshot_path(a, 6));
+  r = run(scorch_cmd(1) + " ema --workdir " + a + " --sigma-rel 0.08 --out " + d / "gap.h5");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("has none at step(s) 6") != std::string::npos, r.out);
+}
+
 BOOST_AUTO_TEST_CASE(image_run_writes_a_png_grid) {
   test::TempDir d("cliimg");
   auto cfg = test::tiny_image_config(d / "img.h5", 32);

@@ -53,6 +53,20 @@ BOOST_AUTO_TEST_CASE(import_then_sample_and_resume_training) {
   BOOST_TEST(r.code != 0);
   BOOST_TEST(r.out.find("does not fit the network of " + fx + "ddpmpp_vp.toml") != std::string::npos, r.out);
   BOOST_TEST(!fs::exists(d / "wrong.h5"));
+
+  // Hostile rerun: scorch's own export records its config; importing it back under another
+  // SDE (same tensors: it would fit) is refused naming the key and both values.
+  r = run(scorch_cmd(1) + " export --workdir " + w + " --out " + d / "exported.pth");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(1) + " import --from score-sde-pytorch " + d / "exported.pth" + " --config " + fx +
+          "ncsnpp_ve.toml" + sets + " --set training.sde=vpsde --out " + d / "vp.h5");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("was exported by scorch from a model with other network keys") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("training.sde: 'vesde' in " + d / "exported.pth" + ", 'vpsde' in") != std::string::npos, r.out);
+  BOOST_TEST(!fs::exists(d / "vp.h5"));
+  r = run(scorch_cmd(1) + " import --from score-sde-pytorch " + d / "exported.pth" + " --config " + fx +
+          "ncsnpp_ve.toml" + sets + " --out " + d / "same.h5");
+  BOOST_TEST(r.code == 0, r.out);
 }
 
 // Image folders convert to the same file on 1 and 2 ranks.

@@ -218,8 +218,24 @@ BOOST_AUTO_TEST_CASE(inpaint_keeps_the_known_coordinates_through_the_farm) {
   BOOST_REQUIRE(run(base + " --mask " + d / "mask.h5").code == 0);
   BOOST_REQUIRE(run(base + " --mask " + d / "other.h5").code == 0);
   r = run("ls " + d / "w/samples/");
-  BOOST_TEST(std::regex_search(r.out, std::regex(R"(inpaint_\d+-[a-z_-]+-mask[0-9a-f]{8}\.h5\n(.|\n)*inpaint_\d+-[a-z_-]+-mask[0-9a-f]{8}\.h5)")),
+  BOOST_TEST(std::regex_search(r.out, std::regex(R"(inpaint_\d+-[a-z_-]+-mask[0-9a-f]{8}-[0-9a-f]{8}\.h5\n(.|\n)*inpaint_\d+-[a-z_-]+-mask[0-9a-f]{8}-[0-9a-f]{8}\.h5)")),
              r.out);
+  // Hostile rerun: the name covers every input: another --count, eval.seed or --data with the
+  // same mask writes another file (the earlier results stay as they were).
+  auto count_h5 = [&] {
+    return std::count_if(fs::directory_iterator(d / "w/samples"), fs::directory_iterator{}, [](const auto& e) {
+      return e.path().extension() == ".h5";
+    });
+  };
+  BOOST_TEST(count_h5() == 2);
+  BOOST_REQUIRE(run(base + " --mask " + d / "mask.h5" + " --count 8").code == 0);
+  BOOST_REQUIRE(run(base + " --mask " + d / "mask.h5" + " --set eval.seed=7").code == 0);
+  fs::copy_file(d / "pts.h5", d / "pts2.h5");
+  BOOST_REQUIRE(run(scorch_cmd(1) + " inpaint" + jobfile + " --workdir " + d / "w" + " --data " + d / "pts2.h5" +
+                    " --mask " + d / "mask.h5").code == 0);
+  BOOST_TEST(count_h5() == 5);
+  BOOST_REQUIRE(run(base + " --mask " + d / "mask.h5").code == 0);  // the same inputs: the same file
+  BOOST_TEST(count_h5() == 5);
 }
 
 // A noise-conditional classifier trains on perturbed images (2 ranks) and is refused as a

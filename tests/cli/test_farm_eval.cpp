@@ -4,6 +4,7 @@
 // features, seed sets, the sweep over checkpoints and its records, and bits/dim from the farm
 // equal to the direct computation on the same images.
 #include "cli/farm_common.h"
+#include "scorch/io/checkpoint.h"
 #include <torch/version.h>
 
 using namespace scorch;
@@ -383,6 +384,108 @@ BOOST_AUTO_TEST_CASE(sweep_evaluates_every_nth_checkpoint_and_resumes_from_its_r
   BOOST_TEST(reused == 4u, r.out);
   BOOST_TEST(rows() == before);
   BOOST_TEST(last_number(r.out, "best_fid") == fids[best], boost::test_tools::tolerance(1e-6));
+}
+
+// Hostile rerun: every result belongs to the checkpoint that made it. A hand-edited record
+// is not trusted; after `train --ckpt OLDER --discard-newer` (other weights at the same step)
+// the sweep computes the new steps again and the old branch's samples, records, bits/dim
+// batches and log rows lie beside the moved checkpoints; a checkpoint file replaced by hand
+// is sampled again; a checkpoint that vanishes during the sweep is skipped with the table
+// still written.
+BOOST_AUTO_TEST_CASE(results_belong_to_the_checkpoint_that_made_them) {
+  test::TempDir d("farmlineage");
+  auto cfg = test::tiny_image_config(d / "img.h5", 64, 4);
+  cfg.eval.num_samples = 8;
+  cfg.eval.bpd_num_images = 4;
+  cfg.eval.bpd_num_repeats = 1;
+  cfg.eval.rtol = 1e-3;
+  cfg.eval.atol = 1e-3;
+  cfg.training.snapshot_freq = 2;
+  const auto base = job(d, cfg);
+  const auto w = d / "w";
+  auto r = run(scorch_cmd(1) + " train" + base + " --workdir " + w + " --set training.n_iters=4");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const std::string feat = " --feature-net " + feature_net(d);
+  r = run(scorch_cmd(1) + " eval fid-stats" + base + feat + " --data " + d / "img.h5" + " --out " + d / "ref.npz");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const std::string sweep = scorch_cmd(1) + " eval sweep --workdir " + w + feat + " --ref " + d / "ref.npz" +
+                            " --metric both";
+  r = run(sweep);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const double fid4 = last_number(r.out, "best_fid_step") == 4 ? last_number(r.out, "best_fid") : -1;
+  // The record of step 4's FID, edited by hand: not reused (its checksum), computed again.
+  const auto sample4 = test::newest_sample_run(w).first;
+  BOOST_REQUIRE(sample4.find("/s000000004-") != std::string::npos);
+  std::string record;
+  for (const auto& e : fs::directory_iterator(sample4)) {
+    if (e.path().extension() == ".json" && e.path().filename().string().rfind("eval-", 0) == 0) record = e.path();
+  }
+  BOOST_REQUIRE(!record.empty());
+  {
+    auto j = nlohmann::json::parse(test::read_file(record));
+    j["results"]["fid"]["value"] = 1.0;
+    std::ofstream(record) << j.dump(2);
+  }
+  r = run(sweep);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find(record + ": not reused, its checksum does not match") != std::string::npos, r.out);
+  BOOST_TEST(last_number(r.out, "best_fid") != 1.0);
+  if (fid4 >= 0) BOOST_TEST(last_number(r.out, "best_fid") == fid4, boost::test_tools::tolerance(1e-6));
+
+  // Another branch from step 2 (another learning rate: other weights at steps 3 and 4).
+  const auto old4 = io::load_checkpoint_header(w + "/checkpoints/ckpt_000000004.h5");
+  r = run(scorch_cmd(1) + " train" + base + " --workdir " + w + " --ckpt " + w +
+          "/checkpoints/ckpt_000000002.h5 --discard-newer --set optim.lr=0.01 --set training.n_iters=4");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("a new branch of its history") != std::string::npos, r.out);
+  const auto new4 = io::load_checkpoint_header(w + "/checkpoints/ckpt_000000004.h5");
+  BOOST_TEST(new4.identity != old4.identity);
+  BOOST_TEST(io::lineage_branch_at(new4.lineage, 2) == io::lineage_branch_at(old4.lineage, 2));
+  BOOST_TEST(io::lineage_branch_at(new4.lineage, 4) != io::lineage_branch_at(old4.lineage, 4));
+  const auto moved = run("ls -R " + w + "/checkpoints/discarded-*/").out;
+  BOOST_TEST(moved.find("ckpt_000000004.h5") != std::string::npos, moved);
+  BOOST_TEST(moved.find(fs::path(sample4).filename().string()) != std::string::npos, moved);
+  BOOST_TEST(moved.find("bpd-s000000004-") != std::string::npos, moved);
+  BOOST_TEST(moved.find("bpd_000000004.h5") != std::string::npos, moved);
+  BOOST_TEST(moved.find("eval_log.csv") != std::string::npos, moved);
+  BOOST_TEST(moved.find("train_log.csv") != std::string::npos, moved);
+  BOOST_TEST(!fs::exists(sample4));
+  BOOST_TEST(test::read_file(w + "/eval_log.csv").find(",4,fid,") == std::string::npos);
+  r = run(sweep);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  size_t reused = 0;
+  for (size_t at = 0; (at = r.out.find("already evaluated", at)) != std::string::npos; ++at) ++reused;
+  BOOST_TEST(reused == 2u, r.out);  // steps 2's FID and bits/dim only
+  double swept4 = -1;
+  {
+    std::ifstream in(w + "/eval/sweep-both.csv");
+    std::string row;
+    while (std::getline(in, row)) {
+      const auto f = test::csv_fields(row);
+      if (f.at(0) == "4") swept4 = std::stod(f.at(4));
+    }
+  }
+  auto one = run(scorch_cmd(1) + " eval bpd --workdir " + w);  // the new step 4, computed afresh
+  BOOST_REQUIRE_MESSAGE(one.code == 0, one.out);
+  BOOST_TEST(last_number(one.out, "bpd") == swept4, boost::test_tools::tolerance(1e-3));
+
+  // Step 4's file replaced by hand with another run's step 4: its samples are not reused.
+  r = run(scorch_cmd(1) + " train" + base + " --workdir " + d / "other" + " --set optim.lr=0.02 --set training.n_iters=4");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  fs::copy_file(d / "other/checkpoints/ckpt_000000004.h5", w + "/checkpoints/ckpt_000000004.h5",
+                fs::copy_options::overwrite_existing);
+  r = run(scorch_cmd(1) + " sample" + base + " --workdir " + w);
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("holds results of this step from another checkpoint") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("0 to compute") == std::string::npos, r.out);
+
+  // A checkpoint deleted after the sweep listed it (a dangling name): skipped, table written.
+  fs::create_symlink(w + "/gone.h5", w + "/checkpoints/ckpt_000000003.h5");
+  r = run(scorch_cmd(1) + " eval sweep --workdir " + w + " --metric bpd");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("ckpt_000000003.h5 (step 3) is gone") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("skipped 1 checkpoint(s) deleted during the sweep") != std::string::npos, r.out);
+  BOOST_TEST(fs::exists(w + "/eval/sweep-bpd.csv"));
 }
 
 // The farm's bits/dim per item equal the direct computation on the same items with the

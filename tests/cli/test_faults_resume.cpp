@@ -297,8 +297,12 @@ BOOST_AUTO_TEST_CASE(resume_refuses_older_ckpt_among_newer_and_semantic_key_chan
   r = run(train_cmd(2, job, w, "--ckpt " + c20 + " --discard-newer --set training.n_iters=25"));
   BOOST_TEST_INFO(r.out);
   BOOST_TEST(r.code == 0);
-  BOOST_TEST(r.out.find("moved 2 checkpoint(s) newer than step 20 to " + w + "/checkpoints/discarded-") !=
-             std::string::npos);
+  BOOST_TEST(r.out.find("moved 2 checkpoint(s) newer than step 20 and what their steps made") != std::string::npos);
+  BOOST_TEST(r.out.find("log rows) to " + w + "/checkpoints/discarded-") != std::string::npos);
+  // The dropped steps' train_log.csv rows went with them (21..40); the run's log goes on from 20.
+  const auto dropped = run("cat " + w + "/checkpoints/discarded-*/train_log.csv").out;
+  BOOST_TEST(dropped.find("\n40,") != std::string::npos, dropped);
+  BOOST_TEST(test::read_file(w + "/train_log.csv").find("\n40,") == std::string::npos);
   BOOST_TEST(r.out.find("train: step 25 in " + w + " (checkpoint " + w + "/checkpoints/ckpt_000000025.h5)") !=
              std::string::npos);
   auto left = io::list_checkpoints(w);
@@ -331,14 +335,39 @@ BOOST_AUTO_TEST_CASE(info_tells_a_killed_run_from_a_live_one) {
   test::TempDir d("deadrun");
   auto job = points_job(d);
   const std::string w = d / "run";
-  auto r = run("bash -c '" + train_cmd(1, job, w, "--set training.n_iters=100000000 --set training.snapshot_freq=1000") +
-               " > " + d / "train.log" + " 2>&1 & pid=$!; " + wait_for_rows(w, 1) + scorch_cmd(1) + " info --workdir " +
+  auto r = run("bash -c '" + train_cmd(1, job, w, "--set training.n_iters=100000000 --set training.snapshot_freq=50") +
+               " > " + d / "train.log" + " 2>&1 & pid=$!; " + wait_for_rows(w, 1) + "until ls " + w +
+               "/checkpoints/ckpt_000000100.h5 >/dev/null 2>&1; do sleep 0.1; done; sleep 0.5; " + scorch_cmd(1) +
+               " info --workdir " +
                w + "; kill -9 $pid; wait $pid; echo rc=$?; " + scorch_cmd(1) + " info --workdir " + w + "'");
   BOOST_TEST_INFO(r.out);
   BOOST_TEST(r.out.find("rc=137") != std::string::npos);
   BOOST_TEST(std::regex_search(r.out, std::regex(R"(run +running \(pid \d+ on host .*, started )")));
   BOOST_TEST(std::regex_search(r.out, std::regex(R"(run +dead: status.json says running \(pid \d+ on host )")));
   BOOST_TEST(state_of(w) == "running");  // what the killed process left; info only reports
+  // Hostile rerun: status.json says how far the run got (updated at every checkpoint).
+  const auto st = nlohmann::json::parse(test::read_file(w + "/status.json"));
+  BOOST_TEST(st.value("step", int64_t{0}) >= 100, st.dump());
+  BOOST_TEST(st.value("checkpoint", std::string()).find("/checkpoints/ckpt_") != std::string::npos, st.dump());
+  BOOST_TEST(std::regex_search(r.out, std::regex(R"(dead: .* it had reached step \d+ \(checkpoint .*ckpt_)")), r.out);
+  // A missing folder is an error; a folder with no run is named; before the first checkpoint
+  // the run's config.toml is described (not the built-in default model).
+  r = run(scorch_cmd(1) + " info --workdir " + d / "missing");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("no such directory") != std::string::npos, r.out);
+  fs::create_directories(d / "empty");
+  r = run(scorch_cmd(1) + " info --workdir " + d / "empty");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("no run there") != std::string::npos, r.out);
+  fs::create_directories(d / "fresh");
+  fs::copy_file(w + "/config.toml", d / "fresh/config.toml");
+  const auto want = run(scorch_cmd(1) + " info --config " + job);
+  r = run(scorch_cmd(1) + " info --workdir " + d / "fresh");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  BOOST_TEST(r.out.find("no checkpoint yet: the model of " + d / "fresh/config.toml") != std::string::npos, r.out);
+  std::smatch m;
+  BOOST_REQUIRE(std::regex_search(want.out, m, std::regex("model +[^\n]*")));
+  BOOST_TEST(r.out.find(m.str()) != std::string::npos, r.out);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

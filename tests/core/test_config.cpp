@@ -2,6 +2,7 @@
 // the file; --set takes TOML values; the resolved TOML round-trips exactly.
 #include "common.h"
 #include "scorch/core/config.h"
+#include "scorch/core/error.h"
 
 using namespace scorch;
 using scorch::test::error_of;
@@ -145,6 +146,27 @@ BOOST_AUTO_TEST_CASE(syntax_error_names_file_and_line) {
   BOOST_TEST(msg.find("bad.toml:2") != std::string::npos);
   msg = error_of([&] { load_config(d / "missing.toml", {}); });
   BOOST_TEST(msg.find("missing.toml") != std::string::npos);
+}
+
+// Hostile rerun: sizes that are products of keys are refused when they wrap 64 bits (the
+// wrapped product once passed the disk check and grew to the kernel's limit).
+BOOST_AUTO_TEST_CASE(products_of_sizes_are_checked) {
+  Config c;
+  c.eval.num_samples = int64_t{1} << 62;
+  c.eval.seed_sets = 4;
+  auto msg = test::error_of([&] { validate(c); });
+  BOOST_TEST(msg.find("eval.num_samples = 4611686018427387904 x eval.seed_sets = 4") != std::string::npos, msg);
+  c.eval.seed_sets = 1;
+  c.eval.num_samples = int64_t{1} << 54;
+  msg = test::error_of([&] { validate(c); });
+  BOOST_TEST(msg.find("more than 9007199254740992") != std::string::npos, msg);
+  c.eval.num_samples = 50000;
+  c.data.image_size = int64_t{1} << 32;
+  msg = test::error_of([&] { validate(c); });
+  BOOST_TEST(msg.find("data.image_size = 4294967296 squared") != std::string::npos, msg);
+  BOOST_TEST(checked_mul(3, 5, "x") == 15);
+  BOOST_TEST(test::error_of([] { checked_mul(INT64_MAX, 2, "a x b"); }).find("a x b: the product does not fit") !=
+             std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

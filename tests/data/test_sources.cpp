@@ -8,6 +8,8 @@
 
 #include <cstring>
 #include <fstream>
+#include <chrono>
+#include <thread>
 
 #include "common.h"
 #include "scorch/core/random.h"
@@ -218,6 +220,27 @@ BOOST_AUTO_TEST_CASE(damaged_or_truncated_stream_fails_naming_file_and_rows) {
   BOOST_TEST_INFO(msg);
   BOOST_TEST(msg.find(d / "t.h5") != std::string::npos);
   BOOST_TEST(msg.find("shrank") != std::string::npos);
+  // Hostile rerun: rewritten in place at the same size (a third of the images inverted): the
+  // next read says the file changed, naming it.
+  {
+    data::write_images(d / "r.h5", marked_images(100, 64, 3), {});
+    auto rs = data::open_source(d / "r.h5", {"stream", 0.0, 0});
+    BOOST_TEST(rs->gather(torch::tensor({5}, torch::kInt64)).size(0) == 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the file system's timestamp granularity
+    const auto size = fs::file_size(d / "r.h5");
+    {
+      std::fstream io(d / "r.h5", std::ios::in | std::ios::out | std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(io)), {});
+      auto at = bytes.find("ROW00066");
+      BOOST_REQUIRE(at != std::string::npos);
+      io.seekp(static_cast<std::streamoff>(at));
+      io.write("ROW00067", 8);
+    }
+    BOOST_REQUIRE(fs::file_size(d / "r.h5") == size);
+    msg = error_of([&] { rs->gather(torch::tensor({1, 2}, torch::kInt64)); });
+    BOOST_TEST(msg.find(d / "r.h5" + " changed while this run streams it (rewritten in place") != std::string::npos,
+               msg);
+  }
   // And opened truncated, it is refused by name before any batch.
   t.reset();  // (HDF5 would share the file still open)
   msg = error_of([&] { data::open_source(d / "t.h5", {"stream", 0.0, 0}); });

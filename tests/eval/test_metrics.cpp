@@ -9,7 +9,12 @@
 
 #include "common.h"
 #include "scorch/core/random.h"
+#include "scorch/core/stop.h"
+#include "scorch/data/dataset.h"
+#include "scorch/dist/communicator.h"
+#include "scorch/eval/features.h"
 #include "scorch/eval/metrics.h"
+#include "scorch/eval/reference.h"
 #include "scorch/io/npz.h"
 #include "scorch/sampling/noise.h"
 
@@ -162,6 +167,47 @@ BOOST_AUTO_TEST_CASE(npz_round_trips_stored_and_deflated) {
   test::write_file(d / "bad.npz", zip);
   auto msg = test::error_of([&] { io::read_npz(d / "bad.npz"); });
   BOOST_TEST(msg.find("bad.npz") != std::string::npos, msg);
+  // Hostile rerun: headers that lie. A shape whose size wraps 64 bits (matching an empty
+  // payload), a negative dimension, and a deflated member claiming more than its header.
+  auto npy_with = [](const std::string& shape, const std::string& data) {
+    auto h = "{'descr': '<f8', 'fortran_order': False, 'shape': (" + shape + "), }";
+    h += std::string((64 - (10 + h.size() + 1) % 64) % 64, ' ') + "\n";
+    std::string f("\x93NUMPY\x01\x00", 8);
+    f.push_back(static_cast<char>(h.size()));
+    f.push_back(0);
+    return f + h + data;
+  };
+  msg = test::error_of([&] { io::parse_npy(npy_with("4611686018427387904, 4", ""), "wrap.npy"); });
+  BOOST_TEST(msg.find("wrap.npy: .npy header claims shape (4611686018427387904, 4)") != std::string::npos, msg);
+  BOOST_TEST(msg.find("overflows 64 bits") != std::string::npos, msg);
+  msg = test::error_of([&] { io::parse_npy(npy_with("-3, 4", std::string(96, '\0')), "neg.npy"); });
+  BOOST_TEST(msg.find("neg.npy: .npy header claims a negative dimension -3") != std::string::npos, msg);
+  // The deflated member above, its ZIP sizes claiming 1 GiB more than the header says.
+  std::string liar = zip;
+  liar[40] = static_cast<char>(liar[40] ^ 0x55);  // undo the corruption
+  const size_t usize_local = 22, usize_central = cd + 24;
+  for (size_t at : {usize_local, usize_central}) {
+    const uint32_t big = static_cast<uint32_t>(payload.size()) + (1u << 30);
+    for (int i = 0; i < 4; ++i) liar[at + static_cast<size_t>(i)] = static_cast<char>((big >> (8 * i)) & 0xff);
+  }
+  test::write_file(d / "liar.npz", liar);
+  msg = test::error_of([&] { io::read_npz(d / "liar.npz"); });
+  BOOST_TEST(msg.find(fmt::format("liar.npz: 'mu.npy' claims {} bytes uncompressed", payload.size() + (1u << 30))) !=
+                 std::string::npos,
+             msg);
+  // Reference statistics must be what they claim: sigma [F,F] symmetric, as mu [F].
+  auto m3 = torch::zeros({3}, torch::kFloat64);
+  auto sym = torch::eye(3, torch::kFloat64);
+  io::write_npz(d / "ok.npz", {{"mu", m3}, {"sigma", sym}});
+  BOOST_TEST(eval::read_reference_stats(d / "ok.npz").at("sigma").equal(sym));
+  auto asym = sym.clone();
+  asym[0][1] = 0.5;
+  io::write_npz(d / "asym.npz", {{"mu", m3}, {"sigma", asym}});
+  msg = test::error_of([&] { eval::read_reference_stats(d / "asym.npz"); });
+  BOOST_TEST(msg.find("asym.npz: 'sigma' is not symmetric") != std::string::npos, msg);
+  io::write_npz(d / "shape.npz", {{"mu", m3}, {"sigma", torch::eye(4, torch::kFloat64)}});
+  msg = test::error_of([&] { eval::read_reference_stats(d / "shape.npz"); });
+  BOOST_TEST(msg.find("shape.npz: 'sigma' must be a float matrix [F,F] = [3,3]") != std::string::npos, msg);
 }
 
 // Item i's noise is a function of (seed, i) and the draw count only: the rows of a batch
@@ -182,6 +228,67 @@ BOOST_AUTO_TEST_CASE(per_item_noise_does_not_depend_on_the_batch) {
   auto n = sampling::Noise::per_item(3, {0}, torch::kCPU).randn({1, 200000});
   BOOST_TEST(std::abs(n.mean().item<double>()) < 0.01);
   BOOST_TEST(std::abs(n.std().item<double>() - 1) < 0.01);
+}
+
+namespace {
+
+// A feature network of F features per image: mean pixel value times 1..F (deterministic).
+class WideNet : public eval::FeatureNet {
+ public:
+  explicit WideNet(int64_t F) : F_(F) {}
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x) override {
+    ++calls;
+    auto m = x.flatten(1).mean(1, true);
+    return {m * torch::arange(1, F_ + 1, torch::kFloat32).unsqueeze(0), torch::Tensor()};
+  }
+  std::string describe() const override { return fmt::format("wide test net ({} features)", F_); }
+  std::string interface() const override { return "test"; }
+  std::string id() const override { return fmt::format("{:016x}", F_); }
+  int calls = 0;
+
+ private:
+  int64_t F_;
+};
+
+}  // namespace
+
+// Hostile rerun: a feature network of 20,000+ features would need F x F float64 moments far
+// beyond memory: refused from one image's features, before any batch, naming F, the estimate
+// and what is available. A stop signal while the moments are summed ends it (nothing
+// written); the cached features stay.
+BOOST_AUTO_TEST_CASE(feature_moments_are_bounded_before_they_are_allocated) {
+  test::TempDir d("moments");
+  auto comm = dist::mpi_self();
+  eval::ImageReader read = [](int64_t begin, int64_t count) {
+    return torch::rand({count, 1, 4, 4}, torch::kFloat32) * 0 + static_cast<double>(begin % 7) / 7.0;
+  };
+  const double avail = data::available_memory();
+  int64_t F = 20000;
+  while (eval::moments_bytes(F, 1) <= 0.8 * avail) F *= 2;
+  WideNet wide(F);
+  const auto msg = test::error_of([&] {
+    eval::compute_features(*comm, wide, torch::kCPU, 64, 16, d / "wide", "dynamic", read);
+  });
+  BOOST_TEST(msg.find(fmt::format("{} features per image: their float64 moments need about", F)) != std::string::npos,
+             msg);
+  BOOST_TEST(msg.find("is available") != std::string::npos, msg);
+  BOOST_TEST(wide.calls == 1);  // the probe only
+  BOOST_TEST(!std::filesystem::exists(d / "wide/batch_000000.h5"));
+  BOOST_TEST(eval::moments_bytes(2048, 2) == 8.0 * 2048 * 2048 * 6);
+  // A signal during the last batch: the farm finishes it, the moments stop.
+  WideNet small(8);
+  eval::ImageReader stop_at_end = [&](int64_t begin, int64_t count) {
+    if (begin + count == 64) request_stop();
+    return read(begin, count);
+  };
+  const auto stopped = test::error_of([&] {
+    eval::compute_features(*comm, small, torch::kCPU, 64, 16, d / "small", "static", stop_at_end);
+  });
+  clear_stop_request();
+  BOOST_TEST(stopped.find("stopped by a signal while summing the moments") != std::string::npos, stopped);
+  auto again = eval::compute_features(*comm, small, torch::kCPU, 64, 16, d / "small", "static", read);
+  BOOST_TEST(again.report.skipped == 4);  // the cached features
+  BOOST_TEST(again.moments.n == 64);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -286,4 +286,55 @@ BOOST_AUTO_TEST_CASE(older_format_loads_and_newer_is_refused) {
              std::string::npos);
 }
 
+// Identity and lineage (version 4): the identity is determined by the content (equal for the
+// same state, written again), stored and verified on load, so a tensor rewritten in place by
+// another tool (with valid HDF5 checksums) is refused; a fresh run is one branch from step 0,
+// resuming continues it, a new branch keeps the old one's steps.
+BOOST_AUTO_TEST_CASE(identity_is_the_content_and_lineage_the_history) {
+  test::TempDir d("ckid");
+  auto cfg = test::tiny_image_config(d / "data.h5");
+  auto comm = dist::mpi_self();
+  train::Trainer tr(cfg, *comm, d / "run");
+  tr.run(2);
+  const auto path = tr.save_checkpoint();
+  auto a = io::load_checkpoint(path);
+  BOOST_TEST(a.identity.size() == 64u);
+  BOOST_TEST(a.identity == io::content_identity(a));
+  BOOST_TEST(io::checkpoint_identity(path) == a.identity);
+  BOOST_TEST(io::load_checkpoint_header(path).identity == a.identity);
+  io::check_lineage(a.lineage, "test");
+  BOOST_TEST(a.lineage.size() == 18u);  // one branch: 16 hex digits "@0"
+  BOOST_TEST(a.lineage.substr(16) == "@0");
+  // Written again elsewhere: the same identity; another step: another.
+  io::save_checkpoint(d / "copy.h5", a);
+  BOOST_TEST(io::load_checkpoint(d / "copy.h5").identity == a.identity);
+  tr.run(3);
+  const auto b = io::load_checkpoint(tr.save_checkpoint());
+  BOOST_TEST(b.identity != a.identity);
+  BOOST_TEST(b.lineage == a.lineage);
+  // A new branch from step 2: steps up to 2 are the old branch's, later ones the new one's.
+  const auto l2 = io::lineage_with_branch(a.lineage, 2);
+  io::check_lineage(l2, "test");
+  BOOST_TEST(io::lineage_branch_at(l2, 2) == io::lineage_branch_at(a.lineage, 2));
+  BOOST_TEST(io::lineage_branch_at(l2, 3) != io::lineage_branch_at(a.lineage, 3));
+  BOOST_TEST(io::lineage_branch_at("", 3).empty());
+  BOOST_TEST(error_of([] { io::check_lineage("abc@5 def@3", "x"); }).find("is not a lineage") != std::string::npos);
+  BOOST_TEST(error_of([] { io::check_lineage("xyz@0", "x"); }).find("is not a lineage") != std::string::npos);
+  // One parameter rewritten in place (HDF5 recomputes its Fletcher-32): refused by identity.
+  {
+    const auto& [name, t] = *a.params.begin();
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    BOOST_REQUIRE(f >= 0);
+    const std::string ds = "model/params/" + name;
+    hid_t h = H5Dopen2(f, ds.c_str(), H5P_DEFAULT);
+    BOOST_REQUIRE(h >= 0);
+    auto changed = (t.to(torch::kFloat32) + 1).contiguous();
+    BOOST_REQUIRE(H5Dwrite(h, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, changed.data_ptr()) >= 0);
+    H5Dclose(h);
+    H5Fclose(f);
+  }
+  const auto msg = error_of([&] { io::load_checkpoint(path); });
+  BOOST_TEST(msg.find(path + ": its content does not match the identity recorded") != std::string::npos, msg);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

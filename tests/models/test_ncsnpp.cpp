@@ -502,6 +502,25 @@ BOOST_AUTO_TEST_CASE(hostile_pickles_are_refused_naming_the_file_and_the_key) {
   BOOST_TEST(msg.find("claim.pth: storage '0' claims 8 elements of 4 bytes, but its archive record 'data/0' holds 16 "
                       "bytes, near key 'w'") != std::string::npos,
              msg);
+  // Hostile rerun: the storage record re-zipped as 64 MB of deflated zeros (torch.save never
+  // compresses): refused from the ZIP directory, naming the member, before inflating anything.
+  const std::string bomb = dir / "bomb.pth";
+  const std::string py = "import sys, zipfile\n"
+                         "src, dst = sys.argv[1:3]\n"
+                         "zin, zout = zipfile.ZipFile(src), zipfile.ZipFile(dst, 'w')\n"
+                         "for i in zin.infolist():\n"
+                         "  if i.filename.endswith('/data/0'):\n"
+                         "    zout.writestr(i.filename, bytes(64 << 20), compress_type=zipfile.ZIP_DEFLATED)\n"
+                         "  else:\n"
+                         "    zout.writestr(i.filename, zin.read(i.filename), compress_type=zipfile.ZIP_STORED)\n"
+                         "zout.close()\n";
+  test::write_file(dir / "bomb.py", py);
+  BOOST_REQUIRE(std::system(fmt::format("/usr/bin/python3 {} {} {}", dir / "bomb.py", good, bomb).c_str()) == 0);
+  BOOST_REQUIRE(std::filesystem::file_size(bomb) < (4u << 20));
+  msg = error_of([&] { io::load_torch_zip(bomb); });
+  BOOST_TEST(msg.find("bomb.pth: archive member 'good/data/0' is compressed (ZIP method 8, 67108864 bytes claimed") !=
+                 std::string::npos,
+             msg);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

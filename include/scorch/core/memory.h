@@ -16,4 +16,9 @@ std::string tune_malloc();
 // The process's peak resident set size so far (getrusage ru_maxrss), in bytes.
 int64_t peak_rss_bytes();
 
+// Bytes of memory available to this process: MemAvailable from /proc/meminfo (physical
+// memory if unreadable), no more than what its memory cgroup (v2 memory.max, or v1
+// memory.limit_in_bytes: a Slurm job's or a node's) has left: limit less usage.
+double available_memory();
+
 }  // namespace scorch

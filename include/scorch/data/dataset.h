@@ -8,6 +8,7 @@
 #include <string>
 
 #include "scorch/core/config.h"
+#include "scorch/core/memory.h"
 
 namespace scorch::data {
 
@@ -32,10 +33,8 @@ struct DatasetInfo {
 };
 DatasetInfo inspect(const std::string& path, int64_t limit = 0, bool check_memory = false);
 
-// Bytes of memory available to this process: MemAvailable from /proc/meminfo (physical
-// memory if unreadable), no more than what its memory cgroup (v2 memory.max, or v1
-// memory.limit_in_bytes: a Slurm job's or a node's) has left: limit less usage.
-double available_memory();
+// Bytes of memory available to this process: core/memory.h's available_memory().
+using scorch::available_memory;
 // Throws naming the file unless `copies` copies of its data (one per rank of this node
 // for data.source = memory) fit in 80% of available_memory().
 void check_fits_in_memory(const DatasetInfo& info, double copies = 1.0);

@@ -26,7 +26,7 @@ struct Features {
 
 // Collective. `dir` is the cache (created); `net.id()` is recorded in each batch file and a
 // file made by another network is computed again. Before any batch, the features of image 0
-// give F and the moments' memory (moments_bytes) is checked against what this node has
+// (or the cached first batch file) give F and the moments' memory (moments_bytes) is checked against what this node has
 // available: refused naming F, the estimate and what is there. A stop signal ends the
 // moments' summation within one batch file (throws; the cached features stay).
 // Bytes the FID moments of F features take at their peak on the node of rank 0 with

@@ -28,6 +28,9 @@ struct ReferenceCheckpoint {
   int64_t optim_steps = 0;                  // Adam's step counter (int or tensor in the file)
   double beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
   int64_t step = 0;
+  // The resolved TOML configuration under 'scorch_config', in files scorch exported (a key
+  // score_sde_pytorch's restore_checkpoint does not read); "" in the reference's own files.
+  std::string scorch_config;
 };
 
 // Reads `path` (zip format of torch >= 1.6; tensors saved from a GPU are loaded to the CPU).
@@ -42,7 +45,8 @@ TrainState convert_reference(const ReferenceCheckpoint& ref, models::ScoreNet& n
 
 // The inverse of import: score_sde_pytorch's checkpoint of `st` for `net` (built from
 // `cfg`): {model: {"module.<name>": tensor, "module.sigmas" for NCSN++}, ema: {decay,
-// num_updates, shadow_params}, optimizer: a PyTorch Adam state_dict, step}. Tensors are
+// num_updates, shadow_params}, optimizer: a PyTorch Adam state_dict, step, scorch_config:
+// the checkpoint's TOML, so that importing it back under other network keys is refused}. Tensors are
 // given back bitwise (dtypes included); an imported file's sigmas come back as they were.
 c10::IValue to_score_sde_pytorch(const TrainState& st, models::ScoreNet& net, const Config& cfg);
 // A plain state_dict of the network (no `module.` prefix), with the EMA or the raw weights.

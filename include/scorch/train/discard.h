@@ -9,8 +9,8 @@
 
 namespace scorch::train {
 
-// Moves into `dir` (created; the same layout below it) everything of `workdir` that the steps
-// after `step` made:
+// Moves into `dir` (created; checkpoints at its top, the rest in the same subfolders as in the
+// workdir) everything of `workdir` that the steps after `step` made:
 //   checkpoints/ckpt_<s>.h5, ema/snapshot_<s>.h5, ema/phema_<s>_sigma*.h5,
 //   samples/s<s>-*/ (sample runs with their features, statistics and records),
 //   samples/snapshot_<s>.png, samples/{inpaint,colorize}_<s>-*,

@@ -6,6 +6,7 @@
 // 1 rank (up to float summation order), and a resumed run continues exactly where it
 // stopped. The loss and the stop flag travel in small separate all-reduces.
 #pragma once
+#include <functional>
 #include <torch/torch.h>
 
 #include <memory>
@@ -115,6 +116,9 @@ class Trainer {
   io::TrainState state() const;
   void load_state(const io::TrainState& st);
   void set_profiling(bool on) { profiling_ = on; }
+  // Called on rank 0 after each checkpoint of run() is handed to the writer (the step
+  // reached): cli/train.cpp keeps <workdir>/status.json current with it.
+  void set_checkpoint_listener(std::function<void(int64_t step)> f) { on_checkpoint_ = std::move(f); }
   const StepTimes& last_times() const { return times_; }
 
  private:
@@ -154,6 +158,7 @@ class Trainer {
   // The history this state belongs to (io/checkpoint.h): one new branch from step 0, or the
   // resumed checkpoint's, with a branch added where ResumePoint::new_branch says so.
   std::string lineage_;
+  std::function<void(int64_t)> on_checkpoint_;
   bool stop_agreed_ = false;  // some rank was signalled (from the all-reduced flag)
   bool profiling_ = false;
   StepTimes times_;

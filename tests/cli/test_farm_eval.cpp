@@ -488,6 +488,41 @@ BOOST_AUTO_TEST_CASE(results_belong_to_the_checkpoint_that_made_them) {
   BOOST_TEST(fs::exists(w + "/eval/sweep-bpd.csv"));
 }
 
+// Hostile rerun: a feature network that raises, or returns a tuple holding a string, fails
+// naming its file; a failed fid-stats leaves no empty cache folder (its farm lock) behind.
+BOOST_AUTO_TEST_CASE(feature_net_failures_name_the_file_and_leave_nothing) {
+  test::TempDir d("farmbadnet");
+  auto cfg = test::tiny_image_config(d / "img.h5", 16, 4);
+  const auto base = job(d, cfg);
+  auto module = [&](const std::string& name, const std::string& body) {
+    torch::jit::Module m("Bad");
+    m.define(body);
+    m.save(d / name);
+    return d / name;
+  };
+  const auto raises = module("raises.pt", R"(
+def forward(self, x):
+    return torch.matmul(torch.flatten(x, 1), torch.ones(5, 7))
+)");  // fails inside forward: the shapes do not multiply
+  const auto stringy = module("stringy.pt", R"(
+def forward(self, x):
+    return ("features", torch.flatten(x, 1))
+)");
+  for (const auto& net : {raises, stringy}) {
+    BOOST_TEST_CONTEXT(net) {
+      const std::string out = d / (fs::path(net).stem().string() + ".npz");
+      auto r = run(scorch_cmd(1) + " eval fid-stats" + base + " --feature-net " + net + " --data " + d / "img.h5" +
+                   " --out " + out);
+      BOOST_TEST(r.code != 0);
+      BOOST_TEST(r.out.find(net + ": ") != std::string::npos, r.out);
+      BOOST_TEST(!fs::exists(out));
+      size_t left = 0;
+      for (const auto& e : fs::directory_iterator(d.path())) left += e.path().string().find(".parts-") != std::string::npos;
+      BOOST_TEST(left == 0u);
+    }
+  }
+}
+
 // The farm's bits/dim per item equal the direct computation on the same items with the
 // same noise streams (repeat k of batch c draws from (seed, k, c)).
 BOOST_AUTO_TEST_CASE(bpd_from_the_farm_equals_the_direct_computation) {

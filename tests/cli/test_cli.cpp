@@ -539,6 +539,29 @@ BOOST_AUTO_TEST_CASE(post_hoc_ema_uses_only_the_runs_own_history) {
   BOOST_TEST(r.out.find(io::ema_snapshot_path(a, 14) + " (step 14) belongs to another training history") !=
              std::string::npos, r.out);
   fs::remove(io::ema_snapshot_path(a, 14));
+  // A snapshot of another architecture whose history is unrecorded (written as version 1, as
+  // before snapshots carried one): not checked by history (a warning), refused by its shapes.
+  r = run(scorch_cmd(1) + " train --config " + job + " --workdir " + d / "c" + keep +
+          " --set model.nf=16 --set training.n_iters=14");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const std::string foreign = io::ema_snapshot_path(a, 14);
+  fs::copy_file(io::ema_snapshot_path(d / "c", 14), foreign);
+  {
+    hid_t f = H5Fopen(foreign.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    BOOST_REQUIRE(f >= 0);
+    H5Adelete(f, "version");
+    H5Adelete(f, "lineage");
+    h5::set_attr(f, "version", int64_t{1});
+    H5Fclose(f);
+  }
+  r = run(scorch_cmd(1) + " ema --workdir " + a + " --sigma-rel 0.08 --out " + d / "arch.h5");
+  BOOST_TEST(r.code != 0);
+  BOOST_TEST(r.out.find("training histories: that they belong to one history is not checked") != std::string::npos,
+             r.out);
+  BOOST_TEST(r.out.find("snapshots of another architecture") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find(foreign) != std::string::npos, r.out);
+  BOOST_TEST(!fs::exists(d / "arch.h5"));
+  fs::remove(foreign);
   // What the stored profiles cannot reconstruct, and bad options.
   r = run(scorch_cmd(1) + " ema --workdir " + a + " --sigma-rel 0.001");
   BOOST_TEST(r.code != 0);

@@ -91,6 +91,7 @@ Resolved resolve(const Common& opt, bool need_ckpt) {
       r.ckpt_step = header.step;
       // A checkpoint of version 1 to 3 has no stored identity: its file's SHA-256.
       r.ckpt_identity = header.identity.empty() ? file_sha256_hex(r.ckpt) : header.identity;
+      r.ckpt_identity_stored = !header.identity.empty();
     } catch (const std::exception& e) {
       if (!implicit) throw;
       SCORCH_THROW("the newest checkpoint of '{}' cannot be used: {}. {}", r.workdir, e.what(),
@@ -247,8 +248,10 @@ SampleRun sample_run(const Resolved& r, int64_t step, int64_t set) {
                           cfg.eval.seed, run.first_index, run.first_index + cfg.eval.num_samples - 1);
   const std::string ckpt = r.ckpt.empty() ? "analytic" : fs::path(r.ckpt).filename().string();
   run.identity = r.ckpt_identity;
-  run.name = fmt::format("s{:09d}-{}-{}", step, sampling::short_name(cfg),
-                         fnv1a64_hex(ckpt + "\n" + run.identity + "\n" + run.settings).substr(0, 8));
+  run.legacy = !r.ckpt.empty() && !r.ckpt_identity_stored;
+  const std::string named = run.legacy || r.ckpt.empty() ? ckpt + "\n" + run.settings
+                                                         : ckpt + "\n" + run.identity + "\n" + run.settings;
+  run.name = fmt::format("s{:09d}-{}-{}", step, sampling::short_name(cfg), fnv1a64_hex(named).substr(0, 8));
   run.dir = fmt::format("{}/samples/{}", r.workdir, run.name);
   run.plan.dir = run.dir;
   run.plan.num_items = cfg.eval.num_samples;

@@ -47,10 +47,15 @@ int eval_bpd(const Common& opt, dist::Communicator& comm, bool reuse_records, st
   const std::string ckpt = l.r.ckpt.empty() ? "analytic" : fs::path(l.r.ckpt).filename().string();
   // The checkpoint's content identity is part of the batches' settings and of the folder's
   // name: another checkpoint of this step (--discard-newer, a replaced file) computes anew.
-  const std::string batch_settings = settings + fmt::format("checkpoint_identity = {}\n", l.r.ckpt_identity);
+  // A checkpoint of version 1 to 3 keeps the folder and settings its batches had before.
+  const bool legacy = !l.r.ckpt.empty() && !l.r.ckpt_identity_stored;
+  const std::string batch_settings =
+      legacy ? settings : settings + fmt::format("checkpoint_identity = {}\n", l.r.ckpt_identity);
   farm::Plan plan;
   plan.dir = fmt::format("{}/eval/bpd-s{:09d}-{}", l.r.workdir, l.step,
-                         fnv1a64_hex(ckpt + "\n" + l.r.ckpt_identity + "\n" + settings).substr(0, 8));
+                         fnv1a64_hex(legacy ? ckpt + "\n" + settings
+                                            : ckpt + "\n" + l.r.ckpt_identity + "\n" + settings)
+                             .substr(0, 8));
   plan.num_items = n;
   plan.batch_size = cfg.eval.batch_size;
   plan.balance = cfg.eval.balance;

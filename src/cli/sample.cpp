@@ -93,8 +93,11 @@ int sample_set(const Loaded& l, dist::Communicator& comm, const SampleRun& run) 
   auto done = [&](const farm::Batch& b) {
     if (!farm::batch_file_complete(b, "settings", run.settings)) return false;
     auto f = h5::File::open_read(b.path);
-    const bool same = h5::has_attr(f.id(), "checkpoint_identity") &&
-                      h5::get_attr_string(f.id(), "checkpoint_identity", b.path) == run.identity;
+    // A batch without the attribute was written before identities were recorded: it is this
+    // run's only for a checkpoint that records none either (version 1 to 3, same name).
+    const bool same = h5::has_attr(f.id(), "checkpoint_identity")
+                          ? h5::get_attr_string(f.id(), "checkpoint_identity", b.path) == run.identity
+                          : run.legacy;
     if (!same) spdlog::warn("{}: sampled from another checkpoint: computed again", b.path);
     return same;
   };

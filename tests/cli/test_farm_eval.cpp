@@ -5,6 +5,7 @@
 // equal to the direct computation on the same images.
 #include "cli/farm_common.h"
 #include "scorch/io/checkpoint.h"
+#include "scorch/io/hdf5.h"
 #include <torch/version.h>
 
 using namespace scorch;
@@ -478,6 +479,34 @@ BOOST_AUTO_TEST_CASE(results_belong_to_the_checkpoint_that_made_them) {
   BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
   BOOST_TEST(r.out.find("holds results of this step from another checkpoint") != std::string::npos, r.out);
   BOOST_TEST(r.out.find("0 to compute") == std::string::npos, r.out);
+
+  // A checkpoint of an older format (version 3: no stored identity) keeps the names its results
+  // had, and batches written before identities were recorded are reused for it (an upgrade
+  // does not recompute a finished run).
+  {
+    const std::string c4 = w + "/checkpoints/ckpt_000000004.h5";
+    hid_t f = H5Fopen(c4.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    BOOST_REQUIRE(f >= 0);
+    H5Adelete(f, "version");
+    H5Adelete(f, "identity");
+    H5Adelete(f, "lineage");
+    h5::set_attr(f, "version", int64_t{3});
+    H5Fclose(f);
+    r = run(scorch_cmd(1) + " sample" + base + " --workdir " + w);
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+    const auto legacy_run = test::newest_sample_run(w).first;
+    for (const auto& e : fs::directory_iterator(legacy_run)) {
+      if (e.path().extension() != ".h5") continue;
+      hid_t b = H5Fopen(e.path().c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+      BOOST_REQUIRE(b >= 0);
+      H5Adelete(b, "checkpoint_identity");  // as the older scorch wrote them
+      H5Fclose(b);
+    }
+    r = run(scorch_cmd(1) + " sample" + base + " --workdir " + w);
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+    BOOST_TEST(r.out.find(": 1 already done, 0 to compute") != std::string::npos, r.out);  // 8 samples, one batch
+    BOOST_TEST(test::newest_sample_run(w).first == legacy_run);
+  }
 
   // A checkpoint deleted after the sweep listed it (a dangling name): skipped, table written.
   fs::create_symlink(w + "/gone.h5", w + "/checkpoints/ckpt_000000003.h5");

@@ -43,6 +43,10 @@ struct Resolved {
   std::string ckpt_config;  // the checkpoint's own /config (TOML), "" without a checkpoint
   int64_t ckpt_step = 0;    // the step it holds
   std::string ckpt_identity;  // its content identity (io/checkpoint.h), "" without a checkpoint
+  // Whether the checkpoint stores its identity (version 4). One of versions 1 to 3 (identity:
+  // its file's SHA-256) keeps the names and settings its results had before identities were
+  // recorded, so that an upgrade reuses them instead of computing them again.
+  bool ckpt_identity_stored = false;
 };
 // defaults <- `toml` (a checkpoint's /config or a workdir's config.toml), derived; `source`
 // names it in errors.
@@ -79,7 +83,8 @@ Loaded load_score_model(const Common& opt, dist::Communicator& comm);
 // A sample run of the farm: <workdir>/samples/<name>, name "s<step, 9 digits>-<sampler>-<hash>"
 // where the hash covers the sampler settings (sampling::settings), the checkpoint's file name
 // and its content identity (so that another checkpoint of the same step, after
-// --discard-newer or a file replaced by hand, never finds these samples); `settings` is what
+// --discard-newer or a file replaced by hand, never finds these samples; a checkpoint of
+// version 1 to 3 keeps the name it had before, without the identity); `settings` is what
 // each batch file and the manifest record, `identity` what they record of the checkpoint.
 struct SampleRun {
   std::string name;
@@ -90,6 +95,7 @@ struct SampleRun {
   int64_t first_index = 0;  // k * eval.num_samples
   std::string seeds;        // "eval.seed = S: sample i draws all its noise from stream (S, i), i = a..b"
   std::string identity;     // the checkpoint's content identity ("" for the analytic score)
+  bool legacy = false;      // a checkpoint of version 1 to 3: its batches carry no identity
 };
 // Set 0's name and settings do not depend on eval.seed_sets (a run of one set is set 0 of
 // many); set k > 0 adds "eval.seed_set = k" to the settings, so it is a run of its own.

@@ -89,8 +89,7 @@ Resolved resolve(const Common& opt, bool need_ckpt) {
       const auto header = io::load_checkpoint_header(r.ckpt);
       r.ckpt_config = header.config_toml;
       r.ckpt_step = header.step;
-      // A checkpoint of version 1 to 3 has no stored identity: its file's SHA-256.
-      r.ckpt_identity = header.identity.empty() ? file_sha256_hex(r.ckpt) : header.identity;
+      r.ckpt_identity = header.identity.empty() ? io::checkpoint_identity(r.ckpt) : header.identity;
       r.ckpt_identity_stored = !header.identity.empty();
     } catch (const std::exception& e) {
       if (!implicit) throw;
@@ -234,6 +233,12 @@ std::string png_beside(const std::string& out) {
   return out.substr(0, out.size() - (h5 ? 3 : 0)) + ".png";
 }
 
+std::string results_key(const Resolved& r, const std::string& settings) {
+  const std::string ckpt = r.ckpt.empty() ? "analytic" : fs::path(r.ckpt).filename().string();
+  const std::string identity = r.ckpt.empty() || r.legacy_identity() ? "" : r.ckpt_identity + "\n";
+  return fnv1a64_hex(ckpt + "\n" + identity + settings).substr(0, 8);
+}
+
 SampleRun sample_run(const Resolved& r, int64_t step, int64_t set) {
   const auto& cfg = r.cfg;
   SampleRun run;
@@ -246,12 +251,9 @@ SampleRun sample_run(const Resolved& r, int64_t step, int64_t set) {
   }
   run.seeds = fmt::format("eval.seed = {}: sample i draws all its noise from stream ({}, i), i = {}..{}", cfg.eval.seed,
                           cfg.eval.seed, run.first_index, run.first_index + cfg.eval.num_samples - 1);
-  const std::string ckpt = r.ckpt.empty() ? "analytic" : fs::path(r.ckpt).filename().string();
   run.identity = r.ckpt_identity;
-  run.legacy = !r.ckpt.empty() && !r.ckpt_identity_stored;
-  const std::string named = run.legacy || r.ckpt.empty() ? ckpt + "\n" + run.settings
-                                                         : ckpt + "\n" + run.identity + "\n" + run.settings;
-  run.name = fmt::format("s{:09d}-{}-{}", step, sampling::short_name(cfg), fnv1a64_hex(named).substr(0, 8));
+  run.legacy = r.legacy_identity();
+  run.name = fmt::format("s{:09d}-{}-{}", step, sampling::short_name(cfg), results_key(r, run.settings));
   run.dir = fmt::format("{}/samples/{}", r.workdir, run.name);
   run.plan.dir = run.dir;
   run.plan.num_items = cfg.eval.num_samples;

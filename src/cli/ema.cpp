@@ -29,9 +29,7 @@ std::string reconstruct_ema(const std::string& workdir, double sigma_rel, int64_
                             double max_residual) {
   SCORCH_CHECK(std::isfinite(sigma_rel) && sigma_rel > 0, "ema --sigma-rel {}: expected a profile width in (0, 0.2887)",
                sigma_rel);
-  const double gamma = optim::gamma_of_sigma_rel(sigma_rel);
-  SCORCH_CHECK(std::isfinite(gamma), "ema --sigma-rel {}: too narrow a profile to represent (its exponent gamma is not "
-               "finite); EDM2 uses 0.05 to 0.10", sigma_rel);
+  const double gamma = optim::gamma_of_sigma_rel(sigma_rel);  // refuses a width no finite gamma gives
   const auto all = io::list_ema_snapshots(workdir);
   SCORCH_CHECK(!all.empty(), "ema: {}/ema holds no snapshot (train with ema.sigma_rels = [0.05, 0.10], which stores "
                "one every ema.snapshot_kimg thousand images)", workdir);
@@ -48,27 +46,31 @@ std::string reconstruct_ema(const std::string& workdir, double sigma_rel, int64_
   // the chosen step's snapshot's). A snapshot that another history wrote (a branch that
   // --discard-newer dropped, another run's file) is refused by name: it would blend weights
   // that this run's training never held.
+  // Every used snapshot's attributes, read once: its history and its stored profiles.
+  std::vector<io::EmaSnapshot> headers;
+  for (const auto& u : used) headers.push_back(io::load_ema_snapshot(u.second, /*tensors=*/false));
   std::string history, history_from;
   if (const auto ckpt = io::latest_checkpoint(workdir); !ckpt.empty()) {
     history = io::load_checkpoint_header(ckpt).lineage;
     history_from = ckpt;
   }
   if (history.empty()) {
-    history = io::load_ema_snapshot(used.back().second, /*tensors=*/false).lineage;
+    history = headers.back().lineage;
     history_from = used.back().second;
   }
   std::vector<std::string> unrecorded;
-  for (const auto& [s, path] : used) {
-    const auto h = io::load_ema_snapshot(path, /*tensors=*/false);
-    if (h.lineage.empty() || history.empty()) {
+  for (size_t j = 0; j < used.size(); ++j) {
+    const auto& [s, path] = used[j];
+    const auto& lineage = headers[j].lineage;
+    if (lineage.empty() || history.empty()) {
       unrecorded.push_back(path);
       continue;
     }
-    SCORCH_CHECK(io::lineage_branch_at(h.lineage, s) == io::lineage_branch_at(history, s),
+    SCORCH_CHECK(io::lineage_branch_at(lineage, s) == io::lineage_branch_at(history, s),
                  "ema: {} (step {}) belongs to another training history than {} (branch {} at step {}, this run's is "
                  "{}): it was written by a branch that --discard-newer dropped, or copied from another run. Move it "
                  "out of {}/ema, or reconstruct at an earlier --step",
-                 path, s, history_from, io::lineage_branch_at(h.lineage, s), s, io::lineage_branch_at(history, s),
+                 path, s, history_from, io::lineage_branch_at(lineage, s), s, io::lineage_branch_at(history, s),
                  workdir);
   }
   if (!unrecorded.empty()) {
@@ -78,19 +80,18 @@ std::string reconstruct_ema(const std::string& workdir, double sigma_rel, int64_
   // The stored profiles, from the attributes only.
   std::vector<optim::Profile> stored;
   std::vector<std::pair<size_t, size_t>> where;  // (snapshot, profile) of each stored profile
-  double t_target = 0;
   for (size_t j = 0; j < used.size(); ++j) {
-    const auto h = io::load_ema_snapshot(used[j].second, /*tensors=*/false);
-    for (size_t k = 0; k < h.profiles.size(); ++k) {
-      if (h.profiles[k].num_updates <= 0) continue;
-      stored.push_back({h.profiles[k].gamma, static_cast<double>(h.profiles[k].num_updates)});
+    const auto& profiles = headers[j].profiles;
+    for (size_t k = 0; k < profiles.size(); ++k) {
+      if (profiles[k].num_updates <= 0) continue;
+      stored.push_back({profiles[k].gamma, static_cast<double>(profiles[k].num_updates)});
       where.emplace_back(j, k);
     }
-    if (j + 1 == used.size()) t_target = static_cast<double>(h.profiles.front().num_updates);
   }
+  const double t_target = static_cast<double>(headers.back().profiles.front().num_updates);
   SCORCH_CHECK(t_target > 0 && !stored.empty(), "ema: the snapshot at step {} has seen no update", step);
   std::string profiles_text;
-  for (const auto& q : io::load_ema_snapshot(used.back().second, /*tensors=*/false).profiles) {
+  for (const auto& q : headers.back().profiles) {
     profiles_text += fmt::format("{}{}", profiles_text.empty() ? "" : ", ", q.sigma_rel);
   }
   const optim::Profile target{gamma, t_target};
@@ -128,19 +129,19 @@ std::string reconstruct_ema(const std::string& workdir, double sigma_rel, int64_
   // Sum in float64, one snapshot's tensors in memory at a time.
   io::TensorMap acc;
   io::EmaSnapshot last;
-  io::TensorMap shapes;  // the newest snapshot's raw weights: every snapshot must match them
-  for (const auto& [name, t] : io::load_ema_snapshot(used.back().second).params) shapes[name] = t;
+  io::TensorMap shapes;  // the first snapshot's raw weights: every snapshot must match them
   for (size_t j = 0; j < used.size(); ++j) {
     auto s = io::load_ema_snapshot(used[j].second);
+    if (j == 0) shapes = s.params;
     for (const auto& p : s.profiles) {
       SCORCH_CHECK(p.tensors.size() == shapes.size(), "ema: {} holds {} tensors per profile, {} holds {} parameters: "
-                   "snapshots of another architecture", used[j].second, p.tensors.size(), used.back().second,
+                   "snapshots of another architecture", used[j].second, p.tensors.size(), used.front().second,
                    shapes.size());
       for (const auto& [name, t] : p.tensors) {
         const auto it = shapes.find(name);
         SCORCH_CHECK(it != shapes.end() && it->second.sizes() == t.sizes(),
                      "ema: {} holds '{}' of shape {} but {} {}: snapshots of another architecture", used[j].second,
-                     name, c10::str(t.sizes()), used.back().second,
+                     name, c10::str(t.sizes()), used.front().second,
                      it == shapes.end() ? std::string("has no such parameter")
                                         : fmt::format("has shape {}", c10::str(it->second.sizes())));
       }

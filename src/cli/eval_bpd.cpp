@@ -44,18 +44,13 @@ int eval_bpd(const Common& opt, dist::Communicator& comm, bool reuse_records, st
       fmt::format("data = {}\nitems = {}\nrepeats = {}\nrtol = {}\natol = {}\nhutchinson = {}\nseed = {}\nbatch = {}\n",
                   fs::absolute(path).string(), n, R, cfg.eval.rtol, cfg.eval.atol, cfg.eval.hutchinson, cfg.seed,
                   cfg.eval.batch_size);
-  const std::string ckpt = l.r.ckpt.empty() ? "analytic" : fs::path(l.r.ckpt).filename().string();
   // The checkpoint's content identity is part of the batches' settings and of the folder's
   // name: another checkpoint of this step (--discard-newer, a replaced file) computes anew.
   // A checkpoint of version 1 to 3 keeps the folder and settings its batches had before.
-  const bool legacy = !l.r.ckpt.empty() && !l.r.ckpt_identity_stored;
   const std::string batch_settings =
-      legacy ? settings : settings + fmt::format("checkpoint_identity = {}\n", l.r.ckpt_identity);
+      l.r.legacy_identity() ? settings : settings + fmt::format("checkpoint_identity = {}\n", l.r.ckpt_identity);
   farm::Plan plan;
-  plan.dir = fmt::format("{}/eval/bpd-s{:09d}-{}", l.r.workdir, l.step,
-                         fnv1a64_hex(legacy ? ckpt + "\n" + settings
-                                            : ckpt + "\n" + l.r.ckpt_identity + "\n" + settings)
-                             .substr(0, 8));
+  plan.dir = fmt::format("{}/eval/bpd-s{:09d}-{}", l.r.workdir, l.step, results_key(l.r, settings));
   plan.num_items = n;
   plan.batch_size = cfg.eval.batch_size;
   plan.balance = cfg.eval.balance;

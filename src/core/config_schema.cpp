@@ -286,10 +286,11 @@ void validate(const Config& c) {
     item = std::max<int64_t>(c.data.dim, 1);
   }
   // Sample indices are noise-stream ids: all sets' samples must be addressable.
-  checked_mul(c.eval.num_samples, c.eval.seed_sets,
-              fmt::format("eval.num_samples = {} x eval.seed_sets = {}", c.eval.num_samples, c.eval.seed_sets),
-              int64_t{1} << 53);
-  checked_mul(checked_mul(c.eval.num_samples, c.eval.seed_sets, "eval.num_samples x eval.seed_sets"), item,
+  const int64_t samples =
+      checked_mul(c.eval.num_samples, c.eval.seed_sets,
+                  fmt::format("eval.num_samples = {} x eval.seed_sets = {}", c.eval.num_samples, c.eval.seed_sets),
+                  int64_t{1} << 53);
+  checked_mul(samples, item,
               fmt::format("eval.num_samples = {} x eval.seed_sets = {} x {} values per sample", c.eval.num_samples,
                           c.eval.seed_sets, item));
   checked_mul(c.eval.batch_size, item, fmt::format("eval.batch_size = {} x {} values per item", c.eval.batch_size, item));

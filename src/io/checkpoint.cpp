@@ -47,8 +47,6 @@ TrainState read_header(const h5::File& f, const std::string& path) {
   return st;
 }
 
-int64_t stored_version(const h5::File& f, const std::string& path) { return h5::get_attr_int(f.id(), "version", path); }
-
 // Length-prefixed pieces, so that no two different states feed the hash the same bytes.
 void hash_text(Sha256& h, const std::string& s) {
   h.add(fmt::format("{}:", s.size()));
@@ -215,7 +213,7 @@ TrainState load_checkpoint(const std::string& path) {
   if (h5::exists(f.id(), "imported")) st.imported = h5::read_tensors(f.id(), "imported", path);
   st.power_ema = read_power_ema(f.id(), "power_ema", path);
   const std::string content = content_identity(st);
-  if (stored_version(f, path) >= 4) {
+  if (!st.identity.empty()) {  // stored (version 4; read_header checked its form)
     SCORCH_CHECK(content == st.identity, "{}: its content does not match the identity recorded when scorch wrote it "
                  "({} recorded, {} now): the file was changed afterwards (by hand or another tool); what was derived "
                  "from it would not be this file's", path, st.identity.substr(0, 16), content.substr(0, 16));

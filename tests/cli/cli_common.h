@@ -10,9 +10,11 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "common.h"
 #include "scorch/farm/farm.h"
+#include "scorch/io/hdf5.h"
 #include "test_paths.h"
 
 namespace scorch::test {
@@ -71,6 +73,17 @@ inline torch::Tensor read_sample_run(const std::string& workdir, const std::stri
 inline std::string kill_session_and_wait() {
   return "pkill -9 -s $pid; wait $pid; echo rc=$?; "
          "for i in $(seq 200); do pgrep -s $pid > /dev/null || break; sleep 0.05; done";
+}
+
+// Rewrites the format attributes of a scorch file as an older scorch wrote them: `version`
+// set to `version`, the attributes it did not have yet (e.g. "identity", "lineage") removed.
+inline void as_older_version(const std::string& path, int64_t version, const std::vector<std::string>& absent) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  BOOST_REQUIRE_MESSAGE(f >= 0, "cannot open " << path);
+  H5Adelete(f, "version");
+  for (const auto& a : absent) H5Adelete(f, a.c_str());
+  h5::set_attr(f, "version", version);
+  H5Fclose(f);
 }
 
 inline std::string scorch_cmd(int ranks) {

@@ -78,13 +78,10 @@ inline void plant_nan(const std::string& path, const std::string& group = "ema")
   auto nan = torch::full_like(m.begin()->second, std::nanf(""));
   BOOST_REQUIRE(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, nan.data_ptr()) >= 0);
   H5Dclose(ds);
+  H5Fclose(f);
   // As an older scorch wrote it (version 3: no content identity, which the edit would no
   // longer match; a version 4 file edited so is refused as changed, io/checkpoint.h).
-  H5Adelete(f, "version");
-  H5Adelete(f, "identity");
-  H5Adelete(f, "lineage");
-  h5::set_attr(f, "version", int64_t{3});
-  H5Fclose(f);
+  as_older_version(path, 3, {"identity", "lineage"});
 }
 
 }  // namespace scorch::test::fault_helpers

@@ -546,14 +546,7 @@ BOOST_AUTO_TEST_CASE(post_hoc_ema_uses_only_the_runs_own_history) {
   BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
   const std::string foreign = io::ema_snapshot_path(a, 14);
   fs::copy_file(io::ema_snapshot_path(d / "c", 14), foreign);
-  {
-    hid_t f = H5Fopen(foreign.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    BOOST_REQUIRE(f >= 0);
-    H5Adelete(f, "version");
-    H5Adelete(f, "lineage");
-    h5::set_attr(f, "version", int64_t{1});
-    H5Fclose(f);
-  }
+  test::as_older_version(foreign, 1, {"lineage"});
   r = run(scorch_cmd(1) + " ema --workdir " + a + " --sigma-rel 0.08 --out " + d / "arch.h5");
   BOOST_TEST(r.code != 0);
   BOOST_TEST(r.out.find("training histories: that they belong to one history is not checked") != std::string::npos,

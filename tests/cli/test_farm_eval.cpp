@@ -15,6 +15,31 @@ namespace fs = std::filesystem;
 
 using namespace scorch::test::farm_helpers;
 
+namespace {
+
+// What the sweep cases evaluate: a run of tiny images (64, checkpoints every 2 steps up to
+// `steps`) in d/w, the feature network and the reference statistics d/ref.npz of its data.
+struct SweepCase {
+  std::string base, w, feat;
+};
+SweepCase sweep_case(const test::TempDir& d, int64_t num_samples, int64_t bpd_images, int64_t steps) {
+  auto cfg = test::tiny_image_config(d / "img.h5", 64, 4);
+  cfg.eval.num_samples = num_samples;
+  cfg.eval.bpd_num_images = bpd_images;
+  cfg.eval.bpd_num_repeats = 1;
+  cfg.eval.rtol = 1e-3;
+  cfg.eval.atol = 1e-3;
+  cfg.training.snapshot_freq = 2;
+  SweepCase c{job(d, cfg), d / "w", " --feature-net " + feature_net(d)};
+  auto r = run(scorch_cmd(1) + " train" + c.base + " --workdir " + c.w + " --set training.n_iters=" + std::to_string(steps));
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run(scorch_cmd(1) + " eval fid-stats" + c.base + c.feat + " --data " + d / "img.h5" + " --out " + d / "ref.npz");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  return c;
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_SUITE(farm)
 
 BOOST_AUTO_TEST_CASE(fid_statistics_are_world_size_invariant_and_exact_on_known_sets) {
@@ -325,23 +350,11 @@ BOOST_AUTO_TEST_CASE(sweep_evaluates_every_nth_checkpoint_and_resumes_from_its_r
   BOOST_TEST(cli::sweep_selection(1, 5) == (std::vector<size_t>{0}));
   BOOST_TEST(cli::sweep_selection(0, 1).empty());
   test::TempDir d("farmsweep");
-  auto cfg = test::tiny_image_config(d / "img.h5", 64, 4);
-  cfg.eval.num_samples = 16;
-  cfg.eval.bpd_num_images = 8;
-  cfg.eval.bpd_num_repeats = 1;
-  cfg.eval.rtol = 1e-3;
-  cfg.eval.atol = 1e-3;
-  cfg.training.snapshot_freq = 2;
-  const auto base = job(d, cfg);
-  const auto w = d / "w";
-  auto r = run(scorch_cmd(1) + " train" + base + " --workdir " + w + " --set training.n_iters=6");
-  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
-  const std::string feat = " --feature-net " + feature_net(d);
-  r = run(scorch_cmd(1) + " eval fid-stats" + base + feat + " --data " + d / "img.h5" + " --out " + d / "ref.npz");
-  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const auto c = sweep_case(d, /*num_samples=*/16, /*bpd_images=*/8, /*steps=*/6);
+  const std::string &w = c.w, &feat = c.feat;
   const std::string sweep = scorch_cmd(2) + " eval sweep --workdir " + w + feat + " --ref " + d / "ref.npz" +
                             " --every 2 --metric both";
-  r = run(sweep);
+  auto r = run(sweep);
   BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
   BOOST_TEST(r.out.find("2 of its 3 checkpoints") != std::string::npos, r.out);
   std::ifstream in(w + "/eval/sweep-both.csv");
@@ -395,23 +408,11 @@ BOOST_AUTO_TEST_CASE(sweep_evaluates_every_nth_checkpoint_and_resumes_from_its_r
 // still written.
 BOOST_AUTO_TEST_CASE(results_belong_to_the_checkpoint_that_made_them) {
   test::TempDir d("farmlineage");
-  auto cfg = test::tiny_image_config(d / "img.h5", 64, 4);
-  cfg.eval.num_samples = 8;
-  cfg.eval.bpd_num_images = 4;
-  cfg.eval.bpd_num_repeats = 1;
-  cfg.eval.rtol = 1e-3;
-  cfg.eval.atol = 1e-3;
-  cfg.training.snapshot_freq = 2;
-  const auto base = job(d, cfg);
-  const auto w = d / "w";
-  auto r = run(scorch_cmd(1) + " train" + base + " --workdir " + w + " --set training.n_iters=4");
-  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
-  const std::string feat = " --feature-net " + feature_net(d);
-  r = run(scorch_cmd(1) + " eval fid-stats" + base + feat + " --data " + d / "img.h5" + " --out " + d / "ref.npz");
-  BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
+  const auto c = sweep_case(d, /*num_samples=*/8, /*bpd_images=*/4, /*steps=*/4);
+  const std::string &base = c.base, &w = c.w, &feat = c.feat;
   const std::string sweep = scorch_cmd(1) + " eval sweep --workdir " + w + feat + " --ref " + d / "ref.npz" +
                             " --metric both";
-  r = run(sweep);
+  auto r = run(sweep);
   BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
   const double fid4 = last_number(r.out, "best_fid_step") == 4 ? last_number(r.out, "best_fid") : -1;
   // The record of step 4's FID, edited by hand: not reused (its checksum), computed again.
@@ -484,14 +485,7 @@ BOOST_AUTO_TEST_CASE(results_belong_to_the_checkpoint_that_made_them) {
   // had, and batches written before identities were recorded are reused for it (an upgrade
   // does not recompute a finished run).
   {
-    const std::string c4 = w + "/checkpoints/ckpt_000000004.h5";
-    hid_t f = H5Fopen(c4.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    BOOST_REQUIRE(f >= 0);
-    H5Adelete(f, "version");
-    H5Adelete(f, "identity");
-    H5Adelete(f, "lineage");
-    h5::set_attr(f, "version", int64_t{3});
-    H5Fclose(f);
+    test::as_older_version(w + "/checkpoints/ckpt_000000004.h5", 3, {"identity", "lineage"});
     r = run(scorch_cmd(1) + " sample" + base + " --workdir " + w);
     BOOST_REQUIRE_MESSAGE(r.code == 0, r.out);
     const auto legacy_run = test::newest_sample_run(w).first;

@@ -47,10 +47,16 @@ struct Resolved {
   // its file's SHA-256) keeps the names and settings its results had before identities were
   // recorded, so that an upgrade reuses them instead of computing them again.
   bool ckpt_identity_stored = false;
+  // A checkpoint of version 1 to 3 (its results keep the names they had).
+  bool legacy_identity() const { return !ckpt.empty() && !ckpt_identity_stored; }
 };
 // defaults <- `toml` (a checkpoint's /config or a workdir's config.toml), derived; `source`
 // names it in errors.
 Config config_of(const std::string& toml, const std::string& source);
+// The 8 hex digits naming a folder of results of r's checkpoint made with `settings` (sample
+// runs, bits/dim batches): a hash of the checkpoint's file name ("analytic" without one), its
+// identity (not for legacy_identity(): the names those results had) and the settings.
+std::string results_key(const Resolved& r, const std::string& settings);
 // Throws naming the file when the newest checkpoint of --workdir cannot be read (with the
 // newest one that verifies), or when the checkpoint's network keys differ from those of
 // <workdir>/config.toml (a checkpoint of another model).

@@ -24,15 +24,16 @@ struct Features {
   bool has_logits = false;
 };
 
-// Collective. `dir` is the cache (created); `net.id()` is recorded in each batch file and a
-// file made by another network is computed again. Before any batch, the features of image 0
-// (or the cached first batch file) give F and the moments' memory (moments_bytes) is checked against what this node has
-// available: refused naming F, the estimate and what is there. A stop signal ends the
-// moments' summation within one batch file (throws; the cached features stay).
 // Bytes the FID moments of F features take at their peak on the node of rank 0 with
 // `ranks_on_node` ranks: one F x F float64 accumulator per rank plus about four on rank 0.
 double moments_bytes(int64_t F, int64_t ranks_on_node);
 
+// Collective. `dir` is the cache (created); `net.id()` is recorded in each batch file and a
+// file made by another network is computed again. Before any batch, the features of image 0
+// (or the cached first batch file) give F, and the moments' memory (moments_bytes) is checked
+// against what this node has available: refused naming F, the estimate and what is there. A
+// stop signal ends the moments' summation within one batch file (throws; the cached features
+// stay).
 Features compute_features(dist::Communicator& comm, FeatureNet& net, const torch::Device& device, int64_t n,
                           int64_t batch_size, const std::string& dir, const std::string& balance,
                           const ImageReader& read);
